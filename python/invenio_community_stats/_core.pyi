@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+"""Typed stubs of the Rust extension ``invenio_community_stats._core``.
+
+Every function takes the connection settings as the JSON document built by
+``invenio_community_stats.connection.build_settings`` and returns JSON text; errors are
+raised as the classes of ``invenio_community_stats.errors``.
+"""
+
+def version() -> str:
+    """The core's version."""
+
+def check_settings(settings_json: str) -> None:
+    """Validate connection settings without connecting (raises ConfigError)."""
+
+def cluster_info(settings_json: str) -> str:
+    """Cluster name, version, health and the index families under the prefix (JSON)."""
+
+def load_sample_data(settings_json: str, options_json: str) -> str:
+    """Load the demo sample; returns the report (JSON)."""
+
+def index_template(name: str, prefix: str) -> str:
+    """One of our index templates with the prefix applied (JSON)."""
+
+def index_template_names() -> list[str]:
+    """The names of our index templates."""
+
+def start_background(spec_json: str) -> str:
+    """Start a job detached under a supervisor; returns {name, pid, supervisor_pid, pid_file, status_file, log_file} (JSON)."""
+
+def supervise(spec_json: str) -> int:
+    """Run one job's supervisor in this process; returns the worker's exit code."""
+
+def process_status(name: str, pid_dir: str, log_lines: int | None = None) -> str:
+    """A job's effective status (JSON), with ``log_tail`` when ``log_lines`` is given."""
+
+def list_processes(pid_dir: str, all: bool) -> str:
+    """The jobs in a PID directory (JSON list)."""
+
+def cancel_process(name: str, pid_dir: str, timeout_seconds: float) -> str:
+    """SIGTERM, wait, SIGKILL; returns {name, pid, outcome, state, seconds} (JSON)."""
+
+def clean_processes(pid_dir: str, name: str | None = None) -> list[str]:
+    """Remove the files of finished jobs; returns the names cleaned."""

@@ -1,0 +1,15 @@
+"""The ``community-stats`` Click group: parses options, reads the configuration, calls the
+Rust core, prints. No business logic lives here.
+
+Nothing here imports the Rust extension or Flask at module level: this package is loaded
+by every ``invenio`` command through the ``flask.commands`` entry point, and the process
+commands must start fast.
+"""
+
+from .group import community_stats, main
+from . import jobs, process_commands  # noqa: F401  (registers the commands)
+from .background import add_background_twins
+
+add_background_twins(community_stats)
+
+__all__ = ["community_stats", "main"]

@@ -1,0 +1,150 @@
+"""The group itself, its global options and its error handling."""
+
+import json
+import os
+import sys
+
+import click
+
+from ..errors import CommunityStatsError, JobCancelled
+
+#: Environment variable through which a background worker receives its (already resolved)
+#: connection settings from the command that started it, so that credentials never
+#: appear on a command line.
+SETTINGS_ENV = "COMMUNITY_STATS_SEARCH_SETTINGS"
+
+
+def core():
+    """The Rust extension, imported on first use."""
+    try:
+        from .. import _core
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise CommunityStatsError(f"the Rust extension of invenio-community-stats cannot be loaded: {exc}") from exc
+    return _core
+
+
+class BadInput(click.ClickException):
+    """A bad option value: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+class _OneLineUsageError(click.UsageError):
+    """Click usage errors, shown as one line (the usage text is one ``--help`` away)."""
+
+    def show(self, file=None):
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
+        click.echo(f"Error: {self.format_message()}{hint}", err=True)
+
+
+def one_line(text):
+    """Collapses whitespace so that an error is one line."""
+    return " ".join(str(text).split())
+
+
+class CommunityStatsGroup(click.Group):
+    """A group whose commands turn package errors into one-line messages and exit codes."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _OneLineUsageError:
+            raise
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc.format_message(), exc.ctx) from exc
+        except JobCancelled as exc:
+            click.echo(f"Cancelled: {one_line(exc)}", err=True)
+            ctx.exit(JobCancelled.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: stopped after the last checkpoint.", err=True)
+            ctx.exit(130)
+        except CommunityStatsError as exc:
+            click.echo(f"Error: {one_line(exc)}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group("community-stats", cls=CommunityStatsGroup)
+@click.option("--search-host", "search_hosts", multiple=True, metavar="URL",
+              help="OpenSearch node (repeatable); overrides SEARCH_HOSTS.")
+@click.option("--index-prefix", default=None, help="Overrides SEARCH_INDEX_PREFIX.")
+@click.option("--ca-certs", default=None, type=click.Path(dir_okay=False), help="CA bundle (PEM) for TLS.")
+@click.option("--no-verify-certs", is_flag=True, default=False, help="Do not verify TLS certificates.")
+@click.pass_context
+def community_stats(ctx, search_hosts, index_prefix, ca_certs, no_verify_certs):
+    """Community statistics, usage-event migration and background jobs for InvenioRDM."""
+    overrides = {}
+    if search_hosts:
+        overrides["hosts"] = list(search_hosts)
+    if index_prefix is not None:
+        overrides["index_prefix"] = index_prefix
+    if ca_certs:
+        overrides["ca_certs"] = ca_certs
+    if no_verify_certs:
+        overrides["verify_certs"] = False
+    ctx.meta["community_stats.overrides"] = overrides
+    _configure_logging()
+
+
+def _configure_logging():
+    """Core log records (progress, retries) go to stderr with a timestamp, unless the
+    application already configured logging."""
+    import logging
+
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(message)s",
+        )
+
+
+def with_app(func):
+    """Runs the command inside an app context: the instance's app under ``invenio``
+    (its ScriptInfo), else the standalone app built from ``INVENIO_*`` variables.
+    Flask is imported only when such a command runs."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from flask import has_app_context
+        from flask.cli import ScriptInfo
+
+        if has_app_context():
+            return func(*args, **kwargs)
+        ctx = click.get_current_context()
+        info = ctx.find_object(ScriptInfo)
+        if info is not None and info.create_app is not None:
+            app = info.load_app()
+        else:
+            from ..app import create_standalone_app
+
+            app = create_standalone_app()
+        with app.app_context():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def search_settings(retry=False):
+    """The Rust core's connection settings (JSON) for the current command."""
+    from_parent = os.environ.get(SETTINGS_ENV)
+    if from_parent:
+        return from_parent
+    from flask import current_app
+
+    from ..connection import settings_from_config
+
+    ctx = click.get_current_context()
+    overrides = ctx.meta.get("community_stats.overrides", {})
+    return json.dumps(settings_from_config(current_app.config, overrides, retry=retry))
+
+
+def echo_json(document):
+    """Prints exactly one JSON document on stdout."""
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+def main(argv=None):
+    """The standalone ``community-stats`` script."""
+    return community_stats.main(args=argv, prog_name="community-stats")

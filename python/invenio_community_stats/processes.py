@@ -1,0 +1,72 @@
+"""Python API of the background process manager (the same code the CLI uses)::
+
+    from invenio_community_stats import processes
+
+    started = processes.start("my-job", [sys.executable, "-m", "invenio_community_stats", "info"])
+    processes.status("my-job")            # dict: state, pid, progress, processed, total, ...
+    processes.cancel("my-job", timeout=30)
+    processes.list_jobs(all=True)
+    processes.clean()
+
+The PID directory defaults to ``/tmp`` (``pid_dir=`` everywhere). Errors raise the classes
+of :mod:`invenio_community_stats.errors`.
+"""
+
+import json
+import os
+import sys
+
+DEFAULT_PID_DIR = "/tmp"
+#: Process names of the package's background commands.
+KNOWN_NAMES = ("aggregation", "event-migration", "community-event-generation", "usage-event-generation")
+
+
+def _core():
+    from . import _core
+
+    return _core
+
+
+def _dir(pid_dir):
+    return os.fspath(pid_dir or DEFAULT_PID_DIR)
+
+
+def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=50 * 1024 * 1024, log_backups=3):
+    """Start ``argv`` detached as job ``name``; returns ``{pid, supervisor_pid, pid_file,
+    status_file, log_file}``. ``env`` is added to the worker's environment (it may hold
+    secrets: it is never written to a file or a command line). ``command`` is what the
+    status shows (default: ``argv`` joined)."""
+    spec = {
+        "name": name,
+        "pid_dir": _dir(pid_dir),
+        "argv": [os.fspath(a) for a in argv],
+        "command": command if command is not None else " ".join(os.fspath(a) for a in argv),
+        "env": dict(env or {}),
+        "log_max_bytes": int(log_max_bytes),
+        "log_backups": int(log_backups),
+        "supervisor_argv": [sys.executable, "-m", "invenio_community_stats._supervisor"],
+    }
+    return json.loads(_core().start_background(json.dumps(spec)))
+
+
+def status(name, pid_dir=None, log_lines=None):
+    """The job's status (a dict; ``log_tail`` too when ``log_lines`` is given)."""
+    return json.loads(_core().process_status(name, _dir(pid_dir), log_lines))
+
+
+def list_jobs(pid_dir=None, all=False):  # noqa: A002 - mirrors the --all option
+    """The jobs in the PID directory: running ones, or all with ``all=True``."""
+    return json.loads(_core().list_processes(_dir(pid_dir), bool(all)))
+
+
+def cancel(name, pid_dir=None, timeout=30.0):
+    """SIGTERM, wait ``timeout`` seconds, then SIGKILL; returns ``{outcome, state, ...}``."""
+    return json.loads(_core().cancel_process(name, _dir(pid_dir), float(timeout)))
+
+
+def clean(pid_dir=None, name=None):
+    """Remove the files of finished jobs (or of job ``name``); returns the names cleaned."""
+    return list(_core().clean_processes(_dir(pid_dir), name))
+
+
+__all__ = ["start", "status", "list_jobs", "cancel", "clean", "DEFAULT_PID_DIR", "KNOWN_NAMES"]

@@ -1,0 +1,223 @@
+//! The one thin binding module: Python-callable entry points, one per command. Each
+//! parses its JSON arguments, runs the core with the GIL released, and maps errors to
+//! the exception classes of `invenio_community_stats.errors`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::cancel::CancelToken;
+use crate::error::Error;
+use crate::search::SearchClient;
+use crate::settings::SearchSettings;
+use crate::process::{control, launcher, supervisor, ProcessFiles};
+use crate::{info, runtime, sample, templates};
+
+mod py_errors {
+    pyo3::import_exception!(invenio_community_stats.errors, CommunityStatsError);
+    pyo3::import_exception!(invenio_community_stats.errors, InvalidInputError);
+    pyo3::import_exception!(invenio_community_stats.errors, ConfigError);
+    pyo3::import_exception!(invenio_community_stats.errors, SearchConnectionError);
+    pyo3::import_exception!(invenio_community_stats.errors, SearchAuthError);
+    pyo3::import_exception!(invenio_community_stats.errors, SearchError);
+    pyo3::import_exception!(invenio_community_stats.errors, DataError);
+    pyo3::import_exception!(invenio_community_stats.errors, ProcessError);
+    pyo3::import_exception!(invenio_community_stats.errors, JobCancelled);
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        let msg = err.to_string();
+        match err {
+            Error::InvalidInput(_) => py_errors::InvalidInputError::new_err(msg),
+            Error::Config(_) => py_errors::ConfigError::new_err(msg),
+            Error::Connection { .. } => py_errors::SearchConnectionError::new_err(msg),
+            Error::Auth { .. } => py_errors::SearchAuthError::new_err(msg),
+            Error::Search { .. } => py_errors::SearchError::new_err(msg),
+            Error::Data(_) => py_errors::DataError::new_err(msg),
+            Error::Process(_) => py_errors::ProcessError::new_err(msg),
+            Error::Cancelled(_) => py_errors::JobCancelled::new_err(msg),
+            Error::Io { .. } => py_errors::CommunityStatsError::new_err(msg),
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| py_errors::CommunityStatsError::new_err(e.to_string()))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> PyResult<T> {
+    serde_json::from_str(text).map_err(|e| py_errors::InvalidInputError::new_err(format!("invalid {what}: {e}")))
+}
+
+/// Runs a job future on a fresh runtime with the GIL released. Every 100 ms the calling
+/// (main) thread lets Python run its signal handlers: Ctrl-C (KeyboardInterrupt) or a
+/// handler that raises (SIGTERM in background workers) cancels the job, which finishes
+/// the batch in hand and checkpoints; then the Python exception is raised.
+pub(crate) fn run_job<T, F, Fut>(py: Python<'_>, make: F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(CancelToken) -> Fut + Send,
+    Fut: Future<Output = crate::error::Result<T>> + Send + 'static,
+{
+    let token = CancelToken::new();
+    let rt = runtime::build()?;
+    let mut interrupted: Option<PyErr> = None;
+    let outcome = py.detach(|| {
+        let handle = rt.spawn(make(token.clone()));
+        rt.block_on(async {
+            tokio::pin!(handle);
+            loop {
+                tokio::select! {
+                    joined = &mut handle => return joined,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if interrupted.is_none() {
+                            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                                log::warn!("interrupted: finishing the batch in hand, then stopping");
+                                interrupted = Some(e);
+                                token.cancel();
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    });
+    drop(rt);
+    if let Some(e) = interrupted {
+        return Err(e);
+    }
+    match outcome {
+        Ok(result) => result.map_err(PyErr::from),
+        Err(join) => Err(py_errors::CommunityStatsError::new_err(format!("job panicked: {join}"))),
+    }
+}
+
+fn client(settings_json: &str, token: CancelToken) -> PyResult<SearchClient> {
+    let settings = SearchSettings::from_json(settings_json)?;
+    Ok(SearchClient::new(&settings, token)?)
+}
+
+/// The core's version.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// Cluster info and the index families under the prefix (JSON).
+#[pyfunction]
+fn cluster_info(py: Python<'_>, settings_json: &str) -> PyResult<String> {
+    let settings_json = settings_json.to_string();
+    let info = run_job(py, move |token| async move {
+        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
+        info::cluster_info(&client).await
+    })?;
+    to_json(&info)
+}
+
+/// Loads the demo sample (JSON options in, JSON report out).
+#[pyfunction]
+fn load_sample_data(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: sample::SampleOptions = parse_json("sample options", options_json)?;
+    let settings_json = settings_json.to_string();
+    let report = run_job(py, move |token| async move {
+        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
+        sample::load(&client, &options).await
+    })?;
+    to_json(&report)
+}
+
+/// One of our index templates with the prefix applied (JSON).
+#[pyfunction]
+fn index_template(name: &str, prefix: &str) -> PyResult<String> {
+    to_json(&templates::template(name, prefix)?)
+}
+
+/// The names of our index templates.
+#[pyfunction]
+fn index_template_names() -> Vec<&'static str> {
+    templates::TEMPLATES.iter().map(|(n, _)| *n).collect()
+}
+
+/// Checks connection settings without connecting (raises ConfigError).
+#[pyfunction]
+fn check_settings(settings_json: &str) -> PyResult<()> {
+    let _ = client(settings_json, CancelToken::new())?;
+    Ok(())
+}
+
+/// Starts a job detached under a supervisor (JSON job spec in, JSON start result out).
+#[pyfunction]
+fn start_background(py: Python<'_>, spec_json: &str) -> PyResult<String> {
+    let spec: supervisor::JobSpec = parse_json("job spec", spec_json)?;
+    let outcome = py.detach(|| launcher::start(&spec))?;
+    to_json(&outcome)
+}
+
+/// Runs the supervisor of one job (in its own process); returns the worker's exit code.
+#[pyfunction]
+fn supervise(py: Python<'_>, spec_json: &str) -> PyResult<i32> {
+    let spec: supervisor::JobSpec = parse_json("job spec", spec_json)?;
+    Ok(py.detach(|| {
+        let mut out = std::io::stdout();
+        supervisor::supervise(&spec, &mut out)
+    })?)
+}
+
+/// A job's status as JSON (with the last `log_lines` log lines when given).
+#[pyfunction]
+#[pyo3(signature = (name, pid_dir, log_lines=None))]
+fn process_status(name: &str, pid_dir: &str, log_lines: Option<usize>) -> PyResult<String> {
+    let files = ProcessFiles::new(std::path::Path::new(pid_dir), name)?;
+    crate::process::files::prepare_dir(&files.dir, false)?;
+    to_json(&control::view(&files, log_lines)?)
+}
+
+/// The jobs of a PID directory as JSON (running ones unless `all`).
+#[pyfunction]
+fn list_processes(pid_dir: &str, all: bool) -> PyResult<String> {
+    to_json(&control::list(std::path::Path::new(pid_dir), all)?)
+}
+
+/// Cancels a job: SIGTERM, wait `timeout_seconds`, SIGKILL (JSON result).
+#[pyfunction]
+fn cancel_process(py: Python<'_>, name: &str, pid_dir: &str, timeout_seconds: f64) -> PyResult<String> {
+    if !(timeout_seconds >= 0.0) || !timeout_seconds.is_finite() {
+        return Err(Error::invalid("timeout must be a non-negative number of seconds").into());
+    }
+    let files = ProcessFiles::new(std::path::Path::new(pid_dir), name)?;
+    crate::process::files::prepare_dir(&files.dir, false)?;
+    let outcome = py.detach(|| control::cancel(&files, Duration::from_secs_f64(timeout_seconds)))?;
+    to_json(&outcome)
+}
+
+/// Removes the files of finished jobs; returns the names cleaned.
+#[pyfunction]
+#[pyo3(signature = (pid_dir, name=None))]
+fn clean_processes(pid_dir: &str, name: Option<&str>) -> PyResult<Vec<String>> {
+    if let Some(n) = name {
+        crate::process::validate_name(n)?;
+    }
+    Ok(control::clean(std::path::Path::new(pid_dir), name)?)
+}
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Rust `log` records go to Python's `logging` (logger names start with `_core`).
+    let _ = pyo3_log::try_init();
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster_info, m)?)?;
+    m.add_function(wrap_pyfunction!(load_sample_data, m)?)?;
+    m.add_function(wrap_pyfunction!(index_template, m)?)?;
+    m.add_function(wrap_pyfunction!(index_template_names, m)?)?;
+    m.add_function(wrap_pyfunction!(check_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(start_background, m)?)?;
+    m.add_function(wrap_pyfunction!(supervise, m)?)?;
+    m.add_function(wrap_pyfunction!(process_status, m)?)?;
+    m.add_function(wrap_pyfunction!(list_processes, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_process, m)?)?;
+    m.add_function(wrap_pyfunction!(clean_processes, m)?)?;
+    Ok(())
+}

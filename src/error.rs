@@ -1,0 +1,51 @@
+//! The core's error type. Each variant maps to one Python exception class of
+//! `invenio_community_stats.errors` (see `bindings.rs`).
+
+use std::io;
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value given by the operator is malformed or out of range (exit code 2 on the CLI).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The connection settings or configuration cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// The cluster could not be reached (after retries, when retries were allowed).
+    #[error("cannot reach OpenSearch at {host}: {reason}")]
+    Connection { host: String, reason: String },
+    /// The cluster refused our credentials.
+    #[error("OpenSearch at {host} rejected the credentials (HTTP {status})")]
+    Auth { host: String, status: u16 },
+    /// The cluster answered a request with an error.
+    #[error("OpenSearch error on {what} (HTTP {status}): {reason}")]
+    Search { status: u16, what: String, reason: String },
+    /// A precondition on the data does not hold (missing index, existing data, ...).
+    #[error("{0}")]
+    Data(String),
+    /// Background process management failed (files, locks, signals).
+    #[error("{0}")]
+    Process(String),
+    /// The job stopped early because it was asked to (SIGTERM, Ctrl-C), after a checkpoint.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    /// A file-system error, with what we were doing.
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+/// Result alias used across the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with a short description of the operation.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidInput(msg.into())
+    }
+}

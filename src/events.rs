@@ -1,0 +1,167 @@
+//! Usage-event documents in the shape invenio-stats indexes them (after anonymisation),
+//! with `_id`s in invenio-stats' form, so re-writing the same event is idempotent.
+
+use chrono::{DateTime, Timelike, Utc};
+use serde_json::{json, Value};
+
+/// The two kinds of usage event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A record page view (`record-view`).
+    View,
+    /// A file download (`file-download`).
+    Download,
+}
+
+impl EventType {
+    /// Both types, views first.
+    pub const ALL: [EventType; 2] = [EventType::View, EventType::Download];
+
+    /// `record-view` / `file-download`: the invenio-stats event name.
+    pub fn stats_name(self) -> &'static str {
+        match self {
+            EventType::View => "record-view",
+            EventType::Download => "file-download",
+        }
+    }
+
+    /// `view` / `download`: the name operators type.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            EventType::View => "view",
+            EventType::Download => "download",
+        }
+    }
+
+    /// Parses `view` or `download` (also the invenio-stats names).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "view" | "record-view" => Some(EventType::View),
+            "download" | "file-download" => Some(EventType::Download),
+            _ => None,
+        }
+    }
+
+    /// The legacy monthly index (without prefix): `events-stats-record-view-YYYY-MM`.
+    pub fn monthly_index(self, month: &str) -> String {
+        format!("events-stats-{}-{}", self.stats_name(), month)
+    }
+
+    /// The read alias (without prefix): `events-stats-record-view`.
+    pub fn alias(self) -> String {
+        format!("events-stats-{}", self.stats_name())
+    }
+}
+
+/// invenio-stats' `hash_id`: `<timestamp rounded down to 10 s>-<sha1(unique_id + visitor_id)>`.
+pub fn event_id(timestamp: DateTime<Utc>, unique_id: &str, visitor_id: &str) -> String {
+    let second = timestamp.second() - timestamp.second() % 10;
+    let windowed = timestamp.with_second(second).unwrap_or(timestamp).with_nanosecond(0).unwrap_or(timestamp);
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(unique_id.as_bytes());
+    sha.update(visitor_id.as_bytes());
+    format!("{}-{}", windowed.format("%Y-%m-%dT%H:%M:%S"), sha.digest())
+}
+
+/// What an event needs to know about its visitor.
+#[derive(Clone, Debug)]
+pub struct Visitor {
+    /// Anonymised visitor id (sha224-shaped hex).
+    pub visitor_id: String,
+    /// ISO country code.
+    pub country: String,
+    /// Referrer URL, if any.
+    pub referrer: Option<String>,
+    /// Flagged as a robot.
+    pub is_robot: bool,
+    /// Flagged as a machine client.
+    pub is_machine: bool,
+}
+
+/// The file of a download event.
+#[derive(Clone, Debug)]
+pub struct FileRef {
+    /// The record's files bucket.
+    pub bucket_id: String,
+    /// The file object's id.
+    pub file_id: String,
+    /// The file name.
+    pub file_key: String,
+    /// Size in bytes.
+    pub size: f64,
+}
+
+/// Builds one legacy (v1) event document and its `_id`.
+pub fn build_event(
+    event_type: EventType,
+    timestamp: DateTime<Utc>,
+    recid: &str,
+    parent_recid: &str,
+    visitor: &Visitor,
+    file: Option<&FileRef>,
+    updated: DateTime<Utc>,
+) -> (String, Value) {
+    let timestamp = timestamp.with_nanosecond(0).unwrap_or(timestamp);
+    let unique_id = match (event_type, file) {
+        (EventType::Download, Some(f)) => format!("{}_{}", f.bucket_id, f.file_id),
+        _ => format!("ui_{recid}"),
+    };
+    // The hour time-slice of invenio-stats' unique_session_id.
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(visitor.visitor_id.as_bytes());
+    sha.update(timestamp.format("%Y%m%d%H").to_string().as_bytes());
+    let unique_session_id = sha.digest().to_string();
+    let mut doc = json!({
+        "timestamp": timestamp.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "recid": recid,
+        "parent_recid": parent_recid,
+        "unique_id": unique_id,
+        "visitor_id": visitor.visitor_id,
+        "unique_session_id": unique_session_id,
+        "country": visitor.country,
+        "is_robot": visitor.is_robot,
+        "is_machine": visitor.is_machine,
+        "via_api": false,
+        "updated_timestamp": updated.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    });
+    if let Some(r) = &visitor.referrer {
+        doc["referrer"] = json!(r);
+    }
+    if let (EventType::Download, Some(f)) = (event_type, file) {
+        doc["bucket_id"] = json!(f.bucket_id);
+        doc["file_id"] = json!(f.file_id);
+        doc["file_key"] = json!(f.file_key);
+        doc["size"] = json!(f.size);
+    }
+    let id = event_id(timestamp, doc["unique_id"].as_str().unwrap_or_default(), &visitor.visitor_id);
+    (id, doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn id_has_invenio_stats_form() {
+        let ts = Utc.with_ymd_and_hms(2024, 5, 1, 12, 34, 57).unwrap();
+        let id = event_id(ts, "ui_abc", "v1");
+        let mut sha = sha1_smol::Sha1::new();
+        sha.update(b"ui_abcv1");
+        assert_eq!(id, format!("2024-05-01T12:34:50-{}", sha.digest()));
+    }
+
+    #[test]
+    fn download_carries_its_file_and_view_does_not() {
+        let ts = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
+        let v = Visitor { visitor_id: "x".into(), country: "DE".into(), referrer: None, is_robot: false, is_machine: false };
+        let f = FileRef { bucket_id: "b".into(), file_id: "f".into(), file_key: "a.csv".into(), size: 10.0 };
+        let (_, view) = build_event(EventType::View, ts, "r", "p", &v, Some(&f), ts);
+        assert!(view.get("file_id").is_none());
+        assert_eq!(view["unique_id"], "ui_r");
+        let (_, dl) = build_event(EventType::Download, ts, "r", "p", &v, Some(&f), ts);
+        assert_eq!(dl["unique_id"], "b_f");
+        assert_eq!(dl["size"], 10.0);
+        assert_eq!(EventType::View.monthly_index("2024-05"), "events-stats-record-view-2024-05");
+    }
+}

@@ -1,0 +1,18 @@
+//! Rust core of invenio-community-stats: search access, the batch jobs, and the
+//! background process manager. `bindings` is the only module that knows about Python.
+
+pub mod bulk;
+pub mod cancel;
+pub mod error;
+pub mod events;
+pub mod info;
+pub mod process;
+pub mod progress;
+pub mod rng;
+pub mod runtime;
+pub mod sample;
+pub mod search;
+pub mod settings;
+pub mod templates;
+
+mod bindings;

@@ -1,0 +1,120 @@
+//! Is a job alive? Never a bare PID: the job's lifetime `flock` on `NAME.lock` decides,
+//! and before any signal the PID's start time must match the one recorded at launch.
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
+
+use super::files::{self, ProcessFiles};
+use crate::error::Result;
+
+/// True while some process (supervisor or worker) holds the job's lock.
+pub fn lock_held(files: &ProcessFiles) -> Result<bool> {
+    let Some(file) = files::open_existing(&files.lock)? else { return Ok(false) };
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(guard) => {
+            drop(guard);
+            Ok(false)
+        }
+        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, e)) => Err(crate::error::Error::Process(format!("cannot probe {}: {e}", files.lock.display()))),
+    }
+}
+
+/// Takes the job's lifetime lock, retrying briefly (a reader's probe holds it for
+/// microseconds). `None` when another job holds it.
+pub fn acquire_lifetime_lock(files: &ProcessFiles) -> Result<Option<Flock<std::fs::File>>> {
+    let mut file = files::open_or_create(&files.lock, 0o600, false)?;
+    for _ in 0..20 {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(guard) => return Ok(Some(guard)),
+            Err((f, Errno::EWOULDBLOCK)) => {
+                file = f;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err((_, e)) => {
+                return Err(crate::error::Error::Process(format!("cannot lock {}: {e}", files.lock.display())))
+            }
+        }
+    }
+    let _ = file.as_fd();
+    Ok(None)
+}
+
+/// The kernel's start time of `pid` (epoch seconds), `None` if there is no such process
+/// or it is a zombie.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let Ok(mut system) = System::new() else { return Default::default() };
+    let pids = [Pid::from_u32(pid)];
+    system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, ProcessRefreshKind::nothing());
+    let process = system.process(Pid::from_u32(pid))?;
+    if matches!(process.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
+        return None;
+    }
+    Some(process.start_time())
+}
+
+/// The process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`):
+/// fine enough to tell a process from a later one that reused its PID, which the
+/// one-second start time cannot. `None` if there is no such (non-zombie) process.
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); field 22 is index 19.
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// True if `pid` is alive and is the process that was recorded (same start ticks).
+pub fn is_same_process(pid: u32, recorded_ticks: Option<u64>) -> bool {
+    match (process_start_ticks(pid), recorded_ticks) {
+        (Some(actual), Some(recorded)) => actual == recorded,
+        _ => false,
+    }
+}
+
+/// Resident memory of a process in bytes (0 if unknown).
+pub fn process_rss(pid: u32) -> u64 {
+    let Ok(mut system) = System::new() else { return Default::default() };
+    let pids = [Pid::from_u32(pid)];
+    system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, ProcessRefreshKind::nothing().with_memory());
+    system.process(Pid::from_u32(pid)).map(|p| p.memory()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_is_seen_held_then_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ProcessFiles::new(dir.path(), "aggregation").unwrap();
+        assert!(!lock_held(&files).unwrap());
+        let guard = acquire_lifetime_lock(&files).unwrap().unwrap();
+        assert!(lock_held(&files).unwrap());
+        assert!(acquire_lifetime_lock(&files).unwrap().is_none());
+        drop(guard);
+        assert!(!lock_held(&files).unwrap());
+    }
+
+    #[test]
+    fn own_process_identity() {
+        let me = std::process::id();
+        assert!(process_start_time(me).is_some());
+        let ticks = process_start_ticks(me);
+        assert!(ticks.is_some());
+        assert!(is_same_process(me, ticks));
+        assert!(!is_same_process(me, ticks.map(|s| s + 1)));
+        assert!(!is_same_process(me, None));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(process_start_ticks(pid).is_none());
+    }
+}

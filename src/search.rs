@@ -1,0 +1,353 @@
+//! Search access: one client per job, round robin over the configured hosts, JSON requests
+//! with bounded retries on connection errors and back-pressure (429/502/503/504), and
+//! errors that name the host but never the credentials.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opensearch::auth::Credentials;
+use opensearch::cert::{Certificate, CertificateValidation};
+use opensearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use opensearch::http::transport::{Connection, ConnectionPool, TransportBuilder};
+use opensearch::http::Method;
+use opensearch::OpenSearch;
+use serde_json::Value;
+
+use crate::cancel::CancelToken;
+use crate::error::{Error, Result};
+use crate::settings::SearchSettings;
+
+/// Round robin over the configured nodes.
+#[derive(Debug, Clone)]
+struct RoundRobinPool {
+    connections: Arc<Vec<Connection>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl ConnectionPool for RoundRobinPool {
+    fn next(&self) -> Connection {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+}
+
+/// A connected client plus the settings it was built from.
+#[derive(Clone)]
+pub struct SearchClient {
+    client: OpenSearch,
+    settings: Arc<SearchSettings>,
+    cancel: CancelToken,
+}
+
+/// What one bulk request did.
+#[derive(Debug, Default, Clone)]
+pub struct BulkOutcome {
+    /// Items written (created or updated).
+    pub written: u64,
+    /// Create-only items that already existed (409): nothing written, nothing lost.
+    pub already_present: u64,
+    /// Items that failed with a retryable status (429/503...): the caller may resend them.
+    pub retryable: Vec<usize>,
+    /// Items that failed for good, with their reasons (first few kept).
+    pub failed: u64,
+    /// The first failure reasons.
+    pub failure_reasons: Vec<String>,
+}
+
+impl SearchClient {
+    /// Builds a client; does not connect.
+    pub fn new(settings: &SearchSettings, cancel: CancelToken) -> Result<Self> {
+        settings.validate()?;
+        let connections = settings
+            .hosts
+            .iter()
+            .map(|h| h.url().map(Connection::new))
+            .collect::<Result<Vec<_>>>()?;
+        let pool = RoundRobinPool { connections: Arc::new(connections), next: Arc::new(AtomicUsize::new(0)) };
+        let mut builder = TransportBuilder::new(pool)
+            .disable_proxy()
+            .timeout(Duration::from_secs_f64(settings.timeout_seconds));
+        if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
+            builder = builder.auth(Credentials::Basic(user.clone(), password.clone()));
+        }
+        if !settings.verify_certs {
+            builder = builder.cert_validation(CertificateValidation::None);
+        } else if let Some(path) = &settings.ca_certs {
+            let pem = std::fs::read(path)
+                .map_err(|e| Error::Config(format!("cannot read ca_certs {}: {e}", path.display())))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| Error::Config(format!("ca_certs {} is not a PEM certificate: {e}", path.display())))?;
+            builder = builder.cert_validation(CertificateValidation::Full(cert));
+        }
+        let transport = builder
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the search client: {e}")))?;
+        Ok(Self { client: OpenSearch::new(transport), settings: Arc::new(settings.clone()), cancel })
+    }
+
+    /// The settings this client uses.
+    pub fn settings(&self) -> &SearchSettings {
+        &self.settings
+    }
+
+    /// The cancellation token shared with the job.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// `prefix + name`.
+    pub fn index(&self, name: &str) -> String {
+        self.settings.index(name)
+    }
+
+    /// A JSON request; 404 is an error.
+    pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        match self.json_opt(method, path, body).await? {
+            Some(v) => Ok(v),
+            None => Err(Error::Search { status: 404, what: describe(method, path), reason: "not found".into() }),
+        }
+    }
+
+    /// A JSON request; 404 gives `None`.
+    pub async fn json_opt(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON value serialises"));
+        self.raw(method, path, bytes, "application/json").await
+    }
+
+    /// Sends an NDJSON `_bulk` body and sorts its items into written / already present /
+    /// retryable / failed. `refresh` is `None` (default), `Some("wait_for")`, ...
+    pub async fn bulk(&self, ndjson: Vec<u8>, refresh: Option<&str>) -> Result<BulkOutcome> {
+        let path = match refresh {
+            Some(r) => format!("_bulk?refresh={r}"),
+            None => "_bulk".to_string(),
+        };
+        let reply = self
+            .raw(Method::Post, &path, Some(ndjson), "application/x-ndjson")
+            .await?
+            .ok_or_else(|| Error::Search { status: 404, what: "bulk".into(), reason: "not found".into() })?;
+        Ok(parse_bulk_reply(&reply))
+    }
+
+    /// The core request loop: retries connection errors and back-pressure while the
+    /// job's retry budget lasts, stops waiting when cancelled.
+    async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, content_type: &'static str) -> Result<Option<Value>> {
+        let started = Instant::now();
+        let budget = Duration::from_secs_f64(self.settings.retry_seconds.max(0.0));
+        let mut delay = Duration::from_millis(200);
+        let what = describe(method, path);
+        loop {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            let sent = self
+                .client
+                .transport()
+                .send(method, &format!("/{}", path.trim_start_matches('/')), headers, None::<&()>, body.clone(), None)
+                .await;
+            let retry_reason = match sent {
+                Ok(response) => {
+                    let status = response.status_code().as_u16();
+                    let url = response.url().clone();
+                    let text = response.text().await.unwrap_or_default();
+                    match status {
+                        200..=299 => {
+                            if text.trim().is_empty() {
+                                return Ok(Some(Value::Null));
+                            }
+                            return serde_json::from_str(&text).map(Some).map_err(|e| Error::Search {
+                                status,
+                                what,
+                                reason: format!("invalid JSON in reply: {e}"),
+                            });
+                        }
+                        404 if method != Method::Head => {
+                            // An index that is missing is "not found"; anything else at 404 too.
+                            let _ = url;
+                            return Ok(None);
+                        }
+                        404 => return Ok(None),
+                        401 | 403 => {
+                            return Err(Error::Auth { host: self.settings.hosts_display(), status });
+                        }
+                        429 | 502 | 503 | 504 => format!("HTTP {status}: {}", error_reason(&text)),
+                        _ => {
+                            return Err(Error::Search { status, what, reason: error_reason(&text) });
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Some(status) = e.status_code() {
+                        format!("HTTP {}", status.as_u16())
+                    } else {
+                        connection_reason(&e)
+                    }
+                }
+            };
+            if started.elapsed() >= budget || self.cancel.is_cancelled() {
+                if retry_reason.starts_with("HTTP ") {
+                    return Err(Error::Search { status: 503, what, reason: retry_reason });
+                }
+                return Err(Error::Connection { host: self.settings.hosts_display(), reason: retry_reason });
+            }
+            log::warn!(
+                "{what} on {}: {retry_reason}; retrying in {:.1}s",
+                self.settings.hosts_display(),
+                delay.as_secs_f64()
+            );
+            if !self.cancel.sleep(delay).await {
+                return Err(Error::Connection { host: self.settings.hosts_display(), reason: retry_reason });
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// True if the index or alias exists.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.json_opt(Method::Get, &format!("{name}/_alias"), None).await?.is_some()
+            || self.json_opt(Method::Get, &format!("{name}/_mapping"), None).await?.is_some())
+    }
+
+    /// `_count` of an index pattern (0 when nothing matches).
+    pub async fn count(&self, index: &str, query: Option<&Value>) -> Result<u64> {
+        let body = query.map(|q| serde_json::json!({ "query": q }));
+        let path = format!("{index}/_count?ignore_unavailable=true&allow_no_indices=true");
+        let reply = self.json_opt(Method::Post, &path, body.as_ref()).await?;
+        Ok(reply.and_then(|r| r["count"].as_u64()).unwrap_or(0))
+    }
+
+    /// Refreshes an index pattern so that just-written documents are searchable.
+    pub async fn refresh(&self, index: &str) -> Result<()> {
+        self.json_opt(Method::Post, &format!("{index}/_refresh?ignore_unavailable=true&allow_no_indices=true"), None)
+            .await?;
+        Ok(())
+    }
+}
+
+fn describe(method: Method, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    format!("{} /{}", method_name(method), path.trim_start_matches('/'))
+}
+
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Put => "PUT",
+        Method::Post => "POST",
+        Method::Delete => "DELETE",
+        Method::Head => "HEAD",
+    }
+}
+
+fn connection_reason(e: &opensearch::Error) -> String {
+    // Walk the source chain for the most specific text; reqwest puts the URL (never
+    // credentials: they travel in a header) in the top-level message.
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = s.to_string();
+        source = s.source();
+    }
+    if e.is_timeout() {
+        "request timed out".to_string()
+    } else {
+        reason
+    }
+}
+
+/// The `reason` of an OpenSearch error body, or the body itself (shortened).
+pub fn error_reason(text: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        let err = &v["error"];
+        if let Some(reason) = err["reason"].as_str() {
+            let kind = err["type"].as_str().unwrap_or("error");
+            return format!("{kind}: {reason}");
+        }
+        if let Some(s) = err.as_str() {
+            return s.to_string();
+        }
+    }
+    let mut t = text.trim().to_string();
+    if t.len() > 300 {
+        t.truncate(300);
+        t.push('…');
+    }
+    t
+}
+
+/// Sorts a `_bulk` reply's items.
+pub fn parse_bulk_reply(reply: &Value) -> BulkOutcome {
+    let mut out = BulkOutcome::default();
+    let Some(items) = reply["items"].as_array() else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let Some((_, result)) = item.as_object().and_then(|o| o.iter().next()) else {
+            continue;
+        };
+        let status = result["status"].as_u64().unwrap_or(0);
+        match status {
+            200..=299 => out.written += 1,
+            409 => out.already_present += 1,
+            429 | 502 | 503 | 504 => out.retryable.push(i),
+            _ => {
+                out.failed += 1;
+                if out.failure_reasons.len() < 5 {
+                    let e = &result["error"];
+                    let reason = format!(
+                        "{} {}: {}",
+                        result["_id"].as_str().unwrap_or("?"),
+                        e["type"].as_str().unwrap_or("error"),
+                        e["reason"].as_str().unwrap_or("unknown")
+                    );
+                    out.failure_reasons.push(reason);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bulk_reply_is_sorted_by_status() {
+        let reply = json!({"errors": true, "items": [
+            {"index": {"_id": "a", "status": 201}},
+            {"create": {"_id": "b", "status": 409, "error": {"type": "version_conflict_engine_exception"}}},
+            {"index": {"_id": "c", "status": 429, "error": {"type": "es_rejected_execution_exception"}}},
+            {"index": {"_id": "d", "status": 400, "error": {"type": "strict_dynamic_mapping_exception", "reason": "field x"}}},
+            {"update": {"_id": "e", "status": 200}},
+        ]});
+        let out = parse_bulk_reply(&reply);
+        assert_eq!(out.written, 2);
+        assert_eq!(out.already_present, 1);
+        assert_eq!(out.retryable, vec![2]);
+        assert_eq!(out.failed, 1);
+        assert!(out.failure_reasons[0].contains("strict_dynamic_mapping_exception"));
+    }
+
+    #[test]
+    fn error_reason_reads_opensearch_errors() {
+        let body = r#"{"error":{"type":"index_not_found_exception","reason":"no such index [x]"},"status":404}"#;
+        assert_eq!(error_reason(body), "index_not_found_exception: no such index [x]");
+        assert_eq!(error_reason("plain"), "plain");
+    }
+
+    #[test]
+    fn unreachable_host_is_a_connection_error_naming_the_host_not_the_password() {
+        let settings = SearchSettings::from_json(
+            r#"{"hosts":[{"host":"127.0.0.1","port":1}],"username":"u","password":"pw-secret","timeout_seconds":2}"#,
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = SearchClient::new(&settings, CancelToken::new()).unwrap();
+        let err = rt.block_on(client.json(Method::Get, "", None)).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Connection { .. }), "{text}");
+        assert!(text.contains("http://127.0.0.1:1"), "{text}");
+        assert!(!text.contains("pw-secret"), "{text}");
+    }
+}

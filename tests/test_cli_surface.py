@@ -1,0 +1,89 @@
+"""The command-line surface without a cluster: import safety, help, one-line errors and
+exit codes."""
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+
+from conftest import run_cli
+
+
+def base_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVENIO_")}
+    env["COMMUNITY_STATS_APP_MODE"] = "standalone"
+    env.update(extra)
+    return env
+
+
+def test_cli_module_does_not_import_the_rust_extension():
+    code = (
+        "import sys, invenio_community_stats.cli, invenio_community_stats.ext, invenio_community_stats;"
+        "assert 'invenio_community_stats._core' not in sys.modules, 'imported at module top'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_lists_commands():
+    proc = run_cli(["--help"], base_env())
+    assert proc.returncode == 0
+    for name in ("info", "load-sample-data"):
+        assert name in proc.stdout
+
+
+def test_unreachable_cluster_is_one_line_naming_host_not_password():
+    proc = run_cli(["--search-host", "http://admin:hunter2@127.0.0.1:9", "info"], base_env())
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "127.0.0.1:9" in lines[0]
+    assert "hunter2" not in proc.stderr + proc.stdout
+
+
+def test_bad_search_hosts_from_environment():
+    proc = run_cli(["info"], base_env(INVENIO_SEARCH_HOSTS="['ftp://x:1']"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert "scheme must be http or https" in proc.stderr
+
+
+def test_usage_errors_exit_2_with_one_line():
+    for args in (["no-such-command"], ["load-sample-data", "--records", "0"], ["info", "--bogus"]):
+        proc = run_cli(args, base_env())
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_bad_index_prefix_is_a_config_error():
+    proc = run_cli(["--index-prefix", "bad prefix", "info"], base_env())
+    assert proc.returncode == 1
+    assert "SEARCH_INDEX_PREFIX" in proc.stderr
+
+
+class _Reject401(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server API
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error":"unauthorized"}')
+
+    def log_message(self, *args):
+        pass
+
+
+def test_wrong_credentials_are_reported_without_the_password():
+    # A socket that answers 401 like a secured cluster does: the only way to exercise the
+    # auth-error path here, since the test node runs without the security plugin.
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Reject401)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        proc = run_cli(["--search-host", f"http://admin:wrong-pw@127.0.0.1:{port}", "info"], base_env())
+    finally:
+        server.shutdown()
+    assert proc.returncode == 1
+    assert "rejected the credentials" in proc.stderr
+    assert f"127.0.0.1:{port}" in proc.stderr
+    assert "wrong-pw" not in proc.stderr + proc.stdout

@@ -1,0 +1,104 @@
+"""Normalisation of every SEARCH_HOSTS / SEARCH_CLIENT_CONFIG shape (no cluster needed)."""
+
+import json
+
+import pytest
+
+from invenio_community_stats.connection import build_settings, env_config, normalize_hosts, settings_from_config
+from invenio_community_stats.errors import ConfigError
+
+
+def hosts_of(value, **kw):
+    hosts, _ = normalize_hosts(value, **kw)
+    return [(h["scheme"], h["host"], h["port"], h["url_prefix"]) for h in hosts]
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, [("http", "localhost", 9200, "")]),
+        ("localhost:9200", [("http", "localhost", 9200, "")]),
+        ("search", [("http", "search", 9200, "")]),
+        (["search:9200"], [("http", "search", 9200, "")]),
+        ("http://os1:9201,http://os2:9202", [("http", "os1", 9201, ""), ("http", "os2", 9202, "")]),
+        ("https://os.example", [("https", "os.example", 443, "")]),
+        (["https://u:p@os.example:443/prefix"], [("https", "os.example", 443, "prefix")]),
+        ({"host": "x", "port": 9201}, [("http", "x", 9201, "")]),
+        ([{"host": "x", "port": 9200, "use_ssl": True}], [("https", "x", 9200, "")]),
+        ([{"host": "x", "port": 9200, "scheme": "https", "url_prefix": "/os/"}], [("https", "x", 9200, "os")]),
+        ("['search:9200']", [("http", "search", 9200, "")]),
+        ('[{"host": "localhost", "port": 9201}]', [("http", "localhost", 9201, "")]),
+    ],
+)
+def test_host_shapes(value, expected):
+    assert hosts_of(value) == expected
+
+
+def test_credentials_from_url_dict_and_client_config():
+    _, auth = normalize_hosts(["https://admin:s%40cret@os:9200"])
+    assert auth == ("admin", "s@cret")
+    _, auth = normalize_hosts([{"host": "x", "http_auth": ("u", "p")}])
+    assert auth == ("u", "p")
+    settings = build_settings(
+        hosts="localhost:9200",
+        client_config={"http_auth": "user:pw", "use_ssl": True, "verify_certs": False, "ca_certs": "/ca.pem"},
+        index_prefix="kc-",
+    )
+    assert settings["username"] == "user" and settings["password"] == "pw"
+    assert settings["hosts"][0]["scheme"] == "https"
+    assert settings["verify_certs"] is False and settings["ca_certs"] == "/ca.pem"
+    assert settings["index_prefix"] == "kc-"
+
+
+def test_client_config_hosts_win_over_search_hosts():
+    settings = build_settings(hosts="a:9200", client_config={"hosts": ["b:9300"]})
+    assert [h["host"] for h in settings["hosts"]] == ["b"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["ftp://x", "http://:9200", "x:notaport", "x:70000", 42, [None], [{"port": 9200}], "{bad"],
+)
+def test_bad_hosts_raise_config_error(value):
+    with pytest.raises(ConfigError):
+        normalize_hosts(value)
+
+
+def test_error_messages_never_contain_the_password():
+    with pytest.raises(ConfigError) as info:
+        normalize_hosts(["ftp://admin:topsecret@x:1"])
+    assert "topsecret" not in str(info.value)
+
+
+def test_conflicting_credentials_rejected():
+    with pytest.raises(ConfigError):
+        normalize_hosts(["http://a:b@h1", "http://c:d@h2"])
+
+
+def test_env_config_parses_like_invenio_config():
+    cfg = env_config(
+        {
+            "INVENIO_SEARCH_HOSTS": "['search:9200']",
+            "INVENIO_SEARCH_INDEX_PREFIX": "kc-",
+            "INVENIO_COMMUNITY_STATS_SEARCH_TIMEOUT": "5",
+            "OTHER": "x",
+        }
+    )
+    assert cfg == {"SEARCH_HOSTS": ["search:9200"], "SEARCH_INDEX_PREFIX": "kc-", "COMMUNITY_STATS_SEARCH_TIMEOUT": 5}
+
+
+def test_overrides_and_retry():
+    config = {"SEARCH_HOSTS": ["a:9200"], "SEARCH_INDEX_PREFIX": "p-", "COMMUNITY_STATS_JOB_RETRY_SECONDS": 42}
+    s = settings_from_config(config, {"hosts": ["b:9201"], "index_prefix": "q-"}, retry=True)
+    assert s["hosts"][0]["host"] == "b" and s["index_prefix"] == "q-" and s["retry_seconds"] == 42
+    assert settings_from_config(config)["retry_seconds"] == 0
+
+
+def test_rust_core_accepts_what_python_builds():
+    from invenio_community_stats import _core
+    from invenio_community_stats.errors import ConfigError as CE
+
+    _core.check_settings(json.dumps(build_settings(hosts=["https://u:p@h:9200/x"], index_prefix="kc-")))
+    bad = build_settings(hosts=["h:9200"], index_prefix="bad prefix")
+    with pytest.raises(CE):
+        _core.check_settings(json.dumps(bad))
