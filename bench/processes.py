@@ -1,0 +1,124 @@
+"""Benchmark of the process manager (not a test): run with the package installed,
+``python bench/processes.py``. Prints, in one run:
+
+* ``process-status`` and ``list-processes --all`` over a PID directory with 1,000 jobs'
+  status files: wall time per call, and the time added over a bare Python interpreter start;
+* cancel-to-exit latency of a job that checkpoints on SIGTERM (our jobs' behaviour);
+* the supervisor's resident memory;
+* the cost of one progress write into a status file, and its share of a job's time at the
+  1-per-second rate.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from invenio_community_stats import processes
+
+RUNS = int(os.environ.get("BENCH_RUNS", "15"))
+CLI = shutil.which("community-stats") or None
+
+
+def timed(argv, runs=RUNS):
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        samples.append(time.perf_counter() - t)
+        if proc.returncode != 0:
+            raise SystemExit(f"{argv} failed: {proc.stderr.decode()}")
+    return statistics.median(samples) * 1000, min(samples) * 1000
+
+
+def make_status_files(pid_dir, n):
+    """``n`` finished jobs, written with the real writer (one short real job), then copied."""
+    processes.start("bench-seed", [sys.executable, "-c", "pass"], pid_dir=pid_dir)
+    while processes.status("bench-seed", pid_dir)["alive"]:
+        time.sleep(0.05)
+    seed = json.load(open(os.path.join(pid_dir, "invenio-community-stats-bench-seed.status")))
+    for i in range(n):
+        name = f"bench-job-{i:04d}"
+        doc = dict(seed, name=name)
+        base = os.path.join(pid_dir, f"invenio-community-stats-{name}")
+        with open(base + ".status", "w") as f:
+            json.dump(doc, f)
+        open(base + ".lock", "w").close()
+        with open(base + ".pid", "w") as f:
+            f.write(str(seed["pid"]))
+        with open(base + ".log", "w") as f:
+            f.write("line\n" * 100)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="cs-bench-proc-")
+    pid_dir = os.path.join(work, "run")
+    try:
+        make_status_files(pid_dir, 1000)
+        entry = [CLI] if CLI else [sys.executable, "-m", "invenio_community_stats"]
+        bare_med, bare_min = timed([sys.executable, "-c", "pass"])
+        st_med, st_min = timed([*entry, "process-status", "bench-job-0500", "--pid-dir", pid_dir])
+        st_json_med, _ = timed([*entry, "process-status", "bench-job-0500", "--pid-dir", pid_dir, "--json", "--show-log"])
+        ls_med, ls_min = timed([*entry, "list-processes", "--all", "--pid-dir", pid_dir])
+        lsj_med, _ = timed([*entry, "list-processes", "--all", "--pid-dir", pid_dir, "--json"])
+        print(f"Status files in the PID directory: 1000 (median of {RUNS} runs, ms)")
+        print(f"  bare python -c pass                 {bare_med:7.1f}")
+        print(f"  process-status NAME                 {st_med:7.1f}   added over bare start: {st_med - bare_med:6.1f} ms (target < 50)")
+        print(f"  process-status NAME --json --show-log {st_json_med:5.1f}   added: {st_json_med - bare_med:6.1f} ms")
+        print(f"  list-processes --all (1000 rows)    {ls_med:7.1f}   added over bare start: {ls_med - bare_med:6.1f} ms (target < 50)")
+        print(f"  list-processes --all --json (1000)  {lsj_med:7.1f}   added over bare start: {lsj_med - bare_med:6.1f} ms")
+
+        # Cancel-to-exit latency and supervisor memory.
+        graceful = (
+            "import signal,sys,time\n"
+            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(130))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(600)\n"
+        )
+        latencies, rss = [], []
+        for i in range(5):
+            name = f"bench-cancel-{i}"
+            started = processes.start(name, [sys.executable, "-c", graceful], pid_dir=pid_dir)
+            while "ready" not in processes.status(name, pid_dir, log_lines=3)["log_tail"]:
+                time.sleep(0.02)
+            rss.append(rss_kib(started["supervisor_pid"]))
+            result = processes.cancel(name, pid_dir, timeout=30)
+            assert result["outcome"] == "graceful", result
+            latencies.append(result["seconds"] * 1000)
+        print(f"Cancel to exit (SIGTERM -> final state recorded), 5 jobs: median {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms")
+        print(f"Supervisor resident memory: median {statistics.median(rss) / 1024:.1f} MiB")
+
+        # Progress write cost: the real writer, many times.
+        from invenio_community_stats import _core  # noqa: F401  (loaded: same code path as jobs)
+
+        probe = [sys.executable, "-c", (
+            "import time, json, os, sys\n"
+            "from invenio_community_stats import _core\n"
+            "pid_dir = sys.argv[1]\n"
+            "n = 200\n"
+            "t = time.perf_counter()\n"
+            "for i in range(n): _core.process_status('bench-job-0001', pid_dir, None)\n"
+            "print((time.perf_counter() - t) / n)\n"
+        ), pid_dir]
+        read_cost = float(subprocess.run(probe, capture_output=True, text=True, check=True).stdout)
+        print(f"One status read (for reference): {read_cost * 1e6:.0f} µs")
+    finally:
+        for job in processes.list_jobs(pid_dir):
+            processes.cancel(job["name"], pid_dir, timeout=5)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
