@@ -43,6 +43,50 @@ impl From<Error> for PyErr {
     }
 }
 
+/// Converts a JSON value to Python objects (dict/list/str/int/float/bool/None), so that
+/// callers need not import and run `json` (the process commands must start fast).
+fn to_py(py: Python<'_>, value: &serde_json::Value) -> PyResult<Py<PyAny>> {
+    use pyo3::types::{PyDict, PyList};
+    use pyo3::IntoPyObjectExt;
+    Ok(match value {
+        serde_json::Value::Null => py.None(),
+        serde_json::Value::Bool(b) => b.into_py_any(py)?,
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_py_any(py)?
+            } else if let Some(u) = n.as_u64() {
+                u.into_py_any(py)?
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_py_any(py)?
+            }
+        }
+        serde_json::Value::String(s) => s.into_py_any(py)?,
+        serde_json::Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_py(py, item)?)?;
+            }
+            list.into_py_any(py)?
+        }
+        serde_json::Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, to_py(py, v)?)?;
+            }
+            dict.into_py_any(py)?
+        }
+    })
+}
+
+/// Rust `log` records reach Python `logging` from the first job call on (not at import:
+/// importing `logging` would slow every process command).
+fn ensure_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let _ = pyo3_log::try_init();
+    });
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| py_errors::CommunityStatsError::new_err(e.to_string()))
 }
@@ -61,6 +105,7 @@ where
     F: FnOnce(CancelToken) -> Fut + Send,
     Fut: Future<Output = crate::error::Result<T>> + Send + 'static,
 {
+    ensure_logging();
     let token = CancelToken::new();
     let rt = runtime::build()?;
     let mut interrupted: Option<PyErr> = None;
@@ -149,10 +194,10 @@ fn check_settings(settings_json: &str) -> PyResult<()> {
 
 /// Starts a job detached under a supervisor (JSON job spec in, JSON start result out).
 #[pyfunction]
-fn start_background(py: Python<'_>, spec_json: &str) -> PyResult<String> {
+fn start_background(py: Python<'_>, spec_json: &str) -> PyResult<Py<PyAny>> {
     let spec: supervisor::JobSpec = parse_json("job spec", spec_json)?;
     let outcome = py.detach(|| launcher::start(&spec))?;
-    to_json(&outcome)
+    to_py(py, &serde_json::to_value(&outcome).expect("serialises"))
 }
 
 /// Runs the supervisor of one job (in its own process); returns the worker's exit code.
@@ -168,28 +213,28 @@ fn supervise(py: Python<'_>, spec_json: &str) -> PyResult<i32> {
 /// A job's status as JSON (with the last `log_lines` log lines when given).
 #[pyfunction]
 #[pyo3(signature = (name, pid_dir, log_lines=None))]
-fn process_status(name: &str, pid_dir: &str, log_lines: Option<usize>) -> PyResult<String> {
+fn process_status(py: Python<'_>, name: &str, pid_dir: &str, log_lines: Option<usize>) -> PyResult<Py<PyAny>> {
     let files = ProcessFiles::new(std::path::Path::new(pid_dir), name)?;
     crate::process::files::prepare_dir(&files.dir, false)?;
-    to_json(&control::view(&files, log_lines)?)
+    to_py(py, &control::view(&files, log_lines)?)
 }
 
 /// The jobs of a PID directory as JSON (running ones unless `all`).
 #[pyfunction]
-fn list_processes(pid_dir: &str, all: bool) -> PyResult<String> {
-    to_json(&control::list(std::path::Path::new(pid_dir), all)?)
+fn list_processes(py: Python<'_>, pid_dir: &str, all: bool) -> PyResult<Py<PyAny>> {
+    to_py(py, &serde_json::Value::Array(control::list(std::path::Path::new(pid_dir), all)?))
 }
 
 /// Cancels a job: SIGTERM, wait `timeout_seconds`, SIGKILL (JSON result).
 #[pyfunction]
-fn cancel_process(py: Python<'_>, name: &str, pid_dir: &str, timeout_seconds: f64) -> PyResult<String> {
+fn cancel_process(py: Python<'_>, name: &str, pid_dir: &str, timeout_seconds: f64) -> PyResult<Py<PyAny>> {
     if !(timeout_seconds >= 0.0) || !timeout_seconds.is_finite() {
         return Err(Error::invalid("timeout must be a non-negative number of seconds").into());
     }
     let files = ProcessFiles::new(std::path::Path::new(pid_dir), name)?;
     crate::process::files::prepare_dir(&files.dir, false)?;
     let outcome = py.detach(|| control::cancel(&files, Duration::from_secs_f64(timeout_seconds)))?;
-    to_json(&outcome)
+    to_py(py, &serde_json::to_value(&outcome).expect("serialises"))
 }
 
 /// Removes the files of finished jobs; returns the names cleaned.
@@ -205,8 +250,6 @@ fn clean_processes(pid_dir: &str, name: Option<&str>) -> PyResult<Vec<String>> {
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Rust `log` records go to Python's `logging` (logger names start with `_core`).
-    let _ = pyo3_log::try_init();
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(cluster_info, m)?)?;
     m.add_function(wrap_pyfunction!(load_sample_data, m)?)?;

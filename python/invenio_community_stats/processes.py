@@ -12,7 +12,6 @@ The PID directory defaults to ``/tmp`` (``pid_dir=`` everywhere). Errors raise t
 of :mod:`invenio_community_stats.errors`.
 """
 
-import json
 import os
 import sys
 
@@ -36,6 +35,8 @@ def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=50 * 1
     status_file, log_file}``. ``env`` is added to the worker's environment (it may hold
     secrets: it is never written to a file or a command line). ``command`` is what the
     status shows (default: ``argv`` joined)."""
+    import json
+
     spec = {
         "name": name,
         "pid_dir": _dir(pid_dir),
@@ -46,22 +47,22 @@ def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=50 * 1
         "log_backups": int(log_backups),
         "supervisor_argv": [sys.executable, "-m", "invenio_community_stats._supervisor"],
     }
-    return json.loads(_core().start_background(json.dumps(spec)))
+    return _core().start_background(json.dumps(spec))
 
 
 def status(name, pid_dir=None, log_lines=None):
     """The job's status (a dict; ``log_tail`` too when ``log_lines`` is given)."""
-    return json.loads(_core().process_status(name, _dir(pid_dir), log_lines))
+    return _core().process_status(name, _dir(pid_dir), log_lines)
 
 
 def list_jobs(pid_dir=None, all=False):  # noqa: A002 - mirrors the --all option
     """The jobs in the PID directory: running ones, or all with ``all=True``."""
-    return json.loads(_core().list_processes(_dir(pid_dir), bool(all)))
+    return _core().list_processes(_dir(pid_dir), bool(all))
 
 
 def cancel(name, pid_dir=None, timeout=30.0):
     """SIGTERM, wait ``timeout`` seconds, then SIGKILL; returns ``{outcome, state, ...}``."""
-    return json.loads(_core().cancel_process(name, _dir(pid_dir), float(timeout)))
+    return _core().cancel_process(name, _dir(pid_dir), float(timeout))
 
 
 def clean(pid_dir=None, name=None):

@@ -18,7 +18,12 @@ use crate::error::{Error, Result};
 /// The effective status: the status file, corrected by liveness (a non-final state whose
 /// lock is free becomes `lost`). `None` when the job has no files at all.
 pub fn observe(files: &ProcessFiles) -> Result<Option<JobStatus>> {
-    let pid_from_file = state::read_pid_file(files)?;
+    observe_with(files, true)
+}
+
+/// [`observe`], optionally without validating the PID file (listing many jobs).
+fn observe_with(files: &ProcessFiles, check_pid_file: bool) -> Result<Option<JobStatus>> {
+    let pid_from_file = if check_pid_file { state::read_pid_file(files)? } else { None };
     let Some(mut status) = state::read_status(files)? else {
         if let Some(pid) = pid_from_file {
             return Err(Error::Process(format!(
@@ -78,7 +83,7 @@ pub fn list(dir: &Path, all: bool) -> Result<Vec<Value>> {
     names.sort();
     for name in names {
         let files = ProcessFiles::new(dir, &name)?;
-        match observe(&files) {
+        match observe_with(&files, false) {
             Ok(Some(status)) => {
                 if all || !status.state.is_final() {
                     out.push(to_view(&files, &status, None)?);

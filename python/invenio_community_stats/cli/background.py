@@ -2,7 +2,6 @@
 twin that takes the same options plus ``--pid-dir`` and runs the same command detached
 under the process manager (a fresh interpreter in a new session)."""
 
-import json
 import os
 import shlex
 import sys
@@ -122,4 +121,4 @@ def add_background_twins(group):
         group.add_command(_make_twin(group.commands[name], process_name))
 
 
-__all__ = ["job", "JOBS", "add_background_twins", "option_args", "pid_dir_option", "json"]
+__all__ = ["job", "JOBS", "add_background_twins", "option_args", "pid_dir_option"]

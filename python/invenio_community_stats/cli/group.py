@@ -1,6 +1,5 @@
 """The group itself, its global options and its error handling."""
 
-import json
 import os
 import sys
 
@@ -82,10 +81,9 @@ def community_stats(ctx, search_hosts, index_prefix, ca_certs, no_verify_certs):
     if no_verify_certs:
         overrides["verify_certs"] = False
     ctx.meta["community_stats.overrides"] = overrides
-    _configure_logging()
 
 
-def _configure_logging():
+def configure_logging():
     """Core log records (progress, retries) go to stderr with a timestamp, unless the
     application already configured logging."""
     import logging
@@ -111,6 +109,7 @@ def with_app(func):
         from flask.cli import ScriptInfo
 
         if has_app_context():
+            configure_logging()
             return func(*args, **kwargs)
         ctx = click.get_current_context()
         info = ctx.find_object(ScriptInfo)
@@ -120,6 +119,7 @@ def with_app(func):
             from ..app import create_standalone_app
 
             app = create_standalone_app()
+        configure_logging()
         with app.app_context():
             return func(*args, **kwargs)
 
@@ -131,6 +131,8 @@ def search_settings(retry=False):
     from_parent = os.environ.get(SETTINGS_ENV)
     if from_parent:
         return from_parent
+    import json
+
     from flask import current_app
 
     from ..connection import settings_from_config
@@ -142,6 +144,8 @@ def search_settings(retry=False):
 
 def echo_json(document):
     """Prints exactly one JSON document on stdout."""
+    import json
+
     click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 

@@ -1,8 +1,6 @@
 """Commands that talk to OpenSearch: ``info`` and the jobs (each job also gets a
 ``-background`` twin, see ``background.py``)."""
 
-import json
-
 import click
 
 from .background import job
@@ -14,6 +12,8 @@ from .group import community_stats, core, echo_json, search_settings, with_app
 @with_app
 def info(as_json):
     """Show the cluster, the index prefix, and what the prefix holds."""
+    import json
+
     data = json.loads(core().cluster_info(search_settings()))
     if as_json:
         echo_json(data)
@@ -41,6 +41,8 @@ def load_sample_data(communities, records, events_per_record, months, end_date, 
 
     Only for an empty index prefix: refuses to write if the records index exists.
     """
+    import json
+
     options = {
         "communities": communities,
         "records": records,

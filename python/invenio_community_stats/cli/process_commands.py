@@ -4,7 +4,6 @@ These commands never build the Flask app unless they must find the PID directory
 instance's configuration."""
 
 import datetime
-import json
 import os
 import sys
 import time
@@ -95,7 +94,7 @@ def _status(name, pid_dir, show_log, log_lines, as_json, follow, interval):
     lines = (log_lines or 20) if show_log else None
     _core = core()
     while True:
-        s = json.loads(_core.process_status(name, pid_dir, lines))
+        s = _core.process_status(name, pid_dir, lines)
         if as_json:
             echo_json(s)
             return
@@ -128,7 +127,7 @@ def _cancel(name, pid_dir, timeout, as_json):
     if timeout < 0:
         raise BadInput("--timeout must not be negative")
     pid_dir = resolve_pid_dir(pid_dir)
-    result = json.loads(core().cancel_process(name, pid_dir, float(timeout)))
+    result = core().cancel_process(name, pid_dir, float(timeout))
     if as_json:
         echo_json(result)
         return
@@ -140,22 +139,23 @@ def _cancel(name, pid_dir, timeout, as_json):
 
 def _list(pid_dir, show_all, as_json):
     pid_dir = resolve_pid_dir(pid_dir)
-    jobs = json.loads(core().list_processes(pid_dir, show_all))
+    jobs = core().list_processes(pid_dir, show_all)
     if as_json:
         echo_json(jobs)
         return
     if not jobs:
         click.echo(f"No {'' if show_all else 'running '}background jobs in {pid_dir}.")
         return
-    click.echo(f"{'NAME':32} {'STATE':11} {'PID':>8} {'PROGRESS':>9} {'RUNTIME':>9}  TASK")
+    rows = [f"{'NAME':32} {'STATE':11} {'PID':>8} {'PROGRESS':>9} {'RUNTIME':>9}  TASK"]
     for j in jobs:
         pct = f"{j.get('progress', 0):.1f}%" if j.get("total") is not None else "-"
-        click.echo(
+        rows.append(
             f"{j['name']:32} {j['state']:11} {j.get('pid') or '-':>8} {pct:>9} "
             f"{_hms(j.get('runtime_seconds')):>9}  {j.get('current_task') or j.get('error') or ''}"
         )
     running = sum(1 for j in jobs if j.get("alive"))
-    click.echo(f"{len(jobs)} job(s), {running} running. Details: process-status NAME --pid-dir {pid_dir}")
+    rows.append(f"{len(jobs)} job(s), {running} running. Details: process-status NAME --pid-dir {pid_dir}")
+    click.echo("\n".join(rows))
 
 
 # Flat spellings (the seed's).
