@@ -173,6 +173,32 @@ fn load_sample_data(py: Python<'_>, settings_json: &str, options_json: &str) -> 
     to_json(&report)
 }
 
+/// `generate-community-events` (JSON options in, JSON report out).
+#[pyfunction]
+fn generate_community_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: crate::generation::community_events::CommunityEventsOptions = parse_json("options", options_json)?;
+    let settings_json = settings_json.to_string();
+    let report = run_job(py, move |token| async move {
+        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
+        let progress = crate::progress::Progress::from_env("generate-community-events");
+        crate::generation::community_events::generate(&client, &options, &progress).await
+    })?;
+    to_json(&report)
+}
+
+/// `generate-usage-events` (JSON options in, JSON report out).
+#[pyfunction]
+fn generate_usage_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: crate::generation::usage_events::UsageEventsOptions = parse_json("options", options_json)?;
+    let settings_json = settings_json.to_string();
+    let report = run_job(py, move |token| async move {
+        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
+        let progress = crate::progress::Progress::from_env("generate-usage-events");
+        crate::generation::usage_events::generate(&client, &options, &progress).await
+    })?;
+    to_json(&report)
+}
+
 /// One of our index templates with the prefix applied (JSON).
 #[pyfunction]
 fn index_template(name: &str, prefix: &str) -> PyResult<String> {
@@ -253,6 +279,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(cluster_info, m)?)?;
     m.add_function(wrap_pyfunction!(load_sample_data, m)?)?;
+    m.add_function(wrap_pyfunction!(generate_community_events, m)?)?;
+    m.add_function(wrap_pyfunction!(generate_usage_events, m)?)?;
     m.add_function(wrap_pyfunction!(index_template, m)?)?;
     m.add_function(wrap_pyfunction!(index_template_names, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;

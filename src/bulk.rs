@@ -43,6 +43,147 @@ pub struct BulkWriter {
 
 const MAX_BACKPRESSURE_ROUNDS: u32 = 12;
 
+impl BulkTotals {
+    /// Adds another batch's totals.
+    pub fn merge(&mut self, other: BulkTotals) {
+        self.written += other.written;
+        self.already_present += other.already_present;
+        self.failed += other.failed;
+        self.requests += other.requests;
+        for r in other.failure_reasons {
+            if self.failure_reasons.len() < 5 {
+                self.failure_reasons.push(r);
+            }
+        }
+    }
+}
+
+/// One encoded bulk item: (action line, document line).
+pub type BulkItem = (Vec<u8>, Vec<u8>);
+
+/// Encodes one item.
+pub fn encode(op: BulkOp, index: &str, id: &str, doc: &Value) -> BulkItem {
+    let action = match op {
+        BulkOp::Index => json!({"index": {"_index": index, "_id": id}}),
+        BulkOp::Create => json!({"create": {"_index": index, "_id": id}}),
+    };
+    (serde_json::to_vec(&action).expect("serialises"), serde_json::to_vec(doc).expect("serialises"))
+}
+
+/// Sends items in one bulk request, resending those rejected with back-pressure (with
+/// back-off) until every item is acknowledged: written, already present, or failed for good.
+pub async fn send_items(client: &SearchClient, items: Vec<BulkItem>) -> Result<BulkTotals> {
+    let mut totals = BulkTotals::default();
+    let mut pending: Vec<usize> = (0..items.len()).collect();
+    let mut delay = Duration::from_millis(200);
+    for _ in 0..MAX_BACKPRESSURE_ROUNDS {
+        let mut body = Vec::with_capacity(pending.iter().map(|i| items[*i].0.len() + items[*i].1.len() + 2).sum());
+        for i in &pending {
+            body.extend_from_slice(&items[*i].0);
+            body.push(b'\n');
+            body.extend_from_slice(&items[*i].1);
+            body.push(b'\n');
+        }
+        let outcome = client.bulk(body, None).await?;
+        totals.requests += 1;
+        totals.written += outcome.written;
+        totals.already_present += outcome.already_present;
+        totals.failed += outcome.failed;
+        for r in outcome.failure_reasons {
+            if totals.failure_reasons.len() < 5 {
+                totals.failure_reasons.push(r);
+            }
+        }
+        if outcome.retryable.is_empty() {
+            return Ok(totals);
+        }
+        pending = outcome.retryable.iter().map(|i| pending[*i]).collect();
+        log::warn!("bulk: {} items rejected with back-pressure; resending in {:.1}s", pending.len(), delay.as_secs_f64());
+        // Back-off even when cancelled: acknowledged work must not be dropped silently.
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+    Err(Error::Search { status: 429, what: "bulk".into(), reason: format!("{} items kept being rejected", pending.len()) })
+}
+
+/// Bulk writes with up to `max_in_flight` requests under way while the caller goes on
+/// producing documents (reads and writes overlap); back-pressure through the bound.
+pub struct BulkPipeline {
+    client: SearchClient,
+    op: BulkOp,
+    batch_size: usize,
+    max_in_flight: usize,
+    buffer: Vec<BulkItem>,
+    tasks: tokio::task::JoinSet<Result<BulkTotals>>,
+    totals: BulkTotals,
+}
+
+impl BulkPipeline {
+    /// A pipeline sending `batch_size` items per request, `max_in_flight` requests at once.
+    pub fn new(client: SearchClient, op: BulkOp, batch_size: usize, max_in_flight: usize) -> Self {
+        Self {
+            client,
+            op,
+            batch_size: batch_size.max(1),
+            max_in_flight: max_in_flight.max(1),
+            buffer: Vec::new(),
+            tasks: tokio::task::JoinSet::new(),
+            totals: BulkTotals::default(),
+        }
+    }
+
+    /// Queues one document.
+    pub async fn add(&mut self, index: &str, id: &str, doc: &Value) -> Result<()> {
+        self.buffer.push(encode(self.op, index, id, doc));
+        if self.buffer.len() >= self.batch_size {
+            self.dispatch().await?;
+        }
+        Ok(())
+    }
+
+    async fn join_one(&mut self) -> Result<()> {
+        if let Some(joined) = self.tasks.join_next().await {
+            let totals = joined.map_err(|e| Error::Process(format!("bulk task failed: {e}")))??;
+            self.totals.merge(totals);
+        }
+        Ok(())
+    }
+
+    /// Sends the buffer as one request (waiting while `max_in_flight` are under way).
+    pub async fn dispatch(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        while self.tasks.len() >= self.max_in_flight {
+            self.join_one().await?;
+        }
+        let items = std::mem::take(&mut self.buffer);
+        let client = self.client.clone();
+        self.tasks.spawn(async move { send_items(&client, items).await });
+        Ok(())
+    }
+
+    /// Waits until everything queued so far is acknowledged (a checkpoint boundary).
+    pub async fn drain(&mut self) -> Result<()> {
+        self.dispatch().await?;
+        while !self.tasks.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Totals of the acknowledged requests so far.
+    pub fn totals(&self) -> &BulkTotals {
+        &self.totals
+    }
+
+    /// Drains and returns the totals.
+    pub async fn finish(mut self) -> Result<BulkTotals> {
+        self.drain().await?;
+        Ok(self.totals)
+    }
+}
+
 impl BulkWriter {
     /// A writer that flushes every `batch_size` items.
     pub fn new(client: SearchClient, op: BulkOp, batch_size: usize) -> Self {
@@ -51,13 +192,7 @@ impl BulkWriter {
 
     /// Adds one document; flushes when the batch is full.
     pub async fn add(&mut self, index: &str, id: &str, doc: &Value) -> Result<()> {
-        let action = match self.op {
-            BulkOp::Index => json!({"index": {"_index": index, "_id": id}}),
-            BulkOp::Create => json!({"create": {"_index": index, "_id": id}}),
-        };
-        let action = serde_json::to_vec(&action).expect("serialises");
-        let doc = serde_json::to_vec(doc).expect("serialises");
-        self.items.push((action, doc));
+        self.items.push(encode(self.op, index, id, doc));
         if self.items.len() >= self.batch_size {
             self.flush().await?;
         }
@@ -70,38 +205,9 @@ impl BulkWriter {
             return Ok(());
         }
         let items = std::mem::take(&mut self.items);
-        let mut pending: Vec<usize> = (0..items.len()).collect();
-        let mut delay = Duration::from_millis(200);
-        for _ in 0..MAX_BACKPRESSURE_ROUNDS {
-            let mut body = Vec::with_capacity(pending.iter().map(|i| items[*i].0.len() + items[*i].1.len() + 2).sum());
-            for i in &pending {
-                body.extend_from_slice(&items[*i].0);
-                body.push(b'\n');
-                body.extend_from_slice(&items[*i].1);
-                body.push(b'\n');
-            }
-            let outcome = self.client.bulk(body, None).await?;
-            self.totals.requests += 1;
-            self.totals.written += outcome.written;
-            self.totals.already_present += outcome.already_present;
-            self.totals.failed += outcome.failed;
-            for r in outcome.failure_reasons {
-                if self.totals.failure_reasons.len() < 5 {
-                    self.totals.failure_reasons.push(r);
-                }
-            }
-            if outcome.retryable.is_empty() {
-                return Ok(());
-            }
-            pending = outcome.retryable.iter().map(|i| pending[*i]).collect();
-            log::warn!("bulk: {} items rejected with back-pressure; resending in {:.1}s", pending.len(), delay.as_secs_f64());
-            if !self.client.cancel_token().sleep(delay).await && self.client.cancel_token().is_cancelled() {
-                // Even when cancelled we must not drop acknowledged work silently: report it.
-                return Err(Error::Cancelled(format!("{} bulk items not written", pending.len())));
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
-        Err(Error::Search { status: 429, what: "bulk".into(), reason: format!("{} items kept being rejected", pending.len()) })
+        let totals = send_items(&self.client, items).await?;
+        self.totals.merge(totals);
+        Ok(())
     }
 
     /// Flushes and returns the totals.

@@ -2,9 +2,14 @@
 //! background process manager. `bindings` is the only module that knows about Python.
 
 pub mod bulk;
+pub mod dates;
+pub mod enrich;
+pub mod pit;
 pub mod cancel;
+pub mod communities;
 pub mod error;
 pub mod events;
+pub mod generation;
 pub mod info;
 pub mod process;
 pub mod progress;

@@ -14,6 +14,9 @@ pub const PREFIX_PLACEHOLDER: &str = "__SEARCH_INDEX_PREFIX__";
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("record-view-v1.0.0", include_str!("templates/record-view-v1.0.0.json")),
     ("file-download-v1.0.0", include_str!("templates/file-download-v1.0.0.json")),
+    ("record-view-v2.0.0", include_str!("templates/record-view-v2.0.0.json")),
+    ("file-download-v2.0.0", include_str!("templates/file-download-v2.0.0.json")),
+    ("stats-community-events-v1.0.0", include_str!("templates/stats-community-events-v1.0.0.json")),
 ];
 
 /// The template `name` with the prefix applied, as JSON.

@@ -42,3 +42,9 @@ def cancel_process(name: str, pid_dir: str, timeout_seconds: float) -> str:
 
 def clean_processes(pid_dir: str, name: str | None = None) -> list[str]:
     """Remove the files of finished jobs; returns the names cleaned."""
+
+def generate_community_events(settings_json: str, options_json: str) -> str:
+    """Backfill stats-community-events (or count, with dry_run); returns the report (JSON)."""
+
+def generate_usage_events(settings_json: str, options_json: str) -> str:
+    """Synthetic view/download events; returns the report (JSON)."""

@@ -1,0 +1,142 @@
+"""``generate-community-events``, ``community-events-status`` and
+``generate-usage-events`` (each job also gets a ``-background`` twin)."""
+
+import click
+
+from .background import job
+from .group import community_stats, core, echo_json, search_settings, with_app
+
+
+def _split(values):
+    """Repeated options, each possibly comma-separated."""
+    out = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def _community_events(community_ids, record_ids, start_date, end_date, dry_run):
+    import json
+
+    options = {
+        "community_ids": _split(community_ids),
+        "record_ids": _split(record_ids),
+        "start_date": start_date,
+        "end_date": end_date,
+        "dry_run": dry_run,
+    }
+    return json.loads(core().generate_community_events(search_settings(retry=not dry_run), json.dumps(options)))
+
+
+_community_filters = [
+    click.option("--community-id", "community_ids", multiple=True, metavar="ID|SLUG",
+                 help="Only this community (repeatable, or comma-separated)."),
+    click.option("--record-ids", "record_ids", multiple=True, metavar="ID",
+                 help="Only these records (repeatable, or comma-separated)."),
+    click.option("--start-date", metavar="YYYY-MM-DD", help="Records created on or after this day."),
+    click.option("--end-date", metavar="YYYY-MM-DD", help="Records created on or before this day."),
+]
+
+
+def _with(options):
+    def apply(f):
+        for o in reversed(options):
+            f = o(f)
+        return f
+
+    return apply
+
+
+@job("community-event-generation")
+@community_stats.command("generate-community-events")
+@_with(_community_filters)
+@click.option("--dry-run", is_flag=True, help="Count what would be written; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_app
+def generate_community_events(community_ids, record_ids, start_date, end_date, dry_run, as_json):
+    """Backfill stats-community-events from the records index.
+
+    Every published record version gets an `added` event for `global` and for each of its
+    communities (with --community-id: for those communities only), dated at the record's
+    creation. Re-runs write nothing twice.
+    """
+    report = _community_events(community_ids, record_ids, start_date, end_date, dry_run)
+    if as_json:
+        echo_json(report)
+        return
+    verb = "would write" if dry_run else "wrote"
+    click.echo(
+        f"{report['records_processed']} records: {verb} {report['events_created']} community events, "
+        f"{report['events_existing']} already present"
+        + (f", {report['events_failed']} failed ({'; '.join(report['failure_reasons'])})" if report["events_failed"] else "")
+        + "."
+    )
+    if report["unreadable_publication_dates"]:
+        click.echo(
+            f"Warning: {report['unreadable_publication_dates']} publication dates could not be read "
+            f"(record_published_date left out), e.g. {', '.join(report['unreadable_examples'])}",
+            err=True,
+        )
+
+
+@community_stats.command("community-events-status")
+@_with(_community_filters)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_app
+def community_events_status(community_ids, record_ids, start_date, end_date, as_json):
+    """Count the community events that generate-community-events would write (dry run)."""
+    report = _community_events(community_ids, record_ids, start_date, end_date, True)
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(
+        f"{report['records_processed']} records; {report['events_created']} community events missing, "
+        f"{report['events_existing']} present."
+    )
+
+
+@job("usage-event-generation")
+@community_stats.command("generate-usage-events")
+@click.option("--start-date", metavar="YYYY-MM-DD", help="Records created on or after this day.")
+@click.option("--end-date", metavar="YYYY-MM-DD", help="Records created on or before this day.")
+@click.option("--event-start-date", metavar="YYYY-MM-DD", help="No event before this day (default: each record's creation).")
+@click.option("--event-end-date", metavar="YYYY-MM-DD", help="No event after this day (default: now; never in the future).")
+@click.option("--events-per-record", type=click.IntRange(0, 100_000), default=5, show_default=True,
+              help="Views per record, and as many downloads for a record with files.")
+@click.option("--max-records", type=click.IntRange(0, None), default=0, show_default=True, help="At most this many records (0 = all).")
+@click.option("--enrich-events", is_flag=True, help="Add the v2 fields: communities as of the event's day, record metadata.")
+@click.option("--use-migrated-indices", is_flag=True, help="Write to the -v2.0.0 monthly indices.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True,
+              help="Random seed: the same seed gives the same documents (a re-run adds nothing).")
+@click.option("--dry-run", is_flag=True, help="Count; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_app
+def generate_usage_events(start_date, end_date, event_start_date, event_end_date, events_per_record, max_records,
+                          enrich_events, use_migrated_indices, seed, dry_run, as_json):
+    """Generate synthetic view and download events, shaped like real InvenioRDM events."""
+    import json
+
+    options = {
+        "start_date": start_date,
+        "end_date": end_date,
+        "event_start_date": event_start_date,
+        "event_end_date": event_end_date,
+        "events_per_record": events_per_record,
+        "max_records": max_records,
+        "enrich_events": enrich_events,
+        "use_migrated_indices": use_migrated_indices,
+        "seed": seed,
+        "dry_run": dry_run,
+    }
+    report = json.loads(core().generate_usage_events(search_settings(retry=not dry_run), json.dumps(options)))
+    if as_json:
+        echo_json(report)
+        return
+    verb = "would write" if dry_run else "wrote"
+    click.echo(
+        f"{report['records_processed']} records: {report['view_events']} views and {report['download_events']} "
+        f"downloads; {verb} {report['written'] if not dry_run else report['view_events'] + report['download_events']}, "
+        f"{report['already_present']} already present"
+        + (f", {report['failed']} failed ({'; '.join(report['failure_reasons'])})" if report["failed"] else "")
+        + f" in {len(report['indices'])} monthly indices."
+    )

@@ -1,0 +1,140 @@
+//! Dates as operators type them (`YYYY-MM-DD`) and as InvenioRDM stores publication dates
+//! (EDTF: `2020`, `2020-10`, `2020-10-13`, intervals `2020/2021`, qualifiers `2020?`).
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+
+use crate::error::{Error, Result};
+
+/// Parses an option value `YYYY-MM-DD`, naming the option in the error.
+pub fn parse_day(option: &str, text: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| Error::invalid(format!("{option} {text:?} is not a date (expected YYYY-MM-DD)")))
+}
+
+/// Parses an optional `YYYY-MM-DD` option.
+pub fn parse_day_opt(option: &str, text: Option<&str>) -> Result<Option<NaiveDate>> {
+    text.filter(|t| !t.trim().is_empty()).map(|t| parse_day(option, t)).transpose()
+}
+
+/// Checks `start <= end` when both are given.
+pub fn check_range(what: &str, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Result<()> {
+    if let (Some(s), Some(e)) = (start, end) {
+        if e < s {
+            return Err(Error::invalid(format!("{what}: end date {e} is before start date {s}")));
+        }
+    }
+    Ok(())
+}
+
+/// 00:00:00 UTC of `day`.
+pub fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
+}
+
+/// 23:59:59 UTC of `day` (event timestamps have second resolution).
+pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_hms_opt(23, 59, 59).expect("valid time"))
+}
+
+/// Parses a stored timestamp (`2024-06-01T10:00:00+00:00`, `...Z`, `2024-06-01T10:00:00`,
+/// with or without fractions, or a bare date) as UTC.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Some(Utc.from_utc_datetime(&naive));
+        }
+    }
+    NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().map(start_of_day)
+}
+
+/// The first day an EDTF date or interval stands for: `2020` -> 2020-01-01, `2020-10` ->
+/// 2020-10-01, `2020/2021` -> 2020-01-01, `../2021` -> 2021-01-01, `2020-21` (spring) ->
+/// 2020-03-01, qualifiers (`?`, `~`, `%`) ignored. `None` when nothing can be read.
+pub fn edtf_start(text: &str) -> Option<NaiveDate> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    let (first, second) = match t.split_once('/') {
+        Some((a, b)) => (a.trim(), Some(b.trim())),
+        None => (t, None),
+    };
+    let first = if first.is_empty() || first == ".." { second? } else { first };
+    let cleaned: String = first.chars().filter(|c| !matches!(c, '?' | '~' | '%')).collect();
+    // A timestamp: take its date.
+    let date_part = cleaned.split('T').next().unwrap_or("");
+    let parts: Vec<&str> = date_part.split('-').collect();
+    let year: i32 = parts.first()?.parse().ok()?;
+    let month: u32 = match parts.get(1) {
+        None => 1,
+        Some(m) => {
+            let m: u32 = m.parse().ok()?;
+            match m {
+                1..=12 => m,
+                21 | 25 | 29 => 3,
+                22 | 26 | 30 => 6,
+                23 | 27 | 31 => 9,
+                24 | 28 | 32 => 12,
+                // "2020-2021" (a year range written with a hyphen)
+                _ if parts.len() == 2 && parts[1].len() == 4 => 1,
+                _ => return None,
+            }
+        }
+    };
+    let day: u32 = match parts.get(2) {
+        None => 1,
+        Some(d) => d.parse().ok()?,
+    };
+    NaiveDate::from_ymd_opt(year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(y, m, day)
+    }
+
+    #[test]
+    fn edtf_dates_and_intervals_give_their_start() {
+        assert_eq!(edtf_start("2010"), d(2010, 1, 1));
+        assert_eq!(edtf_start("2020-10"), d(2020, 10, 1));
+        assert_eq!(edtf_start("2020-10-13"), d(2020, 10, 13));
+        assert_eq!(edtf_start("2020/2021"), d(2020, 1, 1));
+        assert_eq!(edtf_start("2020-01/2020-06"), d(2020, 1, 1));
+        assert_eq!(edtf_start("../2021"), d(2021, 1, 1));
+        assert_eq!(edtf_start("2020/.."), d(2020, 1, 1));
+        assert_eq!(edtf_start("2020-2021"), d(2020, 1, 1));
+        assert_eq!(edtf_start("2020?"), d(2020, 1, 1));
+        assert_eq!(edtf_start("2020-21"), d(2020, 3, 1));
+        assert_eq!(edtf_start("2020-10-13T12:00:00Z"), d(2020, 10, 13));
+        assert_eq!(edtf_start("garbage"), None);
+        assert_eq!(edtf_start(""), None);
+        assert_eq!(edtf_start("2020-13-40"), None);
+    }
+
+    #[test]
+    fn option_dates() {
+        assert!(parse_day("--start-date", "2024-02-30").is_err());
+        assert_eq!(parse_day("--start-date", "2024-02-29").unwrap(), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
+        let s = parse_day_opt("--a", Some("2024-05-02")).unwrap();
+        let e = parse_day_opt("--b", Some("2024-05-01")).unwrap();
+        assert!(check_range("records", s, e).is_err());
+        assert!(check_range("records", e, s).is_ok());
+    }
+
+    #[test]
+    fn timestamps_in_every_stored_shape() {
+        let want = Utc.with_ymd_and_hms(2024, 6, 1, 10, 0, 0).unwrap();
+        for t in ["2024-06-01T10:00:00+00:00", "2024-06-01T10:00:00Z", "2024-06-01T10:00:00", "2024-06-01T10:00:00.000"] {
+            assert_eq!(parse_timestamp(t), Some(want), "{t}");
+        }
+        assert_eq!(parse_timestamp("2024-06-01"), Some(start_of_day(NaiveDate::from_ymd_opt(2024, 6, 1).unwrap())));
+        assert_eq!(end_of_day(NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()).to_rfc3339(), "2024-06-01T23:59:59+00:00");
+    }
+}

@@ -1,0 +1,216 @@
+//! `generate-community-events`: an `added` event for `global` and for each community of
+//! every published record version, into `stats-community-events-YYYY` (by event year).
+//!
+//! Decisions: every published version gets events (membership belongs to the parent, so
+//! all versions share it; usage events of any version can then be attributed);
+//! `event_date` is the record's `created` (the real add date is unknown for a backfill);
+//! tombstoned records carry `is_deleted` and `deleted_date`. Idempotent by construction:
+//! `_id` = `<record_id>-<community_id>-added`, written create-only.
+
+use chrono::Utc;
+use opensearch::http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::records_query;
+use crate::bulk::{BulkOp, BulkPipeline};
+use crate::dates::{check_range, edtf_start, parse_day_opt, parse_timestamp};
+use crate::enrich::current_communities;
+use crate::error::{Error, Result};
+use crate::pit::PitReader;
+use crate::progress::Progress;
+use crate::search::SearchClient;
+use crate::{communities, templates};
+
+/// Options of `generate-community-events`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CommunityEventsOptions {
+    /// Only these communities (ids or slugs); their events only, no `global`.
+    #[serde(default)]
+    pub community_ids: Vec<String>,
+    /// Only these records (ids).
+    #[serde(default)]
+    pub record_ids: Vec<String>,
+    /// Records created on or after this day.
+    #[serde(default)]
+    pub start_date: Option<String>,
+    /// Records created on or before this day.
+    #[serde(default)]
+    pub end_date: Option<String>,
+    /// Count what would be written; write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Records per page (and per bulk request of events, roughly).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CommunityEventsReport {
+    /// Records read.
+    pub records_processed: u64,
+    /// Events written (dry run: that would be written).
+    pub events_created: u64,
+    /// Events already present (nothing written for them).
+    pub events_existing: u64,
+    /// Events that failed, with the first reasons.
+    pub events_failed: u64,
+    /// First failure reasons.
+    pub failure_reasons: Vec<String>,
+    /// Records that are deleted (tombstones).
+    pub deleted_records: u64,
+    /// Publication dates that could not be read (the field is then left out).
+    pub unreadable_publication_dates: u64,
+    /// A few of them, as `record: value`.
+    pub unreadable_examples: Vec<String>,
+    /// The communities selected (resolved ids), empty for all.
+    pub communities: Vec<String>,
+    /// True for a dry run.
+    pub dry_run: bool,
+}
+
+fn ts(t: chrono::DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
+}
+
+/// The events of one record: (index, _id, document).
+fn record_events(client: &SearchClient, record: &Value, selected: &[String], now: &str, report: &mut CommunityEventsReport) -> Vec<(String, String, Value)> {
+    let Some(record_id) = record["id"].as_str() else { return Vec::new() };
+    let Some(created) = record["created"].as_str().and_then(parse_timestamp) else {
+        log::warn!("record {record_id} has no readable `created` date; no community events for it");
+        return Vec::new();
+    };
+    let mut targets: Vec<String> = Vec::new();
+    if selected.is_empty() {
+        targets.push("global".into());
+        targets.extend(current_communities(record));
+    } else {
+        targets.extend(current_communities(record).into_iter().filter(|c| selected.contains(c)));
+    }
+    targets.dedup();
+    let deleted = record["is_deleted"].as_bool().unwrap_or(false) || record["deletion_status"].as_str() == Some("D");
+    if deleted {
+        report.deleted_records += 1;
+    }
+    let published = match record["metadata"]["publication_date"].as_str() {
+        Some(text) => match edtf_start(text) {
+            Some(d) => Some(format!("{}T00:00:00", d.format("%Y-%m-%d"))),
+            None => {
+                report.unreadable_publication_dates += 1;
+                if report.unreadable_examples.len() < 5 {
+                    report.unreadable_examples.push(format!("{record_id}: {text:?}"));
+                }
+                log::warn!("record {record_id}: publication date {text:?} is not an EDTF date; record_published_date left out");
+                None
+            }
+        },
+        None => None,
+    };
+    let year = created.format("%Y").to_string();
+    let index = client.index(&format!("stats-community-events-{year}"));
+    targets
+        .into_iter()
+        .map(|community| {
+            let mut doc = json!({
+                "record_id": record_id,
+                "community_id": community,
+                "event_type": "added",
+                "event_date": ts(created),
+                "record_created_date": ts(created),
+                "is_deleted": deleted,
+                "timestamp": now,
+                "updated_timestamp": now,
+            });
+            if let Some(p) = &published {
+                doc["record_published_date"] = json!(p);
+            }
+            if deleted {
+                if let Some(d) = record["tombstone"]["removal_date"].as_str().and_then(parse_timestamp) {
+                    doc["deleted_date"] = json!(ts(d));
+                }
+            }
+            (index.clone(), format!("{record_id}-{community}-added"), doc)
+        })
+        .collect()
+}
+
+/// Runs the backfill (or its dry count).
+pub async fn generate(client: &SearchClient, options: &CommunityEventsOptions, progress: &Progress) -> Result<CommunityEventsReport> {
+    let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
+    let end = parse_day_opt("--end-date", options.end_date.as_deref())?;
+    check_range("record dates", start, end)?;
+    let batch = options.batch_size.unwrap_or(1000);
+    if batch == 0 || batch > 10_000 {
+        return Err(Error::invalid("batch size must be between 1 and 10,000"));
+    }
+    let records = client.index("rdmrecords-records");
+    if !client.exists(&records).await? {
+        return Err(Error::Data(format!("the records index {records} does not exist")));
+    }
+    let selected = communities::resolve(client, &options.community_ids).await?;
+    let mut report = CommunityEventsReport { communities: selected.clone(), dry_run: options.dry_run, ..Default::default() };
+    if !options.dry_run {
+        templates::install(client, &["stats-community-events-v1.0.0"]).await?;
+    }
+    let query = records_query(&options.record_ids, start, end, &selected, true);
+    progress.set_total(client.count(&records, Some(&query)).await?);
+    progress.set_task("reading records");
+    let now = ts(Utc::now());
+    let source = json!(["id", "created", "parent.communities.ids", "is_deleted", "deletion_status", "tombstone.removal_date", "metadata.publication_date"]);
+    let mut reader = PitReader::open(client, &records, query, json!([{"id": "asc"}]), batch, source).await?;
+    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, batch * 2, 2);
+    let result: Result<()> = async {
+        while let Some(page) = reader.next_page().await? {
+            let mut events = Vec::new();
+            for hit in &page {
+                events.extend(record_events(client, &hit["_source"], &selected, &now, &mut report));
+            }
+            report.records_processed += page.len() as u64;
+            if options.dry_run {
+                let (missing, present) = count_missing(client, &events).await?;
+                report.events_created += missing;
+                report.events_existing += present;
+            } else {
+                for (index, id, doc) in &events {
+                    pipeline.add(index, id, doc).await?;
+                }
+                pipeline.dispatch().await?;
+            }
+            progress.advance(page.len() as u64);
+            if client.cancel_token().is_cancelled() {
+                pipeline.drain().await?;
+                return Err(Error::Cancelled(format!(
+                    "community event generation stopped after {} records; run it again to finish (nothing is written twice)",
+                    report.records_processed
+                )));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = reader.close().await;
+    let totals = pipeline.finish().await;
+    result?;
+    let totals = totals?;
+    if !options.dry_run {
+        report.events_created = totals.written;
+        report.events_existing = totals.already_present;
+        report.events_failed = totals.failed;
+        report.failure_reasons = totals.failure_reasons;
+        client.refresh(&client.index("stats-community-events-*")).await?;
+    }
+    progress.flush();
+    Ok(report)
+}
+
+/// How many of `events` do not exist yet (one `_mget` per page, no per-record searches).
+async fn count_missing(client: &SearchClient, events: &[(String, String, Value)]) -> Result<(u64, u64)> {
+    if events.is_empty() {
+        return Ok((0, 0));
+    }
+    let docs: Vec<Value> = events.iter().map(|(index, id, _)| json!({"_index": index, "_id": id, "_source": false})).collect();
+    let reply = client.json(Method::Post, "_mget", Some(&json!({"docs": docs}))).await?;
+    let found = reply["docs"].as_array().map(|d| d.iter().filter(|x| x["found"].as_bool() == Some(true)).count()).unwrap_or(0) as u64;
+    Ok((events.len() as u64 - found, found))
+}

@@ -1,0 +1,38 @@
+//! Event generation: backfilling `stats-community-events` from the records index, and
+//! synthetic usage events for tests and demos.
+
+pub mod community_events;
+pub mod usage_events;
+
+use serde_json::{json, Value};
+
+/// The records query shared by both generators.
+pub(crate) fn records_query(
+    record_ids: &[String],
+    created_from: Option<chrono::NaiveDate>,
+    created_to: Option<chrono::NaiveDate>,
+    communities: &[String],
+    published_only: bool,
+) -> Value {
+    let mut filter = Vec::new();
+    if published_only {
+        filter.push(json!({"term": {"is_published": true}}));
+    }
+    if !record_ids.is_empty() {
+        filter.push(json!({"terms": {"id": record_ids}}));
+    }
+    let mut range = serde_json::Map::new();
+    if let Some(d) = created_from {
+        range.insert("gte".into(), json!(format!("{}T00:00:00", d.format("%Y-%m-%d"))));
+    }
+    if let Some(d) = created_to {
+        range.insert("lte".into(), json!(format!("{}T23:59:59.999", d.format("%Y-%m-%d"))));
+    }
+    if !range.is_empty() {
+        filter.push(json!({"range": {"created": range}}));
+    }
+    if !communities.is_empty() {
+        filter.push(json!({"terms": {"parent.communities.ids": communities}}));
+    }
+    json!({"bool": {"filter": filter}})
+}

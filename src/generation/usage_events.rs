@@ -1,0 +1,354 @@
+//! `generate-usage-events`: synthetic view and download events shaped like real
+//! InvenioRDM events after anonymisation, for tests and demos.
+//!
+//! Per record: `events_per_record` views, and as many downloads when the record has files;
+//! timestamps stratified over the record's whole window (so they spread over every month)
+//! and always inside it: from max(event start 00:00:00, record created) to min(event end
+//! 23:59:59, now). The same seed gives byte-identical documents (also
+//! `updated_timestamp`, set to the event's time); `_id`s are invenio-stats' and writes
+//! are create-only, so a re-run with the same seed adds nothing.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::records_query;
+use crate::bulk::{BulkOp, BulkPipeline};
+use crate::dates::{check_range, end_of_day, parse_day_opt, parse_timestamp, start_of_day};
+use crate::enrich::{current_communities, record_fields, Membership};
+use crate::error::{Error, Result};
+use crate::events::{build_event, EventType, FileRef, Visitor};
+use crate::pit::PitReader;
+use crate::progress::Progress;
+use crate::rng::SeededRng;
+use crate::search::SearchClient;
+use crate::templates;
+
+/// Options of `generate-usage-events`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct UsageEventsOptions {
+    /// Records created on or after this day.
+    #[serde(default)]
+    pub start_date: Option<String>,
+    /// Records created on or before this day.
+    #[serde(default)]
+    pub end_date: Option<String>,
+    /// Events not before this day (default: each record's creation).
+    #[serde(default)]
+    pub event_start_date: Option<String>,
+    /// Events not after this day (default: now).
+    #[serde(default)]
+    pub event_end_date: Option<String>,
+    /// Views per record (and downloads per record with files).
+    #[serde(default = "default_events")]
+    pub events_per_record: u32,
+    /// At most this many records (0 = all).
+    #[serde(default)]
+    pub max_records: u64,
+    /// Add the v2 fields (community membership as of the event's day, record metadata).
+    #[serde(default)]
+    pub enrich_events: bool,
+    /// Write to the migrated `-v2.0.0` monthly indices.
+    #[serde(default)]
+    pub use_migrated_indices: bool,
+    /// Random seed (the same seed gives the same documents).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Count, write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Documents per bulk request.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// The current time (tests pin it; default: now).
+    #[serde(default)]
+    pub now: Option<String>,
+}
+
+fn default_events() -> u32 {
+    5
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_batch() -> usize {
+    2000
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UsageEventsReport {
+    /// Records read.
+    pub records_processed: u64,
+    /// Records whose window was empty (created after the event end).
+    pub records_skipped: u64,
+    /// View events generated.
+    pub view_events: u64,
+    /// Download events generated.
+    pub download_events: u64,
+    /// Documents written.
+    pub written: u64,
+    /// Documents already present (same seed as an earlier run).
+    pub already_present: u64,
+    /// Documents that failed.
+    pub failed: u64,
+    /// First failure reasons.
+    pub failure_reasons: Vec<String>,
+    /// Monthly indices written to.
+    pub indices: Vec<String>,
+    /// True for a dry run.
+    pub dry_run: bool,
+}
+
+const COUNTRIES: &[&str] = &["US", "DE", "FR", "GB", "BR", "IN", "JP", "ZA", "CA", "MX", "NG", "AU"];
+
+fn visitor(rng: &mut SeededRng) -> Visitor {
+    Visitor {
+        visitor_id: rng.hex(56),
+        country: rng.pick(COUNTRIES).to_string(),
+        referrer: if rng.below(3) == 0 { None } else { Some(format!("https://example.org/search?q=topic-{}", rng.below(50))) },
+        is_robot: rng.below(100) == 0,
+        is_machine: rng.below(50) == 0,
+    }
+}
+
+fn floor_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t - Duration::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
+}
+
+fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    if t.timestamp_subsec_nanos() == 0 {
+        t
+    } else {
+        floor_second(t) + Duration::seconds(1)
+    }
+}
+
+/// `n` timestamps, one in each of `n` equal slots of [start, end] (seconds).
+fn stratified(rng: &mut SeededRng, start: DateTime<Utc>, end: DateTime<Utc>, n: u32) -> Vec<DateTime<Utc>> {
+    let span = (end - start).num_seconds() + 1;
+    (0..i64::from(n))
+        .map(|j| {
+            let lo = span * j / i64::from(n);
+            let hi = (span * (j + 1) / i64::from(n)).max(lo + 1);
+            start + Duration::seconds(lo + rng.below((hi - lo) as u64) as i64)
+        })
+        .collect()
+}
+
+fn files_of(record: &Value) -> Vec<FileRef> {
+    let bucket = record["bucket_id"].as_str().or_else(|| record["files"]["bucket_id"].as_str());
+    let Some(bucket) = bucket else { return Vec::new() };
+    if record["files"]["enabled"].as_bool() == Some(false) {
+        return Vec::new();
+    }
+    let entries: Vec<&Value> = match &record["files"]["entries"] {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(o) => o.values().collect(),
+        _ => Vec::new(),
+    };
+    entries
+        .into_iter()
+        .filter_map(|e| {
+            Some(FileRef {
+                bucket_id: bucket.to_string(),
+                file_id: e["file_id"].as_str().or_else(|| e["id"].as_str())?.to_string(),
+                file_key: e["key"].as_str()?.to_string(),
+                size: e["size"].as_f64().unwrap_or(0.0),
+            })
+        })
+        .collect()
+}
+
+/// An existing monthly index created with the strict v1 mapping cannot take enriched
+/// events: add the v2 fields to its mapping (adding fields never changes existing data).
+/// A missing index is created later from the v2 template.
+async fn ensure_v2_fields(client: &SearchClient, index: &str, event_type: EventType) -> Result<()> {
+    let Some(mapping) = client.json_opt(opensearch::http::Method::Get, &format!("{index}/_mapping"), None).await? else {
+        return Ok(());
+    };
+    let has_v2 = mapping
+        .as_object()
+        .and_then(|m| m.values().next())
+        .map(|m| !m["mappings"]["properties"]["community_ids"].is_null())
+        .unwrap_or(false);
+    if has_v2 {
+        return Ok(());
+    }
+    let name = match event_type {
+        EventType::View => "record-view-v2.0.0",
+        EventType::Download => "file-download-v2.0.0",
+    };
+    let template = templates::template(name, &client.settings().index_prefix)?;
+    let mut properties = template["template"]["mappings"]["properties"].clone();
+    // Existing fields keep their mapping (a type cannot change); only new ones are added.
+    if let (Some(new), Some(old)) = (
+        properties.as_object_mut(),
+        mapping.as_object().and_then(|m| m.values().next()).and_then(|m| m["mappings"]["properties"].as_object()),
+    ) {
+        new.retain(|k, _| !old.contains_key(k));
+    }
+    log::info!("adding the v2 enrichment fields to the mapping of {index}");
+    client
+        .json(opensearch::http::Method::Put, &format!("{index}/_mapping"), Some(&json!({"properties": properties})))
+        .await?;
+    Ok(())
+}
+
+/// Runs the generator.
+pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progress: &Progress) -> Result<UsageEventsReport> {
+    let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
+    let end = parse_day_opt("--end-date", options.end_date.as_deref())?;
+    check_range("record dates", start, end)?;
+    let ev_start = parse_day_opt("--event-start-date", options.event_start_date.as_deref())?;
+    let ev_end = parse_day_opt("--event-end-date", options.event_end_date.as_deref())?;
+    check_range("event dates", ev_start, ev_end)?;
+    if options.batch_size == 0 || options.batch_size > 10_000 {
+        return Err(Error::invalid("batch size must be between 1 and 10,000"));
+    }
+    let now = match &options.now {
+        Some(t) => parse_timestamp(t).ok_or_else(|| Error::invalid(format!("now {t:?} is not a timestamp")))?,
+        None => Utc::now(),
+    };
+    let records = client.index("rdmrecords-records");
+    if !client.exists(&records).await? {
+        return Err(Error::Data(format!("the records index {records} does not exist")));
+    }
+    let mut report = UsageEventsReport { dry_run: options.dry_run, ..Default::default() };
+    if !options.dry_run {
+        let mut names = vec!["record-view-v1.0.0", "file-download-v1.0.0"];
+        if options.enrich_events || options.use_migrated_indices {
+            names.extend(["record-view-v2.0.0", "file-download-v2.0.0"]);
+        }
+        templates::install(client, &names).await?;
+    }
+    let query = records_query(&[], start, end, &[], true);
+    let mut total = client.count(&records, Some(&query)).await?;
+    if options.max_records > 0 {
+        total = total.min(options.max_records);
+    }
+    progress.set_total(total);
+    progress.set_task("generating usage events");
+    let window_start = ev_start.map(start_of_day);
+    let window_end = floor_second(ev_end.map(end_of_day).map(|e| e.min(now)).unwrap_or(now));
+    let source = if options.enrich_events { json!(true) } else { json!(["id", "created", "parent", "bucket_id", "files"]) };
+    let page_size = 500;
+    let mut reader = PitReader::open(client, &records, query, json!([{"id": "asc"}]), page_size, source).await?;
+    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 3);
+    let mut indices = BTreeSet::new();
+    let suffix = if options.use_migrated_indices { "-v2.0.0" } else { "" };
+    let result: Result<()> = async {
+        'pages: while let Some(page) = reader.next_page().await? {
+            let membership = if options.enrich_events {
+                let ids: Vec<String> = page.iter().filter_map(|h| h["_source"]["id"].as_str().map(str::to_string)).collect();
+                Membership::load(client, &ids).await?
+            } else {
+                Membership::default()
+            };
+            for hit in &page {
+                if options.max_records > 0 && report.records_processed >= options.max_records {
+                    break 'pages;
+                }
+                let record = &hit["_source"];
+                report.records_processed += 1;
+                progress.advance(1);
+                let (Some(recid), Some(created)) = (record["id"].as_str(), record["created"].as_str().and_then(parse_timestamp)) else {
+                    report.records_skipped += 1;
+                    continue;
+                };
+                let from = ceil_second(window_start.map(|s| s.max(created)).unwrap_or(created));
+                if window_end < from || options.events_per_record == 0 {
+                    report.records_skipped += 1;
+                    continue;
+                }
+                let parent = record["parent"]["id"].as_str().unwrap_or(recid);
+                let mut rng = SeededRng::for_key(options.seed, recid);
+                let files = files_of(record);
+                let fields = if options.enrich_events { Some(record_fields(record)) } else { None };
+                let fallback = current_communities(record);
+                let mut emit = Vec::new();
+                for ts in stratified(&mut rng, from, window_end, options.events_per_record) {
+                    emit.push((EventType::View, ts, None));
+                }
+                if !files.is_empty() {
+                    for ts in stratified(&mut rng, from, window_end, options.events_per_record) {
+                        let file = files[rng.below(files.len() as u64) as usize].clone();
+                        emit.push((EventType::Download, ts, Some(file)));
+                    }
+                }
+                for (event_type, ts, file) in emit {
+                    let v = visitor(&mut rng);
+                    let (id, mut doc) = build_event(event_type, ts, recid, parent, &v, file.as_ref(), ts);
+                    if let Some(size) = doc.get("size").and_then(Value::as_f64) {
+                        if size.fract() == 0.0 {
+                            doc["size"] = json!(size as i64);
+                        }
+                    }
+                    if let Some(fields) = &fields {
+                        for (k, val) in fields {
+                            doc[k] = val.clone();
+                        }
+                        doc["community_ids"] = json!(membership.communities_on(recid, ts.date_naive(), &fallback));
+                    }
+                    let index = client.index(&format!("{}{suffix}", event_type.monthly_index(&ts.format("%Y-%m").to_string())));
+                    match event_type {
+                        EventType::View => report.view_events += 1,
+                        EventType::Download => report.download_events += 1,
+                    }
+                    if !options.dry_run {
+                        if options.enrich_events && !indices.contains(&index) {
+                            ensure_v2_fields(client, &index, event_type).await?;
+                        }
+                        pipeline.add(&index, &id, &doc).await?;
+                    }
+                    indices.insert(index);
+                }
+            }
+            if client.cancel_token().is_cancelled() {
+                pipeline.drain().await?;
+                return Err(Error::Cancelled(format!(
+                    "usage event generation stopped after {} records (re-run with the same seed to finish; nothing is written twice)",
+                    report.records_processed
+                )));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let _ = reader.close().await;
+    let totals = pipeline.finish().await;
+    result?;
+    let totals = totals?;
+    report.written = totals.written;
+    report.already_present = totals.already_present;
+    report.failed = totals.failed;
+    report.failure_reasons = totals.failure_reasons;
+    report.indices = indices.into_iter().collect();
+    if !options.dry_run {
+        client.refresh(&client.index("events-stats-*")).await?;
+    }
+    progress.flush();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn stratified_times_cover_the_window_and_stay_inside() {
+        let mut rng = SeededRng::new(3);
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2024, 12, 31, 23, 59, 59).unwrap();
+        let times = stratified(&mut rng, start, end, 12);
+        assert_eq!(times.len(), 12);
+        assert!(times.iter().all(|t| *t >= start && *t <= end));
+        let months: BTreeSet<u32> = times.iter().map(|t| t.format("%m").to_string().parse().unwrap()).collect();
+        assert_eq!(months.len(), 12, "{times:?}");
+        // A one-second window still works.
+        assert_eq!(stratified(&mut rng, start, start, 3), vec![start; 3]);
+    }
+}
