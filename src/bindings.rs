@@ -211,6 +211,28 @@ fn index_template_names() -> Vec<&'static str> {
     templates::TEMPLATES.iter().map(|(n, _)| *n).collect()
 }
 
+/// Diagnostics for bench/: the mean seconds of one progress write into a status file
+/// (read, merge, temp file, fsync, rename, directory fsync, under the write lock), over
+/// `writes` writes into a throw-away job `bench-status-write` in `pid_dir`.
+#[pyfunction]
+fn measure_status_write(pid_dir: &str, writes: u32) -> PyResult<f64> {
+    let files = ProcessFiles::new(std::path::Path::new(pid_dir), "bench-status-write")?;
+    crate::process::files::prepare_dir(&files.dir, true)?;
+    crate::process::state::replace_status(&files, &crate::process::JobStatus::starting(&files, "bench"))?;
+    let progress = crate::progress::Progress::with_sink("bench", Some(files.clone()), Duration::from_secs(3600));
+    progress.set_total(u64::from(writes));
+    let started = std::time::Instant::now();
+    for _ in 0..writes.max(1) {
+        progress.advance(1);
+        progress.flush();
+    }
+    let per_write = started.elapsed().as_secs_f64() / f64::from(writes.max(1));
+    for path in [&files.status, &files.lock] {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(per_write)
+}
+
 /// Checks connection settings without connecting (raises ConfigError).
 #[pyfunction]
 fn check_settings(settings_json: &str) -> PyResult<()> {
@@ -290,5 +312,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_processes, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_process, m)?)?;
     m.add_function(wrap_pyfunction!(clean_processes, m)?)?;
+    m.add_function(wrap_pyfunction!(measure_status_write, m)?)?;
     Ok(())
 }

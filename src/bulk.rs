@@ -113,7 +113,10 @@ pub struct BulkPipeline {
     op: BulkOp,
     batch_size: usize,
     max_in_flight: usize,
-    buffer: Vec<BulkItem>,
+    /// Buffered items by target index: a request then touches one shard, not dozens
+    /// (each shard-level write syncs its translog).
+    buffers: std::collections::HashMap<String, Vec<BulkItem>>,
+    buffered: usize,
     tasks: tokio::task::JoinSet<Result<BulkTotals>>,
     totals: BulkTotals,
 }
@@ -126,7 +129,8 @@ impl BulkPipeline {
             op,
             batch_size: batch_size.max(1),
             max_in_flight: max_in_flight.max(1),
-            buffer: Vec::new(),
+            buffers: std::collections::HashMap::new(),
+            buffered: 0,
             tasks: tokio::task::JoinSet::new(),
             totals: BulkTotals::default(),
         }
@@ -134,10 +138,40 @@ impl BulkPipeline {
 
     /// Queues one document.
     pub async fn add(&mut self, index: &str, id: &str, doc: &Value) -> Result<()> {
-        self.buffer.push(encode(self.op, index, id, doc));
-        if self.buffer.len() >= self.batch_size {
-            self.dispatch().await?;
+        let item = encode(self.op, index, id, doc);
+        let full = {
+            let buffer = self.buffers.entry(index.to_string()).or_default();
+            buffer.push(item);
+            buffer.len() >= self.batch_size
+        };
+        self.buffered += 1;
+        if full {
+            self.send_index(index).await?;
+        } else if self.buffered >= 4 * self.batch_size {
+            // Bound memory: send the fullest buffer.
+            let largest = self.buffers.iter().max_by_key(|(_, v)| v.len()).map(|(k, _)| k.clone());
+            if let Some(index) = largest {
+                self.send_index(&index).await?;
+            }
         }
+        Ok(())
+    }
+
+    async fn send_index(&mut self, index: &str) -> Result<()> {
+        let items = self.buffers.remove(index).unwrap_or_default();
+        self.buffered -= items.len();
+        self.send(items).await
+    }
+
+    async fn send(&mut self, items: Vec<BulkItem>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        while self.tasks.len() >= self.max_in_flight {
+            self.join_one().await?;
+        }
+        let client = self.client.clone();
+        self.tasks.spawn(async move { send_items(&client, items).await });
         Ok(())
     }
 
@@ -149,18 +183,21 @@ impl BulkPipeline {
         Ok(())
     }
 
-    /// Sends the buffer as one request (waiting while `max_in_flight` are under way).
+    /// Sends everything buffered, up to `batch_size` items per request (waiting while
+    /// `max_in_flight` requests are under way).
     pub async fn dispatch(&mut self) -> Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
+        let mut all: Vec<(String, Vec<BulkItem>)> = self.buffers.drain().collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        self.buffered = 0;
+        let mut batch: Vec<BulkItem> = Vec::new();
+        for (_, items) in all {
+            batch.extend(items);
+            if batch.len() >= self.batch_size {
+                let full = std::mem::take(&mut batch);
+                self.send(full).await?;
+            }
         }
-        while self.tasks.len() >= self.max_in_flight {
-            self.join_one().await?;
-        }
-        let items = std::mem::take(&mut self.buffer);
-        let client = self.client.clone();
-        self.tasks.spawn(async move { send_items(&client, items).await });
-        Ok(())
+        self.send(batch).await
     }
 
     /// Waits until everything queued so far is acknowledged (a checkpoint boundary).

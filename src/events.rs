@@ -1,7 +1,7 @@
 //! Usage-event documents in the shape invenio-stats indexes them (after anonymisation),
 //! with `_id`s in invenio-stats' form, so re-writing the same event is idempotent.
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{json, Value};
 
 /// The two kinds of usage event.
@@ -53,6 +53,20 @@ impl EventType {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS` (what the event templates' `strict_date_hour_minute_second` takes),
+/// formatted without chrono's format-string parser (this runs for every event).
+pub fn second_timestamp(t: DateTime<Utc>) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// invenio-stats' `hash_id`: `<timestamp rounded down to 10 s>-<sha1(unique_id + visitor_id)>`.
 pub fn event_id(timestamp: DateTime<Utc>, unique_id: &str, visitor_id: &str) -> String {
     let second = timestamp.second() - timestamp.second() % 10;
@@ -60,7 +74,7 @@ pub fn event_id(timestamp: DateTime<Utc>, unique_id: &str, visitor_id: &str) -> 
     let mut sha = sha1_smol::Sha1::new();
     sha.update(unique_id.as_bytes());
     sha.update(visitor_id.as_bytes());
-    format!("{}-{}", windowed.format("%Y-%m-%dT%H:%M:%S"), sha.digest())
+    format!("{}-{}", second_timestamp(windowed), sha.digest())
 }
 
 /// What an event needs to know about its visitor.
@@ -109,10 +123,10 @@ pub fn build_event(
     // The hour time-slice of invenio-stats' unique_session_id.
     let mut sha = sha1_smol::Sha1::new();
     sha.update(visitor.visitor_id.as_bytes());
-    sha.update(timestamp.format("%Y%m%d%H").to_string().as_bytes());
+    sha.update(format!("{:04}{:02}{:02}{:02}", timestamp.year(), timestamp.month(), timestamp.day(), timestamp.hour()).as_bytes());
     let unique_session_id = sha.digest().to_string();
     let mut doc = json!({
-        "timestamp": timestamp.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "timestamp": second_timestamp(timestamp),
         "recid": recid,
         "parent_recid": parent_recid,
         "unique_id": unique_id,
@@ -122,7 +136,7 @@ pub fn build_event(
         "is_robot": visitor.is_robot,
         "is_machine": visitor.is_machine,
         "via_api": false,
-        "updated_timestamp": updated.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        "updated_timestamp": format!("{}.{:06}", second_timestamp(updated), updated.timestamp_subsec_micros()),
     });
     if let Some(r) = &visitor.referrer {
         doc["referrer"] = json!(r);
@@ -149,6 +163,12 @@ mod tests {
         let mut sha = sha1_smol::Sha1::new();
         sha.update(b"ui_abcv1");
         assert_eq!(id, format!("2024-05-01T12:34:50-{}", sha.digest()));
+    }
+
+    #[test]
+    fn manual_timestamp_format_matches_chrono() {
+        let ts = Utc.with_ymd_and_hms(2024, 5, 1, 3, 4, 5).unwrap();
+        assert_eq!(second_timestamp(ts), ts.format("%Y-%m-%dT%H:%M:%S").to_string());
     }
 
     #[test]

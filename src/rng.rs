@@ -54,7 +54,16 @@ impl SeededRng {
     /// `len` lowercase hex characters.
     pub fn hex(&mut self, len: usize) -> String {
         const HEX: &[u8] = b"0123456789abcdef";
-        (0..len).map(|_| HEX[self.below(16) as usize] as char).collect()
+        let mut out = String::with_capacity(len);
+        let mut bits = 0u64;
+        for i in 0..len {
+            if i % 16 == 0 {
+                bits = self.next_u64();
+            }
+            out.push(HEX[(bits & 0xf) as usize] as char);
+            bits >>= 4;
+        }
+        out
     }
 
     /// A UUID-shaped random string (version 4 layout).

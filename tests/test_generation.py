@@ -269,3 +269,17 @@ def test_dry_run_writes_nothing(cli, search, index_prefix):
     report = js(cli("generate-usage-events", "--events-per-record", "3", "--event-end-date", "2024-02-01", "--dry-run", "--json"))
     assert report["view_events"] == 3 and report["download_events"] == 3 and report["written"] == 0
     assert search.indices(f"{index_prefix}events-stats-*") == []
+
+
+def test_every_published_version_gets_events_drafts_do_not(cli, search, index_prefix):
+    # Two published versions of one parent, and an unpublished one (never indexed as a
+    # record in a real instance, but if present it gets nothing).
+    write(search, index_prefix, [
+        record("vvvvv-00001", "2024-01-01T00:00:00Z", [C1], parent="ppppp-00001"),
+        record("vvvvv-00002", "2024-02-01T00:00:00Z", [C1], parent="ppppp-00001"),
+        record("vvvvv-00003", "2024-03-01T00:00:00Z", [C1], parent="ppppp-00001", is_published=False),
+    ], COMMUNITIES)
+    report = js(cli("generate-community-events", "--json"))
+    assert report["records_processed"] == 2
+    got = {(d["record_id"], d["community_id"]) for d in events(search, index_prefix).values()}
+    assert got == {("vvvvv-00001", "global"), ("vvvvv-00001", C1), ("vvvvv-00002", "global"), ("vvvvv-00002", C1)}

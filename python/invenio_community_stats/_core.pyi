@@ -48,3 +48,6 @@ def generate_community_events(settings_json: str, options_json: str) -> str:
 
 def generate_usage_events(settings_json: str, options_json: str) -> str:
     """Synthetic view/download events; returns the report (JSON)."""
+
+def measure_status_write(pid_dir: str, writes: int) -> float:
+    """Diagnostics for bench/: mean seconds of one progress write into a status file."""

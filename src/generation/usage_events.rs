@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -238,6 +238,7 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
     let mut reader = PitReader::open(client, &records, query, json!([{"id": "asc"}]), page_size, source).await?;
     let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 3);
     let mut indices = BTreeSet::new();
+    let mut index_names: std::collections::HashMap<(i32, u32, bool), String> = std::collections::HashMap::new();
     let suffix = if options.use_migrated_indices { "-v2.0.0" } else { "" };
     let result: Result<()> = async {
         'pages: while let Some(page) = reader.next_page().await? {
@@ -249,6 +250,9 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
             };
             for hit in &page {
                 if options.max_records > 0 && report.records_processed >= options.max_records {
+                    break 'pages;
+                }
+                if client.cancel_token().is_cancelled() {
                     break 'pages;
                 }
                 let record = &hit["_source"];
@@ -292,7 +296,11 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
                         }
                         doc["community_ids"] = json!(membership.communities_on(recid, ts.date_naive(), &fallback));
                     }
-                    let index = client.index(&format!("{}{suffix}", event_type.monthly_index(&ts.format("%Y-%m").to_string())));
+                    let month = (ts.year(), ts.month(), event_type == EventType::View);
+                    let index = index_names
+                        .entry(month)
+                        .or_insert_with(|| client.index(&format!("{}{suffix}", event_type.monthly_index(&format!("{:04}-{:02}", month.0, month.1)))))
+                        .clone();
                     match event_type {
                         EventType::View => report.view_events += 1,
                         EventType::Download => report.download_events += 1,
@@ -303,16 +311,18 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
                         }
                         pipeline.add(&index, &id, &doc).await?;
                     }
-                    indices.insert(index);
+                    if !indices.contains(&index) {
+                        indices.insert(index);
+                    }
                 }
             }
-            if client.cancel_token().is_cancelled() {
-                pipeline.drain().await?;
-                return Err(Error::Cancelled(format!(
-                    "usage event generation stopped after {} records (re-run with the same seed to finish; nothing is written twice)",
-                    report.records_processed
-                )));
-            }
+        }
+        if client.cancel_token().is_cancelled() {
+            pipeline.drain().await?;
+            return Err(Error::Cancelled(format!(
+                "usage event generation stopped after {} records (re-run with the same seed to finish; nothing is written twice)",
+                report.records_processed
+            )));
         }
         Ok(())
     }
