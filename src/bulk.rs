@@ -85,15 +85,13 @@ pub async fn send_items(client: &SearchClient, items: Vec<BulkItem>) -> Result<B
             body.push(b'\n');
         }
         let outcome = client.bulk(body, None).await?;
-        totals.requests += 1;
-        totals.written += outcome.written;
-        totals.already_present += outcome.already_present;
-        totals.failed += outcome.failed;
-        for r in outcome.failure_reasons {
-            if totals.failure_reasons.len() < 5 {
-                totals.failure_reasons.push(r);
-            }
-        }
+        totals.merge(BulkTotals {
+            written: outcome.written,
+            already_present: outcome.already_present,
+            failed: outcome.failed,
+            failure_reasons: outcome.failure_reasons,
+            requests: 1,
+        });
         if outcome.retryable.is_empty() {
             return Ok(totals);
         }

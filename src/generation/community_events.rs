@@ -12,7 +12,7 @@ use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::records_query;
+use super::{finish, records_query, stop_if_cancelled};
 use crate::bulk::{BulkOp, BulkPipeline};
 use crate::dates::{check_range, edtf_start, parse_day_opt, parse_timestamp};
 use crate::enrich::current_communities;
@@ -178,21 +178,16 @@ pub async fn generate(client: &SearchClient, options: &CommunityEventsOptions, p
                 pipeline.dispatch().await?;
             }
             progress.advance(page.len() as u64);
-            if client.cancel_token().is_cancelled() {
-                pipeline.drain().await?;
-                return Err(Error::Cancelled(format!(
-                    "community event generation stopped after {} records; run it again to finish (nothing is written twice)",
-                    report.records_processed
-                )));
-            }
+            let done = report.records_processed;
+            stop_if_cancelled(client, &mut pipeline, || {
+                format!("community event generation stopped after {done} records; run it again to finish (nothing is written twice)")
+            })
+            .await?;
         }
         Ok(())
     }
     .await;
-    let _ = reader.close().await;
-    let totals = pipeline.finish().await;
-    result?;
-    let totals = totals?;
+    let totals = finish(reader, pipeline, result).await?;
     if !options.dry_run {
         report.events_created = totals.written;
         report.events_existing = totals.already_present;

@@ -6,6 +6,30 @@ pub mod usage_events;
 
 use serde_json::{json, Value};
 
+use crate::bulk::{BulkPipeline, BulkTotals};
+use crate::error::{Error, Result};
+use crate::pit::PitReader;
+use crate::search::SearchClient;
+
+/// Ends a generator's loop: closes the point in time and waits for every queued write,
+/// whether the loop succeeded, failed or was cancelled (acknowledged work is never dropped);
+/// then returns the loop's error, if any, or the write totals.
+pub(crate) async fn finish(reader: PitReader, pipeline: BulkPipeline, result: Result<()>) -> Result<BulkTotals> {
+    let _ = reader.close().await;
+    let totals = pipeline.finish().await;
+    result?;
+    totals
+}
+
+/// When the job was asked to stop: wait for what is queued, then stop with `message`.
+pub(crate) async fn stop_if_cancelled(client: &SearchClient, pipeline: &mut BulkPipeline, message: impl FnOnce() -> String) -> Result<()> {
+    if client.cancel_token().is_cancelled() {
+        pipeline.drain().await?;
+        return Err(Error::Cancelled(message()));
+    }
+    Ok(())
+}
+
 /// The records query shared by both generators.
 pub(crate) fn records_query(
     record_ids: &[String],

@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::records_query;
+use super::{finish, records_query, stop_if_cancelled};
 use crate::bulk::{BulkOp, BulkPipeline};
 use crate::dates::{check_range, end_of_day, parse_day_opt, parse_timestamp, start_of_day};
 use crate::enrich::{current_communities, record_fields, Membership};
@@ -317,20 +317,14 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
                 }
             }
         }
-        if client.cancel_token().is_cancelled() {
-            pipeline.drain().await?;
-            return Err(Error::Cancelled(format!(
-                "usage event generation stopped after {} records (re-run with the same seed to finish; nothing is written twice)",
-                report.records_processed
-            )));
-        }
-        Ok(())
+        let done = report.records_processed;
+        stop_if_cancelled(client, &mut pipeline, || {
+            format!("usage event generation stopped after {done} records (re-run with the same seed to finish; nothing is written twice)")
+        })
+        .await
     }
     .await;
-    let _ = reader.close().await;
-    let totals = pipeline.finish().await;
-    result?;
-    let totals = totals?;
+    let totals = finish(reader, pipeline, result).await?;
     report.written = totals.written;
     report.already_present = totals.already_present;
     report.failed = totals.failed;

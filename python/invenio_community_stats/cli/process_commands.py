@@ -158,15 +158,17 @@ def _list(pid_dir, show_all, as_json):
     click.echo("\n".join(rows))
 
 
-# Flat spellings (the seed's).
-@community_stats.command("process-status")
+# Each command is defined once and registered under both spellings: the seed's flat
+# names (process-status, cancel-process, list-processes) and the grouped ones
+# (processes status|cancel|list).
+@click.command("process-status")
 @_status_params
 def process_status(name, show_log, log_lines, as_json, follow, interval, pid_dir):
     """Show a background job's state, progress, exit code and log."""
     _status(name, pid_dir, show_log, log_lines, as_json, follow, interval)
 
 
-@community_stats.command("cancel-process")
+@click.command("cancel-process")
 @click.argument("name")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait after SIGTERM before SIGKILL.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -176,8 +178,7 @@ def cancel_process(name, timeout, as_json, pid_dir):
     _cancel(name, pid_dir, timeout, as_json)
 
 
-
-@community_stats.command("list-processes")
+@click.command("list-processes")
 @click.option("--all", "show_all", is_flag=True, help="Also finished jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @pid_dir_flag
@@ -186,39 +187,18 @@ def list_processes(show_all, as_json, pid_dir):
     _list(pid_dir, show_all, as_json)
 
 
-
-# Grouped spellings.
 @community_stats.group("processes", cls=CommunityStatsGroup)
 def processes_group():
     """Background jobs: status, cancel, list, clean."""
 
 
-@processes_group.command("status")
-@_status_params
-def processes_status(name, show_log, log_lines, as_json, follow, interval, pid_dir):
-    """Same as process-status."""
-    _status(name, pid_dir, show_log, log_lines, as_json, follow, interval)
-
-
-@processes_group.command("cancel")
-@click.argument("name")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait after SIGTERM before SIGKILL.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@pid_dir_flag
-def processes_cancel(name, timeout, as_json, pid_dir):
-    """Same as cancel-process."""
-    _cancel(name, pid_dir, timeout, as_json)
-
-
-
-@processes_group.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Also finished jobs.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@pid_dir_flag
-def processes_list(show_all, as_json, pid_dir):
-    """Same as list-processes."""
-    _list(pid_dir, show_all, as_json)
-
+for _flat, _grouped, _command in [
+    ("process-status", "status", process_status),
+    ("cancel-process", "cancel", cancel_process),
+    ("list-processes", "list", list_processes),
+]:
+    community_stats.add_command(_command, _flat)
+    processes_group.add_command(_command, _grouped)
 
 
 @processes_group.command("clean")
