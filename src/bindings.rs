@@ -199,6 +199,33 @@ fn generate_usage_events(py: Python<'_>, settings_json: &str, options_json: &str
     to_json(&report)
 }
 
+/// `migrate-events` / `migrate-month` (JSON options in, JSON report out).
+#[pyfunction]
+fn migrate_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: crate::migration::MigrationOptions = parse_json("options", options_json)?;
+    crate::migration::validate(&options)?;
+    let settings_json = settings_json.to_string();
+    let report = run_job(py, move |token| async move {
+        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
+        let progress = crate::progress::Progress::from_env("migrate-events");
+        crate::migration::run(&client, &options, &progress).await
+    })?;
+    to_json(&report)
+}
+
+/// `migration-status` (JSON options in, JSON rows out).
+#[pyfunction]
+fn migration_status(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: crate::migration::MigrationOptions = parse_json("options", options_json)?;
+    crate::migration::validate(&options)?;
+    let settings_json = settings_json.to_string();
+    let rows = run_job(py, move |token| async move {
+        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
+        crate::migration::status(&client, &options).await
+    })?;
+    to_json(&rows)
+}
+
 /// One of our index templates with the prefix applied (JSON).
 #[pyfunction]
 fn index_template(name: &str, prefix: &str) -> PyResult<String> {
@@ -303,6 +330,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_sample_data, m)?)?;
     m.add_function(wrap_pyfunction!(generate_community_events, m)?)?;
     m.add_function(wrap_pyfunction!(generate_usage_events, m)?)?;
+    m.add_function(wrap_pyfunction!(migrate_events, m)?)?;
+    m.add_function(wrap_pyfunction!(migration_status, m)?)?;
     m.add_function(wrap_pyfunction!(index_template, m)?)?;
     m.add_function(wrap_pyfunction!(index_template_names, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;

@@ -275,3 +275,40 @@ mod tests {
         assert_eq!(m.communities_on("r2", day(10), &["c9".to_string()]), vec!["c9"]);
     }
 }
+
+/// Record documents by id, fetched in batched `terms` queries and cached for the run
+/// (usage is skewed towards popular records, so most lookups hit the cache).
+#[derive(Default)]
+pub struct RecordCache {
+    records: HashMap<String, Option<Value>>,
+}
+
+impl RecordCache {
+    /// Makes sure every id in `ids` is cached (missing records are cached as `None`).
+    pub async fn fetch(&mut self, client: &SearchClient, ids: &[String]) -> Result<()> {
+        let missing: Vec<String> = ids.iter().filter(|id| !self.records.contains_key(*id)).cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        let index = client.index("rdmrecords-records");
+        for chunk in missing.chunks(1000) {
+            let body = json!({"size": chunk.len(), "query": {"terms": {"id": chunk}}});
+            let reply = client.json(Method::Post, &format!("{index}/_search"), Some(&body)).await?;
+            for id in chunk {
+                self.records.insert(id.clone(), None);
+            }
+            for hit in reply["hits"]["hits"].as_array().into_iter().flatten() {
+                if let Some(id) = hit["_source"]["id"].as_str() {
+                    self.records.insert(id.to_string(), Some(hit["_source"].clone()));
+                }
+            }
+        }
+        if self.records.len() > 200_000 {
+            // Bound memory on huge runs: start over (the next lookups refill it).
+            self.records.retain(|id, _| ids.contains(id));
+        }
+        Ok(())
+    }
+
+    /// The cached record, if it exists.
+    pub fn get(&self, id: &str) -> Option<&Value> {
+        self.records.get(id).and_then(|r| r.as_ref())
+    }
+}

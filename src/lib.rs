@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod generation;
 pub mod info;
+pub mod migration;
 pub mod process;
 pub mod progress;
 pub mod rng;

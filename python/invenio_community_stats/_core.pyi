@@ -51,3 +51,9 @@ def generate_usage_events(settings_json: str, options_json: str) -> str:
 
 def measure_status_write(pid_dir: str, writes: int) -> float:
     """Diagnostics for bench/: mean seconds of one progress write into a status file."""
+
+def migrate_events(settings_json: str, options_json: str) -> str:
+    """Migrate legacy monthly event indices to enriched -v2.0.0 ones; returns the report (JSON)."""
+
+def migration_status(settings_json: str, options_json: str) -> str:
+    """Per month and event type: counts, checkpoint, state (JSON list)."""

@@ -1,0 +1,327 @@
+//! Usage-event migration: copy the legacy monthly indices
+//! (`events-stats-record-view-YYYY-MM`, `...file-download-YYYY-MM`) into enriched
+//! `-v2.0.0` indices with the same `_id`s, checkpointed per month and event type, verified,
+//! then switched in the read alias with one atomic `_aliases` request.
+
+pub mod month;
+pub mod state;
+
+use std::collections::BTreeMap;
+
+use opensearch::http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::events::EventType;
+use crate::search::SearchClient;
+
+/// Options of `migrate-events` / `migrate-month`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct MigrationOptions {
+    /// `view`, `download` (default both).
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// `YYYY-MM` or `YYYY-MM:YYYY-MM` (default all months found).
+    #[serde(default)]
+    pub months: Option<String>,
+    /// Events per batch (1..=10,000).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// At most this many batches per month in this run (0 = no limit).
+    #[serde(default)]
+    pub max_batches: u64,
+    /// Stop cleanly (checkpointed) when system memory use passes this percentage.
+    #[serde(default = "default_memory")]
+    pub max_memory_percent: f64,
+    /// Delete a source index once its month is verified and switched.
+    #[serde(default)]
+    pub delete_old_indices: bool,
+    /// Forget checkpoints and start the selected months again.
+    #[serde(default)]
+    pub fresh_start: bool,
+    /// Plan and count only.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Documents compared field by field when verifying a month.
+    #[serde(default = "default_sample")]
+    pub verify_sample: usize,
+}
+
+fn default_batch() -> usize {
+    1000
+}
+fn default_memory() -> f64 {
+    85.0
+}
+fn default_sample() -> usize {
+    100
+}
+
+/// One month of one event type to migrate.
+#[derive(Clone, Debug, Serialize)]
+pub struct MonthPlan {
+    /// `view` or `download`.
+    pub event_type: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The legacy index.
+    pub source: String,
+    /// The `-v2.0.0` index.
+    pub target: String,
+}
+
+/// Parses `YYYY-MM` or `YYYY-MM:YYYY-MM` into an inclusive range.
+pub fn parse_months(text: &str) -> Result<(String, String)> {
+    let valid = |m: &str| {
+        m.len() == 7
+            && chrono::NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").is_ok()
+            && m.as_bytes()[4] == b'-'
+    };
+    let (a, b) = match text.split_once(':') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (text.trim(), text.trim()),
+    };
+    if !valid(a) || !valid(b) {
+        return Err(Error::invalid(format!("months {text:?}: expected YYYY-MM or YYYY-MM:YYYY-MM")));
+    }
+    if b < a {
+        return Err(Error::invalid(format!("months {text:?}: the end month is before the start month")));
+    }
+    Ok((a.to_string(), b.to_string()))
+}
+
+/// Checks the options (before anything is read or written).
+pub fn validate(options: &MigrationOptions) -> Result<Vec<EventType>> {
+    if options.batch_size == 0 || options.batch_size > 10_000 {
+        return Err(Error::invalid(format!("batch size {} is not between 1 and 10,000", options.batch_size)));
+    }
+    if !(options.max_memory_percent > 0.0 && options.max_memory_percent <= 100.0) {
+        return Err(Error::invalid(format!("max memory percent {} is not between 1 and 100", options.max_memory_percent)));
+    }
+    if let Some(m) = &options.months {
+        parse_months(m)?;
+    }
+    let mut types = Vec::new();
+    for t in &options.event_types {
+        let parsed = EventType::parse(t).ok_or_else(|| Error::invalid(format!("unknown event type {t:?} (use view or download)")))?;
+        if !types.contains(&parsed) {
+            types.push(parsed);
+        }
+    }
+    if types.is_empty() {
+        types = EventType::ALL.to_vec();
+    }
+    Ok(types)
+}
+
+/// The legacy monthly indices that exist, by event type, filtered by the month range.
+pub async fn plan(client: &SearchClient, types: &[EventType], months: Option<&str>) -> Result<Vec<MonthPlan>> {
+    let range = months.map(parse_months).transpose()?;
+    let mut out = Vec::new();
+    for t in types {
+        let base = client.index(&format!("events-stats-{}-", t.stats_name()));
+        let reply = client
+            .json_opt(Method::Get, &format!("_cat/indices/{base}*?format=json&h=index&expand_wildcards=open"), None)
+            .await?
+            .unwrap_or(Value::Array(vec![]));
+        let mut found: BTreeMap<String, String> = BTreeMap::new();
+        for row in reply.as_array().into_iter().flatten() {
+            let Some(name) = row["index"].as_str() else { continue };
+            let Some(month) = name.strip_prefix(&base) else { continue };
+            // Only the legacy monthly names: YYYY-MM exactly (not -v2.0.0, not backups).
+            if month.len() == 7 && parse_months(month).is_ok() {
+                if let Some((a, b)) = &range {
+                    if month < a.as_str() || month > b.as_str() {
+                        continue;
+                    }
+                }
+                found.insert(month.to_string(), name.to_string());
+            }
+        }
+        for (month, source) in found {
+            out.push(MonthPlan {
+                event_type: t.short_name().into(),
+                month: month.clone(),
+                target: format!("{source}-v2.0.0"),
+                source,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What a run did, month by month.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MigrationReport {
+    /// Every month planned, in order.
+    pub months: Vec<month::MonthOutcome>,
+    /// Months now done (switched).
+    pub done: u64,
+    /// Months stopped early (resumable).
+    pub interrupted: u64,
+    /// Months that failed verification or had rejected documents.
+    pub failed: u64,
+    /// Documents written in this run.
+    pub written: u64,
+    /// True for a dry run.
+    pub dry_run: bool,
+}
+
+/// Runs the migration for the planned months (sequentially, each checkpointed).
+pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &crate::progress::Progress) -> Result<MigrationReport> {
+    let types = validate(options)?;
+    let records = client.index("rdmrecords-records");
+    if !client.exists(&records).await? {
+        return Err(Error::Data(format!("the records index {records} does not exist (events are enriched from it)")));
+    }
+    let plans = plan(client, &types, options.months.as_deref()).await?;
+    if plans.is_empty() {
+        return Err(Error::Data(format!(
+            "no legacy event indices to migrate ({}events-stats-{{record-view,file-download}}-YYYY-MM{})",
+            client.settings().index_prefix,
+            options.months.as_deref().map(|m| format!(" in {m}")).unwrap_or_default()
+        )));
+    }
+    if !options.dry_run {
+        crate::templates::install(client, &["record-view-v2.0.0", "file-download-v2.0.0"]).await?;
+    }
+    let mut total = 0;
+    for p in &plans {
+        total += client.count(&p.source, None).await?;
+    }
+    progress.set_total(total);
+    let mut report = MigrationReport { dry_run: options.dry_run, ..Default::default() };
+    let mut cache = crate::enrich::RecordCache::default();
+    for p in &plans {
+        let et = EventType::parse(&p.event_type).expect("planned types parse");
+        let outcome = month::migrate(client, p, et, options, progress, &mut cache).await?;
+        match outcome.state {
+            state::MonthState::Done => report.done += 1,
+            state::MonthState::Interrupted => report.interrupted += 1,
+            state::MonthState::Failed => report.failed += 1,
+            _ => {}
+        }
+        report.written += outcome.written;
+        log::info!(
+            "{} {}: {:?}, {} of {} documents in the target{}",
+            outcome.event_type,
+            outcome.month,
+            outcome.state,
+            outcome.target_count,
+            outcome.source_count,
+            outcome.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+        );
+        report.months.push(outcome);
+    }
+    progress.flush();
+    Ok(report)
+}
+
+/// One row of `migration-status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusRow {
+    /// `view` or `download`.
+    pub event_type: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Documents in the legacy index (None once deleted).
+    pub source_count: Option<u64>,
+    /// Documents in the `-v2.0.0` index.
+    pub migrated: u64,
+    /// Resume point.
+    pub checkpoint: Option<String>,
+    /// `pending`, `copying`, `interrupted`, `done`, `failed`.
+    pub state: state::MonthState,
+    /// Last error or note.
+    pub error: Option<String>,
+    /// Which index the read alias points at for this month: `source`, `target`, `both` or `none`.
+    pub read_alias: String,
+}
+
+/// Per month and type: source count, migrated, checkpoint, state.
+pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result<Vec<StatusRow>> {
+    let types = validate(options)?;
+    let mut rows = Vec::new();
+    let mut plans = plan(client, &types, options.months.as_deref()).await?;
+    // Months whose source was deleted after migration are known from their state docs.
+    let state_index = client.index(state::STATE_INDEX);
+    if client.exists(&state_index).await? {
+        client.refresh(&state_index).await?;
+        let reply = client.json(Method::Post, &format!("{state_index}/_search"), Some(&serde_json::json!({"size": 10000}))).await?;
+        for hit in reply["hits"]["hits"].as_array().into_iter().flatten() {
+            let s = &hit["_source"];
+            let (Some(t), Some(m)) = (s["event_type"].as_str(), s["month"].as_str()) else { continue };
+            let Some(et) = EventType::parse(t) else { continue };
+            if !types.contains(&et) || plans.iter().any(|p| p.event_type == t && p.month == m) {
+                continue;
+            }
+            if let Some(range) = options.months.as_deref().map(parse_months).transpose()? {
+                if m < range.0.as_str() || m > range.1.as_str() {
+                    continue;
+                }
+            }
+            let source = client.index(&et.monthly_index(m));
+            plans.push(MonthPlan { event_type: t.into(), month: m.into(), target: format!("{source}-v2.0.0"), source });
+        }
+    }
+    plans.sort_by(|a, b| (a.event_type.as_str(), a.month.as_str()).cmp(&(b.event_type.as_str(), b.month.as_str())));
+    for p in plans {
+        let et = EventType::parse(&p.event_type).expect("parses");
+        let record = state::load(client, et, &p.month).await?;
+        let source_exists = client.json_opt(Method::Get, &format!("{}/_mapping", p.source), None).await?.is_some();
+        let alias = client.index(&et.alias());
+        let in_src = source_exists && month_in_alias(client, &p.source, &alias).await?;
+        let in_tgt = month_in_alias(client, &p.target, &alias).await?;
+        rows.push(StatusRow {
+            source_count: if source_exists { Some(client.count(&p.source, None).await?) } else { None },
+            migrated: client.count(&p.target, None).await?,
+            checkpoint: record.checkpoint,
+            state: record.state,
+            error: record.error,
+            read_alias: match (in_src, in_tgt) {
+                (true, true) => "both",
+                (true, false) => "source",
+                (false, true) => "target",
+                (false, false) => "none",
+            }
+            .into(),
+            event_type: p.event_type,
+            month: p.month,
+        });
+    }
+    Ok(rows)
+}
+
+async fn month_in_alias(client: &SearchClient, index: &str, alias: &str) -> Result<bool> {
+    Ok(client
+        .json_opt(Method::Get, &format!("{index}/_alias/{alias}"), None)
+        .await?
+        .map(|v| v.as_object().map(|o| !o.is_empty()).unwrap_or(false))
+        .unwrap_or(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_ranges() {
+        assert_eq!(parse_months("2024-05").unwrap(), ("2024-05".into(), "2024-05".into()));
+        assert_eq!(parse_months("2024-01:2024-12").unwrap(), ("2024-01".into(), "2024-12".into()));
+        for bad in ["2024-13", "2024-1", "24-01", "2024-05:2024-01", "2024/05", ""] {
+            assert!(parse_months(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn options_are_validated() {
+        let ok: MigrationOptions = serde_json::from_str("{}").unwrap();
+        assert_eq!(validate(&ok).unwrap(), EventType::ALL.to_vec());
+        for bad in [r#"{"batch_size":0}"#, r#"{"batch_size":10001}"#, r#"{"max_memory_percent":0}"#,
+                    r#"{"max_memory_percent":101}"#, r#"{"event_types":["click"]}"#, r#"{"months":"2024-13"}"#] {
+            let o: MigrationOptions = serde_json::from_str(bad).unwrap();
+            assert!(validate(&o).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The migration's state: one document per (event type, month) in
+//! `<prefix>stats-community-migration` — state, counts, checkpoint, last error — written
+//! after every acknowledged batch, so a re-run resumes and a failure keeps its reason.
+
+use opensearch::http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::Result;
+use crate::events::EventType;
+use crate::search::SearchClient;
+
+/// Where a month stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonthState {
+    /// Nothing copied yet.
+    #[default]
+    Pending,
+    /// Copying; resumable from `checkpoint`.
+    Copying,
+    /// Stopped before the end (cancel, --max-batches, memory); resumable.
+    Interrupted,
+    /// Copied and verified; the read alias points at the new index.
+    Done,
+    /// Verification or the alias switch failed; nothing was switched or deleted.
+    Failed,
+}
+
+/// The state document of one (event type, month).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MonthRecord {
+    /// `view` or `download`.
+    pub event_type: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The state.
+    pub state: MonthState,
+    /// Source documents when last counted.
+    pub source_count: u64,
+    /// Documents written into the target so far (acknowledged).
+    pub migrated: u64,
+    /// Timestamp (`YYYY-MM-DDTHH:MM:SS`) up to which everything before is acknowledged:
+    /// a re-run reads from here (inclusive; re-writing the same `_id` is harmless).
+    pub checkpoint: Option<String>,
+    /// The last error, kept after a failure.
+    pub error: Option<String>,
+    /// Verification summary.
+    pub verified: Option<String>,
+    /// Source index deleted after verification (`--delete-old-indices`).
+    #[serde(default)]
+    pub source_deleted: bool,
+    /// Last write (ISO time).
+    pub updated: String,
+}
+
+/// The state index (without prefix).
+pub const STATE_INDEX: &str = "stats-community-migration";
+
+fn doc_id(event_type: EventType, month: &str) -> String {
+    format!("{}-{month}", event_type.short_name())
+}
+
+/// Reads the state of one month (default: pending).
+pub async fn load(client: &SearchClient, event_type: EventType, month: &str) -> Result<MonthRecord> {
+    let path = format!("{}/_doc/{}", client.index(STATE_INDEX), doc_id(event_type, month));
+    let found = client.json_opt(Method::Get, &path, None).await?;
+    let record = found
+        .filter(|v| v["found"].as_bool() == Some(true))
+        .and_then(|v| serde_json::from_value::<MonthRecord>(v["_source"].clone()).ok());
+    Ok(record.unwrap_or_else(|| MonthRecord {
+        event_type: event_type.short_name().into(),
+        month: month.into(),
+        ..Default::default()
+    }))
+}
+
+/// Writes the state of one month.
+pub async fn save(client: &SearchClient, event_type: EventType, record: &mut MonthRecord) -> Result<()> {
+    record.updated = chrono::Utc::now().to_rfc3339();
+    let index = client.index(STATE_INDEX);
+    if !client.exists(&index).await? {
+        let body = json!({
+            "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
+            "mappings": {"dynamic": "strict", "properties": {
+                "event_type": {"type": "keyword"}, "month": {"type": "keyword"}, "state": {"type": "keyword"},
+                "source_count": {"type": "long"}, "migrated": {"type": "long"}, "checkpoint": {"type": "keyword"},
+                "error": {"type": "text"}, "verified": {"type": "text"}, "source_deleted": {"type": "boolean"},
+                "updated": {"type": "date"},
+            }}
+        });
+        // Two runs may race to create it: "already exists" is fine.
+        let _ = client.json_opt(Method::Put, &index, Some(&body)).await;
+    }
+    // Reads go by _id (real time): no refresh needed.
+    let path = format!("{index}/_doc/{}", doc_id(event_type, &record.month));
+    let body: Value = serde_json::to_value(&*record).expect("serialises");
+    client.json(Method::Put, &path, Some(&body)).await?;
+    Ok(())
+}
+
+/// Deletes the state of one month (`--fresh-start`).
+pub async fn reset(client: &SearchClient, event_type: EventType, month: &str) -> Result<()> {
+    let path = format!("{}/_doc/{}?refresh=wait_for", client.index(STATE_INDEX), doc_id(event_type, month));
+    client.json_opt(Method::Delete, &path, None).await?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+"""Usage-event migration against the real node: enrichment, verification, the atomic alias
+switch, checkpoints and resume (also after kill -9), bad input."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from records_fixture import reindex_under_reference_mapping
+
+
+def js(proc):
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def ids(search, pattern):
+    return sorted(h["_id"] for h in search.search_all(pattern))
+
+
+def legacy(prefix, kind, months=(4, 5, 6)):
+    """The legacy monthly indices of the sample (comma-separated, for a URL)."""
+    kinds = ["record-view", "file-download"] if kind == "*" else [kind]
+    return ",".join(f"{prefix}events-stats-{k}-2025-0{m}" for k in kinds for m in months)
+
+
+def alias_indices(search, alias):
+    status, reply = search.request("GET", f"_alias/{alias}")
+    return sorted(reply) if status == 200 else []
+
+
+@pytest.fixture
+def sample(cli, search, index_prefix):
+    """Closed months only: a sample that ends two months ago."""
+    cli("load-sample-data", "--records", "120", "--events-per-record", "12", "--months", "3",
+        "--end-date", "2025-06-30", check=True)
+    cli("generate-community-events", check=True)
+    return index_prefix
+
+
+def test_migration_enriches_verifies_and_switches_atomically(cli, search, sample):
+    p = sample
+    view_ids = ids(search, legacy(p, "record-view"))
+    dl_ids = ids(search, legacy(p, "file-download"))
+    report = js(cli("migrate-events", "--batch-size", "100", "--json"))
+    assert report["done"] == 6 and report["failed"] == 0 and report["interrupted"] == 0
+    assert ids(search, f"{p}events-stats-record-view-*-v2.0.0") == view_ids
+    assert ids(search, f"{p}events-stats-file-download-*-v2.0.0") == dl_ids
+    # The read alias now names exactly the migrated indices: no event counted twice.
+    assert alias_indices(search, f"{p}events-stats-record-view") == [f"{p}events-stats-record-view-2025-0{m}-v2.0.0" for m in (4, 5, 6)]
+    assert search.count(f"{p}events-stats-record-view") == len(view_ids)
+    # Enrichment: the sample's community events date from record creation, before any usage,
+    # so each event's communities are its record's communities.
+    records = {h["_id"]: h["_source"] for h in search.search_all(f"{p}rdmrecords-records")}
+    for hit in search.search_all(f"{p}events-stats-file-download-*-v2.0.0"):
+        d = hit["_source"]
+        r = records[d["recid"]]
+        assert d["community_ids"] == sorted(set(r["parent"]["communities"]["ids"]))
+        assert d["resource_type"]["id"] == r["metadata"]["resource_type"]["id"]
+        assert d["access_status"] == r["access"]["status"]
+        assert d["journal_title"] == r["custom_fields"]["journal:journal"]["title"]
+        assert sorted(f["name"] for f in d["funders"]) == sorted(f["funder"]["name"] for f in r["metadata"]["funding"])
+    # Our documents index under the reference's strict v2 template.
+    errors, n = reindex_under_reference_mapping(search, f"{p}events-stats-file-download-*-v2.0.0", "file-download-v2.0.0", f"{p}ref-dl")
+    assert errors == [] and n == len(dl_ids)
+    errors, n = reindex_under_reference_mapping(search, f"{p}events-stats-record-view-*-v2.0.0", "record-view-v2.0.0", f"{p}ref-view")
+    assert errors == [] and n == len(view_ids)
+    status = js(cli("migration-status", "--json"))
+    assert {(r["state"], r["read_alias"]) for r in status} == {("done", "target")}
+    again = js(cli("migrate-events", "--json"))
+    assert again["written"] == 0 and again["done"] == 6
+
+
+def test_max_batches_checkpoints_and_resumes(cli, search, sample):
+    p = sample
+    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "2", "--json"))
+    (month,) = first["months"]
+    assert month["state"] == "interrupted" and month["batches"] == 2 and month["checkpoint"]
+    assert 0 < month["target_count"] < month["source_count"]
+    # Not switched: the read alias still names the legacy index only.
+    assert f"{p}events-stats-record-view-2025-05" in alias_indices(search, f"{p}events-stats-record-view")
+    assert f"{p}events-stats-record-view-2025-05-v2.0.0" not in alias_indices(search, f"{p}events-stats-record-view")
+    rest = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--json"))
+    assert rest["months"][0]["state"] == "done"
+    assert ids(search, f"{p}events-stats-record-view-2025-05-v2.0.0") == ids(search, f"{p}events-stats-record-view-2025-05")
+
+
+def test_kill_9_at_random_points_never_loses_or_duplicates(cli_env, cli, search, sample):
+    p = sample
+    expected = ids(search, legacy(p, "*"))
+    rng = random.Random(11)
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-m", "invenio_community_stats", "migrate-events", "--batch-size", "40"],
+                                env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.8, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = js(cli("migrate-events", "--batch-size", "40", "--json"))
+    assert final["done"] == 6, final
+    migrated = ids(search, f"{p}events-stats-*-v2.0.0")
+    assert migrated == expected  # same id set: nothing lost, nothing duplicated
+    assert search.count(f"{p}events-stats-*-v2.0.0") == len(expected)
+
+
+def test_delete_old_indices_only_after_verification(cli, search, sample):
+    p = sample
+    report = js(cli("migrate-events", "--event-types", "download", "--delete-old-indices", "--json"))
+    assert report["done"] == 3 and all(m["source_deleted"] for m in report["months"])
+    assert search.indices(legacy(p, "file-download")) == []
+    assert len(search.indices(legacy(p, "record-view"))) == 3  # views untouched
+    status = js(cli("migration-status", "--event-types", "download", "--json"))
+    assert [r["source_count"] for r in status] == [None, None, None]
+    assert all(r["state"] == "done" and r["migrated"] > 0 for r in status)
+
+
+def test_live_month_is_copied_but_not_switched(cli, search, index_prefix):
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    cli("load-sample-data", "--records", "30", "--events-per-record", "5", "--months", "1", "--end-date", today, check=True)
+    report = js(cli("migrate-events", "--event-types", "view", "--json"))
+    (month,) = report["months"]
+    assert month["state"] == "interrupted" and "still receives events" in month["message"]
+    aliased = alias_indices(search, f"{index_prefix}events-stats-record-view")
+    assert aliased == [f"{index_prefix}events-stats-record-view-{today[:7]}"]
+
+
+def test_dry_run_changes_nothing(cli, search, sample):
+    before = sorted(search.indices(f"{sample}*"))
+    report = js(cli("migrate-events", "--dry-run", "--json"))
+    assert report["dry_run"] and report["written"] == 0 and len(report["months"]) == 6
+    assert sorted(search.indices(f"{sample}*")) == before
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["--months", "2024-13"], 2, "YYYY-MM"),
+    (["--months", "2024-05:2024-01"], 2, "before the start"),
+    (["--batch-size", "0"], 2, "--batch-size"),
+    (["--batch-size", "10001"], 2, "--batch-size"),
+    (["--max-memory-percent", "0"], 2, "--max-memory-percent"),
+    (["--max-memory-percent", "101"], 2, "--max-memory-percent"),
+    (["--event-types", "click"], 2, "unknown event type"),
+])
+def test_bad_input_changes_nothing(cli, search, sample, args, code, text):
+    before = sorted(search.indices(f"{sample}*"))
+    proc = cli("migrate-events", *args)
+    assert proc.returncode == code, proc.stderr
+    assert text in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(search.indices(f"{sample}*")) == before
+
+
+def test_missing_sources_and_records_are_clear_errors(cli, search, index_prefix):
+    proc = cli("migrate-events")
+    assert proc.returncode == 1 and "records index" in proc.stderr
+    cli("load-sample-data", "--records", "3", "--events-per-record", "0", check=True)
+    proc = cli("migrate-events", "--months", "2020-01")
+    assert proc.returncode == 1 and "no legacy event indices" in proc.stderr
