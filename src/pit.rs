@@ -7,9 +7,21 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::search::SearchClient;
 
+async fn open_pit(client: &SearchClient, index: &str) -> Result<String> {
+    let reply = client
+        .json_opt(Method::Post, &format!("{index}/_search/point_in_time?keep_alive={KEEP_ALIVE}"), None)
+        .await?
+        .ok_or_else(|| Error::Data(format!("index {index} does not exist")))?;
+    Ok(reply["pit_id"]
+        .as_str()
+        .ok_or_else(|| Error::Search { status: 200, what: "point in time".into(), reason: "no pit_id in reply".into() })?
+        .to_string())
+}
+
 /// A point-in-time reader over `index`.
 pub struct PitReader {
     client: SearchClient,
+    index: String,
     pit_id: Option<String>,
     query: Value,
     sort: Value,
@@ -26,16 +38,10 @@ impl PitReader {
     /// Opens a point in time on `index` (an alias or pattern). `sort` must end with a
     /// unique field so that `search_after` never skips or repeats a document.
     pub async fn open(client: &SearchClient, index: &str, query: Value, sort: Value, page_size: usize, source: Value) -> Result<Self> {
-        let reply = client
-            .json_opt(Method::Post, &format!("{index}/_search/point_in_time?keep_alive={KEEP_ALIVE}"), None)
-            .await?
-            .ok_or_else(|| Error::Data(format!("index {index} does not exist")))?;
-        let pit_id = reply["pit_id"]
-            .as_str()
-            .ok_or_else(|| Error::Search { status: 200, what: "point in time".into(), reason: "no pit_id in reply".into() })?
-            .to_string();
+        let pit_id = open_pit(client, index).await?;
         Ok(Self {
             client: client.clone(),
+            index: index.to_string(),
             pit_id: Some(pit_id),
             query,
             sort,
@@ -86,7 +92,21 @@ impl PitReader {
         if let Some((id, max)) = self.slice {
             body["slice"] = json!({"id": id, "max": max});
         }
-        let reply = self.client.json(Method::Post, "_search", Some(&body)).await?;
+        let reply = match self.client.json(Method::Post, "_search", Some(&body)).await {
+            Ok(r) => r,
+            // A cluster restart (or an expired keep-alive) drops the point in time: open a
+            // new one and go on from the same search_after position.
+            Err(Error::Search { status, reason, .. })
+                if status == 404 || reason.contains("search_phase_execution_exception") || reason.contains("search_context_missing") =>
+            {
+                log::warn!("point in time on {} was lost; reopening it and continuing", self.index);
+                let new_id = open_pit(&self.client, &self.index).await?;
+                body["pit"]["id"] = json!(new_id);
+                self.pit_id = Some(new_id);
+                self.client.json(Method::Post, "_search", Some(&body)).await?
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(new_id) = reply["pit_id"].as_str() {
             self.pit_id = Some(new_id.to_string());
         }
