@@ -145,7 +145,7 @@ impl BulkPipeline {
         self.buffered += 1;
         if full {
             self.send_index(index).await?;
-        } else if self.buffered >= 4 * self.batch_size {
+        } else if self.buffered >= 2 * self.batch_size {
             // Bound memory: send the fullest buffer.
             let largest = self.buffers.iter().max_by_key(|(_, v)| v.len()).map(|(k, _)| k.clone());
             if let Some(index) = largest {

@@ -31,6 +31,7 @@ def test_usage_generation_in_background_reports_progress_cancels_fast_and_resume
 
     result = processes.cancel("usage-event-generation", pid_dir, timeout=30)
     assert result["outcome"] == "graceful", result
+    print(f"cancel took {result['seconds']:.2f} s")
     assert result["seconds"] < 2.0, result
     final = processes.status("usage-event-generation", pid_dir, log_lines=50)
     assert final["state"] == "cancelled" and final["exit_code"] == 130

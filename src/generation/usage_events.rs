@@ -74,7 +74,7 @@ fn default_seed() -> u64 {
     1
 }
 fn default_batch() -> usize {
-    2000
+    1000
 }
 
 /// What a run did.
@@ -236,7 +236,9 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
     let source = if options.enrich_events { json!(true) } else { json!(["id", "created", "parent", "bucket_id", "files"]) };
     let page_size = 500;
     let mut reader = PitReader::open(client, &records, query, json!([{"id": "asc"}]), page_size, source).await?;
-    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 3);
+    // Two requests in flight and at most two batches buffered: a cancel waits for about one
+    // batch's worth of writes.
+    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 2);
     let mut indices = BTreeSet::new();
     let mut index_names: std::collections::HashMap<(i32, u32, bool), String> = std::collections::HashMap::new();
     let suffix = if options.use_migrated_indices { "-v2.0.0" } else { "" };

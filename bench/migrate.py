@@ -1,0 +1,150 @@
+"""Benchmark of usage-event migration (not a test). One run, same node and data, ratios:
+
+  (a) ours: migrate-events (enriched copy, checkpointed, verified, switched)
+  (b) server-side _reindex of the same indices, no enrichment (the ceiling)
+  (c) a Python loop as an operator would write it: opensearch-py helpers.scan +
+      streaming_bulk with the same enrichment and per-batch record lookups
+
+    python bench/migrate.py --search-host http://127.0.0.1:9200 [--records 10000] [--events 1000000]
+
+Data: legacy monthly indices over 12 months generated with generate-usage-events (seeded).
+Also reports our peak RSS after ~100k events and at the end.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from generate import count, cs, delete, http  # noqa: E402
+
+
+def peak_rss_run(host, prefix, *args, sample_at=None):
+    """Runs our CLI; returns (seconds, peak RSS MiB, RSS MiB when `sample_at()` first became true)."""
+    env = dict(os.environ, COMMUNITY_STATS_APP_MODE="standalone", INVENIO_SEARCH_HOSTS=repr([host]),
+               INVENIO_SEARCH_INDEX_PREFIX=prefix)
+    t = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "invenio_community_stats", *args], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak, early = [0], [None]
+
+    def watch():
+        while p.poll() is None:
+            try:
+                for line in open(f"/proc/{p.pid}/status"):
+                    if line.startswith("VmRSS:"):
+                        rss = int(line.split()[1])
+                        peak[0] = max(peak[0], rss)
+                        if early[0] is None and sample_at and sample_at():
+                            early[0] = rss
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    w = threading.Thread(target=watch)
+    w.start()
+    out, _ = p.communicate()
+    w.join()
+    if p.returncode != 0:
+        raise SystemExit(f"{args} failed")
+    return time.perf_counter() - t, peak[0] / 1024, (early[0] or 0) / 1024, out
+
+
+def python_loop(host, prefix, batch=1000):
+    from opensearchpy import OpenSearch, helpers
+
+    client = OpenSearch([host], timeout=300)
+    records_index = f"{prefix}rdmrecords-records"
+
+    def enrich(docs):
+        recids = list({d["_source"]["recid"] for d in docs})
+        recs = {h["_source"]["id"]: h["_source"] for h in
+                client.search(index=records_index, body={"size": len(recids), "query": {"terms": {"id": recids}}})["hits"]["hits"]}
+        ev = client.search(index=f"{prefix}stats-community-events", body={"size": 10000, "query": {"terms": {"record_id": recids}}})
+        membership = {}
+        for h in ev["hits"]["hits"]:
+            s = h["_source"]
+            if s["community_id"] != "global":
+                membership.setdefault(s["record_id"], []).append((s["event_date"], s["community_id"], s["event_type"]))
+        for d in docs:
+            src = dict(d["_source"])
+            r = recs.get(src["recid"], {})
+            md = r.get("metadata", {})
+            src["resource_type"] = {k: v for k, v in (md.get("resource_type") or {}).items() if k in ("id", "title")}
+            src["access_status"] = (r.get("access") or {}).get("status")
+            src["publisher"] = md.get("publisher")
+            src["languages"] = [{"id": x.get("id"), "title": x.get("title")} for x in md.get("languages", [])]
+            src["funders"] = [f["funder"] for f in md.get("funding", []) if "funder" in f]
+            comms = set()
+            for date, comm, kind in sorted(membership.get(src["recid"], [])):
+                if date[:10] <= src["timestamp"][:10]:
+                    (comms.add if kind == "added" else comms.discard)(comm)
+            src["community_ids"] = sorted(comms)
+            yield {"_op_type": "index", "_index": d["_index"] + "-v2.0.0", "_id": d["_id"], "_source": src}
+
+    def actions():
+        buf = []
+        for hit in helpers.scan(client, index=f"{prefix}events-stats-record-view-20*,{prefix}events-stats-file-download-20*",
+                                query={"query": {"match_all": {}}}, size=batch):
+            if hit["_index"].endswith("-v2.0.0"):
+                continue
+            buf.append(hit)
+            if len(buf) >= batch:
+                yield from enrich(buf)
+                buf = []
+        if buf:
+            yield from enrich(buf)
+
+    t = time.perf_counter()
+    ok = sum(1 for success, _ in helpers.streaming_bulk(client, actions(), raise_on_error=False) if success)
+    return time.perf_counter() - t, ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--search-host", default=os.environ.get("COMMUNITY_STATS_BENCH_SEARCH_HOST", "http://127.0.0.1:9200"))
+    ap.add_argument("--records", type=int, default=10_000)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=2000)
+    a = ap.parse_args()
+    host = a.search_host.rstrip("/")
+    p = "bench-mig-"
+    delete(host, f"{p}*")
+    per_record = max(1, a.events // (2 * a.records))
+    cs(host, p, "load-sample-data", "--records", str(a.records), "--events-per-record", "0", "--end-date", "2025-12-31")
+    cs(host, p, "generate-community-events")
+    cs(host, p, "generate-usage-events", "--events-per-record", str(per_record), "--event-start-date", "2025-01-01",
+       "--event-end-date", "2025-12-31")
+    legacy = f"{p}events-stats-record-view-2025-*,{p}events-stats-file-download-2025-*"
+    n = count(host, legacy)
+    print(f"node {host}: {http('GET', host)['version']['number']}; {n} legacy events over 12 months, {a.records} records")
+
+    migrated = lambda: count(host, f"{p}events-stats-*-v2.0.0") >= 100_000  # noqa: E731
+    secs, peak, early, out = peak_rss_run(host, p, "migrate-events", "--batch-size", str(a.batch_size), "--json", sample_at=migrated)
+    report = json.loads(out)
+    assert report["done"] == 24, report
+    ours = n / secs
+    print(f"(a) ours, migrate-events:     {n:9d} docs in {secs:7.1f} s = {ours:8.0f} docs/s; RSS {early:.0f} MiB at 100k, peak {peak:.0f} MiB")
+    delete(host, f"{p}events-stats-*-v2.0.0")
+
+    t = time.perf_counter()
+    http("POST", f"{host}/_reindex?wait_for_completion=true&refresh=true",
+         {"source": {"index": legacy.split(",")}, "dest": {"index": f"{p}reindexed"}, "conflicts": "proceed"})
+    secs_b = time.perf_counter() - t
+    b = count(host, f"{p}reindexed")
+    print(f"(b) server-side _reindex:     {b:9d} docs in {secs_b:7.1f} s = {b / secs_b:8.0f} docs/s (no enrichment)")
+    delete(host, f"{p}reindexed")
+
+    secs_c, ok = python_loop(host, p, batch=1000)
+    print(f"(c) Python scan+streaming_bulk: {ok:7d} docs in {secs_c:7.1f} s = {ok / secs_c:8.0f} docs/s")
+    print(f"ratio ours / _reindex = {ours / (b / secs_b):.2f} (goal >= 0.8); ours / Python loop = {ours / (ok / secs_c):.1f}x (goal >= 5)")
+    delete(host, f"{p}*")
+
+
+if __name__ == "__main__":
+    main()
