@@ -23,9 +23,11 @@ import sys
 import tempfile
 import threading
 import time
+import http.client
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+http.client._MAXHEADERS = 100_000  # _reindex answers with one deprecation Warning header per index
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

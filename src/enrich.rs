@@ -276,39 +276,72 @@ mod tests {
     }
 }
 
-/// Record documents by id, fetched in batched `terms` queries and cached for the run
-/// (usage is skewed towards popular records, so most lookups hit the cache).
+/// What enrichment needs of one record, extracted once.
+#[derive(Debug, Default)]
+pub struct RecordInfo {
+    /// The record metadata fields of a v2 event.
+    pub fields: Map<String, Value>,
+    /// The record's current communities (the fallback when it has no community events).
+    pub communities: Vec<String>,
+}
+
+/// The record fields the enrichment reads (so that lookups fetch only these).
+const RECORD_SOURCE: &[&str] = &[
+    "id", "access.status", "parent.communities.ids", "custom_fields.journal:journal.title",
+    "files.entries.ext", "metadata.resource_type", "metadata.publisher", "metadata.languages",
+    "metadata.subjects", "metadata.rights", "metadata.funding.funder", "metadata.creators.affiliations",
+    "metadata.contributors.affiliations",
+];
+
+/// Enrichment data by record id, fetched in batched `terms` queries (only the fields
+/// needed) and kept for the run: usage is skewed towards popular records, so most lookups
+/// hit the cache, and the cache holds extracted fields, not whole records.
 #[derive(Default)]
 pub struct RecordCache {
-    records: HashMap<String, Option<Value>>,
+    records: HashMap<String, Option<RecordInfo>>,
+    membership: Membership,
 }
 
 impl RecordCache {
-    /// Makes sure every id in `ids` is cached (missing records are cached as `None`).
+    /// Makes sure every id in `ids` is cached (missing records are cached as `None`), with
+    /// its community events.
     pub async fn fetch(&mut self, client: &SearchClient, ids: &[String]) -> Result<()> {
         let missing: Vec<String> = ids.iter().filter(|id| !self.records.contains_key(*id)).cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if self.records.len() + missing.len() > 500_000 {
+            // Bound memory on huge runs: start over (the next lookups refill it).
+            self.records.clear();
+            self.membership = Membership::default();
+        }
         let index = client.index("rdmrecords-records");
         for chunk in missing.chunks(1000) {
-            let body = json!({"size": chunk.len(), "query": {"terms": {"id": chunk}}});
+            let body = json!({"size": chunk.len(), "query": {"terms": {"id": chunk}}, "_source": RECORD_SOURCE});
             let reply = client.json(Method::Post, &format!("{index}/_search"), Some(&body)).await?;
             for id in chunk {
                 self.records.insert(id.clone(), None);
             }
             for hit in reply["hits"]["hits"].as_array().into_iter().flatten() {
-                if let Some(id) = hit["_source"]["id"].as_str() {
-                    self.records.insert(id.to_string(), Some(hit["_source"].clone()));
+                let source = &hit["_source"];
+                if let Some(id) = source["id"].as_str() {
+                    let info = RecordInfo { fields: record_fields(source), communities: current_communities(source) };
+                    self.records.insert(id.to_string(), Some(info));
                 }
             }
         }
-        if self.records.len() > 200_000 {
-            // Bound memory on huge runs: start over (the next lookups refill it).
-            self.records.retain(|id, _| ids.contains(id));
-        }
+        let loaded = Membership::load(client, &missing).await?;
+        self.membership.events.extend(loaded.events);
         Ok(())
     }
 
     /// The cached record, if it exists.
-    pub fn get(&self, id: &str) -> Option<&Value> {
+    pub fn get(&self, id: &str) -> Option<&RecordInfo> {
         self.records.get(id).and_then(|r| r.as_ref())
+    }
+
+    /// Community membership of the cached records.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
     }
 }

@@ -15,7 +15,7 @@ use super::state::{self, MonthRecord, MonthState};
 use super::{MigrationOptions, MonthPlan};
 use crate::bulk::{BulkOp, BulkPipeline};
 use crate::dates::parse_timestamp;
-use crate::enrich::{current_communities, record_fields, Membership, RecordCache};
+use crate::enrich::RecordCache;
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::pit::PitReader;
@@ -170,7 +170,25 @@ pub async fn migrate(
         None => json!({"match_all": {}}),
     };
     let sort = json!([{"timestamp": "asc"}, {"visitor_id": {"order": "asc", "missing": "_last"}}, {"unique_id": {"order": "asc", "missing": "_last"}}]);
-    let mut reader = PitReader::open(client, &plan.source, query, sort, options.batch_size, json!(true)).await?;
+    let reader = PitReader::open(client, &plan.source, query, sort, options.batch_size, json!(true)).await?;
+    // Read-ahead: the next page is read while this one is enriched and written.
+    let (page_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Vec<Value>>>(2);
+    let read_ahead = tokio::spawn(async move {
+        let mut reader = reader;
+        loop {
+            let next = reader.next_page().await;
+            let more = matches!(next, Ok(Some(_)));
+            let item = match next {
+                Ok(Some(page)) => Ok(page),
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            if page_tx.send(item).await.is_err() || !more {
+                break;
+            }
+        }
+        let _ = reader.close().await;
+    });
     let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Index, options.batch_size, 2);
     let mut stop: Option<(MonthState, String)> = None;
     let mut cancelled = false;
@@ -190,25 +208,24 @@ pub async fn migrate(
                 stop = Some((MonthState::Interrupted, format!("memory use {used:.0}% passed --max-memory-percent {}; resumes from the checkpoint", options.max_memory_percent)));
                 return Ok(false);
             }
-            let Some(page) = reader.next_page().await? else { return Ok(true) };
+            let Some(page) = pages.recv().await.transpose()? else { return Ok(true) };
             let recids: Vec<String> = page.iter().filter_map(|h| h["_source"]["recid"].as_str().map(str::to_string)).collect();
             cache.fetch(client, &recids).await?;
-            let membership = Membership::load(client, &recids).await?;
             for hit in &page {
                 let mut doc = hit["_source"].clone();
                 let recid = doc["recid"].as_str().unwrap_or_default().to_string();
                 let day = doc["timestamp"].as_str().and_then(parse_timestamp).map(|t| t.date_naive());
-                let record_doc = cache.get(&recid);
-                if let Some(r) = record_doc {
-                    for (k, v) in record_fields(r) {
-                        doc[k] = v;
+                let info = cache.get(&recid);
+                if let Some(r) = info {
+                    for (k, v) in &r.fields {
+                        doc[k] = v.clone();
                     }
                 } else {
                     out.records_missing += 1;
                 }
-                let fallback = record_doc.map(current_communities).unwrap_or_default();
+                let fallback: Vec<String> = info.map(|r| r.communities.clone()).unwrap_or_default();
                 let communities = match day {
-                    Some(d) => membership.communities_on(&recid, d, &fallback),
+                    Some(d) => cache.membership().communities_on(&recid, d, &fallback),
                     None => fallback,
                 };
                 doc["community_ids"] = json!(communities);
@@ -233,7 +250,8 @@ pub async fn migrate(
         }
     }
     .await;
-    let _ = reader.close().await;
+    drop(pages);
+    let _ = read_ahead.await;
     let _ = pipeline.finish().await;
     let exhausted = match loop_result {
         Ok(e) => e,
