@@ -64,3 +64,26 @@ def test_community_event_generation_background_completes(cli, search, index_pref
     failed = wait_for(lambda: (s := processes.status("community-event-generation", pid_dir))["state"] == "failed" and s, timeout=60)
     assert failed and failed["exit_code"] == 2 and "unknown community" in failed["error"]
     time.sleep(0)
+
+
+def test_migration_in_background_cancel_checkpoints_and_resume_completes(cli, search, index_prefix, tmp_path):
+    pid_dir = str(tmp_path / "run")
+    cli("load-sample-data", "--records", "150", "--events-per-record", "15", "--months", "3", "--end-date", "2025-06-30", check=True)
+    cli("generate-community-events", check=True)
+    legacy = ",".join(f"{index_prefix}events-stats-{k}-2025-0{m}" for k in ("record-view", "file-download") for m in (4, 5, 6))
+    expected = sorted(h["_id"] for h in search.search_all(legacy))
+    proc = cli("migrate-events-background", "--batch-size", "20", "--pid-dir", pid_dir)
+    assert proc.returncode == 0, proc.stderr
+    status = wait_for(lambda: (s := processes.status("event-migration", pid_dir))["processed"] >= 100 and s, timeout=60)
+    assert status and status["total"] == len(expected)
+    result = processes.cancel("event-migration", pid_dir, timeout=30)
+    assert result["outcome"] == "graceful" and result["state"] == "cancelled", result
+    rows = json.loads(cli("migration-status", "--json").stdout)
+    assert any(r["state"] == "interrupted" and r["checkpoint"] for r in rows), rows
+    # Nothing half-done is visible to readers: the read alias still names only legacy indices.
+    status_code, aliases = search.request("GET", f"_alias/{index_prefix}events-stats-record-view")
+    assert not any(i.endswith("-v2.0.0") for i in aliases) or all(r["state"] == "done" for r in rows if r["read_alias"] == "target")
+    report = json.loads(cli("migrate-events", "--batch-size", "20", "--json").stdout)
+    assert report["done"] == 6
+    migrated = sorted(h["_id"] for h in search.search_all(f"{index_prefix}events-stats-*-v2.0.0"))
+    assert migrated == expected
