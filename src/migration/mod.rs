@@ -271,8 +271,8 @@ pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result
         let record = state::load(client, et, &p.month).await?;
         let source_exists = client.json_opt(Method::Get, &format!("{}/_mapping", p.source), None).await?.is_some();
         let alias = client.index(&et.alias());
-        let in_src = source_exists && month_in_alias(client, &p.source, &alias).await?;
-        let in_tgt = month_in_alias(client, &p.target, &alias).await?;
+        let in_src = source_exists && month::in_alias(client, &p.source, &alias).await?;
+        let in_tgt = month::in_alias(client, &p.target, &alias).await?;
         rows.push(StatusRow {
             source_count: if source_exists { Some(client.count(&p.source, None).await?) } else { None },
             migrated: client.count(&p.target, None).await?,
@@ -293,13 +293,6 @@ pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result
     Ok(rows)
 }
 
-async fn month_in_alias(client: &SearchClient, index: &str, alias: &str) -> Result<bool> {
-    Ok(client
-        .json_opt(Method::Get, &format!("{index}/_alias/{alias}"), None)
-        .await?
-        .map(|v| v.as_object().map(|o| !o.is_empty()).unwrap_or(false))
-        .unwrap_or(false))
-}
 
 #[cfg(test)]
 mod tests {

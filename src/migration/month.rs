@@ -79,7 +79,7 @@ async fn set_refresh(client: &SearchClient, index: &str, interval: &str) -> Resu
     Ok(())
 }
 
-async fn in_alias(client: &SearchClient, index: &str, alias: &str) -> Result<bool> {
+pub(crate) async fn in_alias(client: &SearchClient, index: &str, alias: &str) -> Result<bool> {
     Ok(client.json_opt(Method::Get, &format!("{index}/_alias/{alias}"), None).await?.map(|v| v.as_object().map(|o| !o.is_empty()).unwrap_or(false)).unwrap_or(false))
 }
 

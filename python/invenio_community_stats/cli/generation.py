@@ -4,23 +4,16 @@
 import click
 
 from .background import job
-from .group import community_stats, core, echo_json, search_settings, with_app
+from .group import community_stats, core, echo_json, search_settings, split_values, with_app
 
-
-def _split(values):
-    """Repeated options, each possibly comma-separated."""
-    out = []
-    for v in values:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return out
 
 
 def _community_events(community_ids, record_ids, start_date, end_date, dry_run):
     import json
 
     options = {
-        "community_ids": _split(community_ids),
-        "record_ids": _split(record_ids),
+        "community_ids": split_values(community_ids),
+        "record_ids": split_values(record_ids),
         "start_date": start_date,
         "end_date": end_date,
         "dry_run": dry_run,

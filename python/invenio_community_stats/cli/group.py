@@ -142,6 +142,14 @@ def search_settings(retry=False):
     return json.dumps(settings_from_config(current_app.config, overrides, retry=retry))
 
 
+def split_values(values):
+    """Values of a repeatable option, each possibly comma-separated, flattened."""
+    out = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
 def echo_json(document):
     """Prints exactly one JSON document on stdout."""
     import json

@@ -3,14 +3,8 @@
 import click
 
 from .background import job
-from .group import community_stats, core, echo_json, search_settings, with_app
+from .group import community_stats, core, echo_json, search_settings, split_values, with_app
 
-
-def _split(values):
-    out = []
-    for v in values:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return out
 
 
 def _copy_options(f):
@@ -36,7 +30,7 @@ def _run(months, event_types, batch_size, max_batches, max_memory_percent, delet
     import json
 
     options = {
-        "event_types": _split(event_types),
+        "event_types": split_values(event_types),
         "months": months,
         "batch_size": batch_size,
         "max_batches": max_batches,
@@ -96,7 +90,7 @@ def migration_status(months, event_types, as_json):
     """Per month and event type: source count, migrated, checkpoint, state, read alias."""
     import json
 
-    options = {"event_types": _split(event_types), "months": months}
+    options = {"event_types": split_values(event_types), "months": months}
     rows = json.loads(core().migration_status(search_settings(), json.dumps(options)))
     if as_json:
         echo_json(rows)
