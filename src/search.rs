@@ -147,7 +147,6 @@ impl SearchClient {
             let retry_reason = match sent {
                 Ok(response) => {
                     let status = response.status_code().as_u16();
-                    let url = response.url().clone();
                     let text = response.text().await.unwrap_or_default();
                     match status {
                         200..=299 => {
@@ -159,11 +158,6 @@ impl SearchClient {
                                 what,
                                 reason: format!("invalid JSON in reply: {e}"),
                             });
-                        }
-                        404 if method != Method::Head => {
-                            // An index that is missing is "not found"; anything else at 404 too.
-                            let _ = url;
-                            return Ok(None);
                         }
                         404 => return Ok(None),
                         401 | 403 => {

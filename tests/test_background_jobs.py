@@ -3,7 +3,6 @@ cancel = checkpoint within one batch, and a re-run that finishes without duplica
 
 import json
 import os
-import time
 
 from conftest import wait_for
 from invenio_community_stats import processes
@@ -63,27 +62,31 @@ def test_community_event_generation_background_completes(cli, search, index_pref
     assert proc.returncode == 0
     failed = wait_for(lambda: (s := processes.status("community-event-generation", pid_dir))["state"] == "failed" and s, timeout=60)
     assert failed and failed["exit_code"] == 2 and "unknown community" in failed["error"]
-    time.sleep(0)
 
 
 def test_migration_in_background_cancel_checkpoints_and_resume_completes(cli, search, index_prefix, tmp_path):
     pid_dir = str(tmp_path / "run")
-    cli("load-sample-data", "--records", "150", "--events-per-record", "15", "--months", "3", "--end-date", "2025-06-30", check=True)
+    cli("load-sample-data", "--records", "300", "--events-per-record", "25", "--months", "3", "--end-date", "2025-06-30", check=True)
     cli("generate-community-events", check=True)
     legacy = ",".join(f"{index_prefix}events-stats-{k}-2025-0{m}" for k in ("record-view", "file-download") for m in (4, 5, 6))
     expected = sorted(h["_id"] for h in search.search_all(legacy))
-    proc = cli("migrate-events-background", "--batch-size", "20", "--pid-dir", pid_dir)
+    proc = cli("migrate-events-background", "--batch-size", "10", "--pid-dir", pid_dir)
     assert proc.returncode == 0, proc.stderr
     status = wait_for(lambda: (s := processes.status("event-migration", pid_dir))["processed"] >= 100 and s, timeout=60)
-    assert status and status["total"] == len(expected)
+    assert status and status["total"] == len(expected) and status["processed"] < len(expected) / 2
     result = processes.cancel("event-migration", pid_dir, timeout=30)
     assert result["outcome"] == "graceful" and result["state"] == "cancelled", result
     rows = json.loads(cli("migration-status", "--json").stdout)
-    assert any(r["state"] == "interrupted" and r["checkpoint"] for r in rows), rows
-    # Nothing half-done is visible to readers: the read alias still names only legacy indices.
-    status_code, aliases = search.request("GET", f"_alias/{index_prefix}events-stats-record-view")
-    assert not any(i.endswith("-v2.0.0") for i in aliases) or all(r["state"] == "done" for r in rows if r["read_alias"] == "target")
-    report = json.loads(cli("migrate-events", "--batch-size", "20", "--json").stdout)
+    # The run stopped early: one month interrupted (with a checkpoint unless the cancel came
+    # between two months), the later ones untouched, the earlier ones done.
+    states = [r["state"] for r in rows]
+    assert states.count("interrupted") == 1 and set(states) <= {"done", "interrupted", "pending"}, rows
+    assert any(s != "done" for s in states), rows
+    # Nothing half-done is visible to readers: a month's new index is in the read alias only
+    # once that month is done, and then instead of (never beside) the legacy one.
+    for r in rows:
+        assert r["read_alias"] == ("target" if r["state"] == "done" else "source"), r
+    report = json.loads(cli("migrate-events", "--batch-size", "500", "--json").stdout)
     assert report["done"] == 6
     migrated = sorted(h["_id"] for h in search.search_all(f"{index_prefix}events-stats-*-v2.0.0"))
     assert migrated == expected

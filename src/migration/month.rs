@@ -326,6 +326,5 @@ pub async fn migrate(
     state::save(client, event_type, &mut record).await?;
     out.state = MonthState::Done;
     out.seconds = started.elapsed().as_secs_f64();
-    let _: Option<Value> = None;
     Ok(out)
 }

@@ -46,6 +46,31 @@ fn observe_with(files: &ProcessFiles, check_pid_file: bool) -> Result<Option<Job
     Ok(Some(status))
 }
 
+/// The PID of the job that holds `files`' lock, waiting up to `wait` for a job that is
+/// still starting to record it (so that "already running" can name it).
+pub fn running_pid(files: &ProcessFiles, wait: Duration) -> Option<u32> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Ok(Some(s)) = state::read_status(files) {
+            if let Some(pid) = s.pid.filter(|_| !s.state.is_final()) {
+                return Some(pid);
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The "already running" error, naming the PID when it can be known.
+pub fn already_running(files: &ProcessFiles) -> Error {
+    match running_pid(files, Duration::from_secs(3)) {
+        Some(pid) => Error::Process(format!("{} is already running (PID {pid})", files.name)),
+        None => Error::Process(format!("{} is already running", files.name)),
+    }
+}
+
 /// A status view for display: the status plus derived fields.
 pub fn view(files: &ProcessFiles, log_lines: Option<usize>) -> Result<Value> {
     let status = observe(files)?.ok_or_else(|| {

@@ -44,10 +44,7 @@ pub fn start(spec: &JobSpec) -> Result<StartOutcome> {
     }
     if let Some(view) = control::observe(&files)? {
         if !view.state.is_final() {
-            return Err(Error::Process(match view.pid {
-                Some(pid) => format!("{} is already running (PID {pid})", spec.name),
-                None => format!("{} is already running", spec.name),
-            }));
+            return Err(control::already_running(&files));
         }
     }
     let payload = serde_json::to_vec(spec).expect("spec serialises");

@@ -1,8 +1,6 @@
 //! Is a job alive? Never a bare PID: the job's lifetime `flock` on `NAME.lock` decides,
 //! and before any signal the PID's start time must match the one recorded at launch.
 
-use std::os::fd::AsFd;
-
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
@@ -39,7 +37,6 @@ pub fn acquire_lifetime_lock(files: &ProcessFiles) -> Result<Option<Flock<std::f
             }
         }
     }
-    let _ = file.as_fd();
     Ok(None)
 }
 

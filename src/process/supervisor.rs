@@ -107,11 +107,7 @@ pub fn supervise(spec: &JobSpec, out: &mut dyn Write) -> Result<i32> {
         let files = ProcessFiles::new(&spec.pid_dir, &spec.name)?;
         files::prepare_dir(&files.dir, true)?;
         let Some(lock) = liveness::acquire_lifetime_lock(&files)? else {
-            let pid = state::read_status(&files).ok().flatten().and_then(|s| s.pid);
-            return Err(Error::Process(match pid {
-                Some(pid) => format!("{} is already running (PID {pid})", spec.name),
-                None => format!("{} is already running", spec.name),
-            }));
+            return Err(super::control::already_running(&files));
         };
         Ok((files, lock))
     })();
