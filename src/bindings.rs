@@ -139,6 +139,22 @@ where
     }
 }
 
+/// One search job: settings checked up front (a config error needs no runtime), then a
+/// client and the job's progress reporter, the job run by [`run_job`], the report as JSON.
+fn run_search_job<T, F, Fut>(py: Python<'_>, settings_json: &str, label: &'static str, job: F) -> PyResult<String>
+where
+    T: serde::Serialize + Send + 'static,
+    F: FnOnce(SearchClient, crate::progress::Progress) -> Fut + Send + 'static,
+    Fut: Future<Output = crate::error::Result<T>> + Send + 'static,
+{
+    let settings = SearchSettings::from_json(settings_json)?;
+    let report = run_job(py, move |token| async move {
+        let client = SearchClient::new(&settings, token)?;
+        job(client, crate::progress::Progress::from_env(label)).await
+    })?;
+    to_json(&report)
+}
+
 fn client(settings_json: &str, token: CancelToken) -> PyResult<SearchClient> {
     let settings = SearchSettings::from_json(settings_json)?;
     Ok(SearchClient::new(&settings, token)?)
@@ -153,50 +169,32 @@ fn version() -> &'static str {
 /// Cluster info and the index families under the prefix (JSON).
 #[pyfunction]
 fn cluster_info(py: Python<'_>, settings_json: &str) -> PyResult<String> {
-    let settings_json = settings_json.to_string();
-    let info = run_job(py, move |token| async move {
-        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
-        info::cluster_info(&client).await
-    })?;
-    to_json(&info)
+    run_search_job(py, settings_json, "info", |client, _| async move { info::cluster_info(&client).await })
 }
 
 /// Loads the demo sample (JSON options in, JSON report out).
 #[pyfunction]
 fn load_sample_data(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
     let options: sample::SampleOptions = parse_json("sample options", options_json)?;
-    let settings_json = settings_json.to_string();
-    let report = run_job(py, move |token| async move {
-        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
-        sample::load(&client, &options).await
-    })?;
-    to_json(&report)
+    run_search_job(py, settings_json, "load-sample-data", |client, _| async move { sample::load(&client, &options).await })
 }
 
 /// `generate-community-events` (JSON options in, JSON report out).
 #[pyfunction]
 fn generate_community_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
     let options: crate::generation::community_events::CommunityEventsOptions = parse_json("options", options_json)?;
-    let settings_json = settings_json.to_string();
-    let report = run_job(py, move |token| async move {
-        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
-        let progress = crate::progress::Progress::from_env("generate-community-events");
+    run_search_job(py, settings_json, "generate-community-events", |client, progress| async move {
         crate::generation::community_events::generate(&client, &options, &progress).await
-    })?;
-    to_json(&report)
+    })
 }
 
 /// `generate-usage-events` (JSON options in, JSON report out).
 #[pyfunction]
 fn generate_usage_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
     let options: crate::generation::usage_events::UsageEventsOptions = parse_json("options", options_json)?;
-    let settings_json = settings_json.to_string();
-    let report = run_job(py, move |token| async move {
-        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
-        let progress = crate::progress::Progress::from_env("generate-usage-events");
+    run_search_job(py, settings_json, "generate-usage-events", |client, progress| async move {
         crate::generation::usage_events::generate(&client, &options, &progress).await
-    })?;
-    to_json(&report)
+    })
 }
 
 /// `migrate-events` / `migrate-month` (JSON options in, JSON report out).
@@ -204,13 +202,9 @@ fn generate_usage_events(py: Python<'_>, settings_json: &str, options_json: &str
 fn migrate_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
     let options: crate::migration::MigrationOptions = parse_json("options", options_json)?;
     crate::migration::validate(&options)?;
-    let settings_json = settings_json.to_string();
-    let report = run_job(py, move |token| async move {
-        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
-        let progress = crate::progress::Progress::from_env("migrate-events");
+    run_search_job(py, settings_json, "migrate-events", |client, progress| async move {
         crate::migration::run(&client, &options, &progress).await
-    })?;
-    to_json(&report)
+    })
 }
 
 /// `migration-status` (JSON options in, JSON rows out).
@@ -218,12 +212,9 @@ fn migrate_events(py: Python<'_>, settings_json: &str, options_json: &str) -> Py
 fn migration_status(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
     let options: crate::migration::MigrationOptions = parse_json("options", options_json)?;
     crate::migration::validate(&options)?;
-    let settings_json = settings_json.to_string();
-    let rows = run_job(py, move |token| async move {
-        let client = SearchClient::new(&SearchSettings::from_json(&settings_json)?, token)?;
+    run_search_job(py, settings_json, "migration-status", |client, _| async move {
         crate::migration::status(&client, &options).await
-    })?;
-    to_json(&rows)
+    })
 }
 
 /// One of our index templates with the prefix applied (JSON).

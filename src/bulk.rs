@@ -32,15 +32,6 @@ pub struct BulkTotals {
     pub requests: u64,
 }
 
-/// Buffers items and sends them in bulk requests of `batch_size` items.
-pub struct BulkWriter {
-    client: SearchClient,
-    op: BulkOp,
-    batch_size: usize,
-    items: Vec<(Vec<u8>, Vec<u8>)>,
-    totals: BulkTotals,
-}
-
 const MAX_BACKPRESSURE_ROUNDS: u32 = 12;
 
 impl BulkTotals {
@@ -216,43 +207,5 @@ impl BulkPipeline {
     pub async fn finish(mut self) -> Result<BulkTotals> {
         self.drain().await?;
         Ok(self.totals)
-    }
-}
-
-impl BulkWriter {
-    /// A writer that flushes every `batch_size` items.
-    pub fn new(client: SearchClient, op: BulkOp, batch_size: usize) -> Self {
-        Self { client, op, batch_size: batch_size.max(1), items: Vec::new(), totals: BulkTotals::default() }
-    }
-
-    /// Adds one document; flushes when the batch is full.
-    pub async fn add(&mut self, index: &str, id: &str, doc: &Value) -> Result<()> {
-        self.items.push(encode(self.op, index, id, doc));
-        if self.items.len() >= self.batch_size {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Sends what is buffered; returns once every item is acknowledged (written, present or failed).
-    pub async fn flush(&mut self) -> Result<()> {
-        if self.items.is_empty() {
-            return Ok(());
-        }
-        let items = std::mem::take(&mut self.items);
-        let totals = send_items(&self.client, items).await?;
-        self.totals.merge(totals);
-        Ok(())
-    }
-
-    /// Flushes and returns the totals.
-    pub async fn finish(mut self) -> Result<BulkTotals> {
-        self.flush().await?;
-        Ok(self.totals)
-    }
-
-    /// Totals so far.
-    pub fn totals(&self) -> &BulkTotals {
-        &self.totals
     }
 }

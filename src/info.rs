@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use opensearch::http::Method;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::error::Result;
 use crate::search::SearchClient;
@@ -61,20 +60,13 @@ pub async fn cluster_info(client: &SearchClient) -> Result<ClusterInfo> {
     let root = client.json(Method::Get, "", None).await?;
     let health = client.json(Method::Get, "_cluster/health", None).await?;
     let prefix = client.settings().index_prefix.clone();
-    let pattern = format!("{prefix}*");
-    let cat = client
-        .json_opt(Method::Get, &format!("_cat/indices/{pattern}?format=json&h=index,docs.count&expand_wildcards=open"), None)
-        .await?
-        .unwrap_or(Value::Array(vec![]));
     let mut indices: BTreeMap<String, IndexFamily> = BTreeMap::new();
-    for row in cat.as_array().into_iter().flatten() {
-        let Some(name) = row["index"].as_str() else { continue };
+    for (name, docs) in client.cat_indices(&format!("{prefix}*")).await? {
         let Some(rest) = name.strip_prefix(&prefix) else { continue };
         if rest.starts_with('.') {
             continue;
         }
         let Some(kind) = family_of(rest) else { continue };
-        let docs = row["docs.count"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
         let family = indices.entry(kind.to_string()).or_default();
         family.indices += 1;
         family.documents += docs;

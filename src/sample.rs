@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::events::{build_event, EventType, FileRef, Visitor};
 use crate::progress::Progress;
 use crate::rng::SeededRng;
-use crate::bulk::{BulkOp, BulkWriter};
+use crate::bulk::{BulkOp, BulkPipeline};
 use crate::search::SearchClient;
 use crate::templates;
 
@@ -198,7 +198,7 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
     progress.set_task("writing communities");
     let mut rng = SeededRng::new(options.seed);
     let mut report = SampleReport { index_prefix: client.settings().index_prefix.clone(), ..Default::default() };
-    let mut writer = BulkWriter::new(client.clone(), BulkOp::Index, 1000);
+    let mut writer = BulkPipeline::new(client.clone(), BulkOp::Index, 1000, 2);
 
     // Communities.
     let mut community_ids = Vec::new();

@@ -195,10 +195,25 @@ impl SearchClient {
         }
     }
 
-    /// True if the index or alias exists.
+    /// True if the index or alias exists (one `HEAD` request).
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        Ok(self.json_opt(Method::Get, &format!("{name}/_alias"), None).await?.is_some()
-            || self.json_opt(Method::Get, &format!("{name}/_mapping"), None).await?.is_some())
+        Ok(self.json_opt(Method::Head, name, None).await?.is_some())
+    }
+
+    /// The open indices matching `pattern` (`_cat/indices`), each with its document count.
+    pub async fn cat_indices(&self, pattern: &str) -> Result<Vec<(String, u64)>> {
+        let path = format!("_cat/indices/{pattern}?format=json&h=index,docs.count&expand_wildcards=open");
+        let reply = self.json_opt(Method::Get, &path, None).await?.unwrap_or(Value::Array(vec![]));
+        Ok(reply
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|row| {
+                let name = row["index"].as_str()?.to_string();
+                let docs = row["docs.count"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0);
+                Some((name, docs))
+            })
+            .collect())
     }
 
     /// `_count` of an index pattern (0 when nothing matches).

@@ -87,3 +87,15 @@ def test_wrong_credentials_are_reported_without_the_password():
     assert "rejected the credentials" in proc.stderr
     assert f"127.0.0.1:{port}" in proc.stderr
     assert "wrong-pw" not in proc.stderr + proc.stdout
+
+
+def test_unreadable_or_invalid_ca_certs_is_a_config_error(tmp_path):
+    missing = tmp_path / "missing.pem"
+    proc = run_cli(["--search-host", "https://127.0.0.1:9", "--ca-certs", str(missing), "info"], base_env())
+    assert proc.returncode == 1
+    assert "cannot read ca_certs" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    proc = run_cli(["--search-host", "https://127.0.0.1:9", "--ca-certs", str(garbage), "info"], base_env())
+    assert proc.returncode == 1
+    assert "ca_certs" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

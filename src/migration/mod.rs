@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::events::EventType;
@@ -121,13 +120,8 @@ pub async fn plan(client: &SearchClient, types: &[EventType], months: Option<&st
     let mut out = Vec::new();
     for t in types {
         let base = client.index(&format!("events-stats-{}-", t.stats_name()));
-        let reply = client
-            .json_opt(Method::Get, &format!("_cat/indices/{base}*?format=json&h=index&expand_wildcards=open"), None)
-            .await?
-            .unwrap_or(Value::Array(vec![]));
         let mut found: BTreeMap<String, String> = BTreeMap::new();
-        for row in reply.as_array().into_iter().flatten() {
-            let Some(name) = row["index"].as_str() else { continue };
+        for (name, _) in client.cat_indices(&format!("{base}*")).await? {
             let Some(month) = name.strip_prefix(&base) else { continue };
             // Only the legacy monthly names: YYYY-MM exactly (not -v2.0.0, not backups).
             if month.len() == 7 && parse_months(month).is_ok() {
@@ -269,7 +263,7 @@ pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result
     for p in plans {
         let et = EventType::parse(&p.event_type).expect("parses");
         let record = state::load(client, et, &p.month).await?;
-        let source_exists = client.json_opt(Method::Get, &format!("{}/_mapping", p.source), None).await?.is_some();
+        let source_exists = client.exists(&p.source).await?;
         let alias = client.index(&et.alias());
         let in_src = source_exists && month::in_alias(client, &p.source, &alias).await?;
         let in_tgt = month::in_alias(client, &p.target, &alias).await?;

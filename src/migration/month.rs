@@ -86,7 +86,7 @@ pub(crate) async fn in_alias(client: &SearchClient, index: &str, alias: &str) ->
 /// Creates the target (from the v2 template) and takes it out of the read alias before it
 /// holds a single document; on resume, makes sure it is still out.
 async fn prepare_target(client: &SearchClient, target: &str, alias: &str) -> Result<()> {
-    if client.json_opt(Method::Get, &format!("{target}/_mapping"), None).await?.is_none() {
+    if !client.exists(target).await? {
         client.json(Method::Put, target, Some(&json!({}))).await?;
     }
     if in_alias(client, target, alias).await? {
