@@ -217,6 +217,28 @@ fn migration_status(py: Python<'_>, settings_json: &str, options_json: &str) -> 
     })
 }
 
+/// `aggregate` (JSON options in, JSON report out).
+#[pyfunction]
+fn aggregate(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: crate::aggregation::AggregateOptions = parse_json("aggregation options", options_json)?;
+    run_search_job(py, settings_json, "aggregate", |client, progress| async move {
+        crate::aggregation::run(&client, &options, &progress).await
+    })
+}
+
+/// `read` (JSON options in, JSON documents out).
+#[pyfunction]
+fn read_aggregations(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: crate::aggregation::read::ReadOptions = parse_json("read options", options_json)?;
+    run_search_job(py, settings_json, "read", |client, _| async move { crate::aggregation::read::read(&client, &options).await })
+}
+
+/// `clear-lock`: removes the aggregation lock (JSON report).
+#[pyfunction]
+fn clear_aggregation_lock(py: Python<'_>, settings_json: &str) -> PyResult<String> {
+    run_search_job(py, settings_json, "clear-lock", |client, _| async move { crate::aggregation::clear_lock(&client).await })
+}
+
 /// One of our index templates with the prefix applied (JSON).
 #[pyfunction]
 fn index_template(name: &str, prefix: &str) -> PyResult<String> {
@@ -226,7 +248,7 @@ fn index_template(name: &str, prefix: &str) -> PyResult<String> {
 /// The names of our index templates.
 #[pyfunction]
 fn index_template_names() -> Vec<&'static str> {
-    templates::TEMPLATES.iter().map(|(n, _)| *n).collect()
+    templates::names()
 }
 
 /// Diagnostics for bench/: the mean seconds of one progress write into a status file
@@ -323,6 +345,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(generate_usage_events, m)?)?;
     m.add_function(wrap_pyfunction!(migrate_events, m)?)?;
     m.add_function(wrap_pyfunction!(migration_status, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(read_aggregations, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_aggregation_lock, m)?)?;
     m.add_function(wrap_pyfunction!(index_template, m)?)?;
     m.add_function(wrap_pyfunction!(index_template_names, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;

@@ -6,6 +6,7 @@ pub mod dates;
 pub mod enrich;
 pub mod pit;
 pub mod cancel;
+pub mod aggregation;
 pub mod communities;
 pub mod error;
 pub mod events;

@@ -210,7 +210,7 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
             "created": created.to_rfc3339(), "updated": created.to_rfc3339(),
             "metadata": {"title": format!("Sample community {}", i + 1)},
             "access": {"visibility": "public"},
-            "custom_fields": {},
+            "custom_fields": {"stats:dashboard_enabled": true},
         });
         writer.add(&client.index("communities"), &id, &doc).await?;
         community_ids.push(id);

@@ -131,7 +131,7 @@ impl SearchClient {
 
     /// The core request loop: retries connection errors and back-pressure while the
     /// job's retry budget lasts, stops waiting when cancelled.
-    async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, content_type: &'static str) -> Result<Option<Value>> {
+    pub(crate) async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, content_type: &'static str) -> Result<Option<Value>> {
         let started = Instant::now();
         let budget = Duration::from_secs_f64(self.settings.retry_seconds.max(0.0));
         let mut delay = Duration::from_millis(200);

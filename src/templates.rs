@@ -19,12 +19,26 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("stats-community-events-v1.0.0", include_str!("templates/stats-community-events-v1.0.0.json")),
 ];
 
+/// Templates built from the subcount table (`aggregation::subcounts`), not from files.
+pub const GENERATED: &[(&str, fn() -> Value)] = &[
+    ("stats-community-usage-delta-v1.0.0", crate::aggregation::subcounts::usage_delta_template),
+    ("stats-community-usage-snapshot-v1.0.0", crate::aggregation::subcounts::usage_snapshot_template),
+];
+
+/// The names of every template we ship.
+pub fn names() -> Vec<&'static str> {
+    TEMPLATES.iter().map(|(n, _)| *n).chain(GENERATED.iter().map(|(n, _)| *n)).collect()
+}
+
 /// The template `name` with the prefix applied, as JSON.
 pub fn template(name: &str, prefix: &str) -> Result<Value> {
-    let (_, text) = TEMPLATES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| Error::invalid(format!("unknown index template {name:?}")))?;
+    let text = match TEMPLATES.iter().find(|(n, _)| *n == name) {
+        Some((_, text)) => text.to_string(),
+        None => match GENERATED.iter().find(|(n, _)| *n == name) {
+            Some((_, build)) => build().to_string(),
+            None => return Err(Error::invalid(format!("unknown index template {name:?}"))),
+        },
+    };
     let text = text.replace(PREFIX_PLACEHOLDER, prefix);
     serde_json::from_str(&text).map_err(|e| Error::Config(format!("template {name} is not valid JSON: {e}")))
 }
@@ -45,7 +59,7 @@ mod tests {
 
     #[test]
     fn every_template_parses_and_takes_the_prefix() {
-        for (name, _) in TEMPLATES {
+        for name in names() {
             let t = template(name, "kc-").unwrap();
             let text = t.to_string();
             assert!(!text.contains(PREFIX_PLACEHOLDER), "{name}");

@@ -69,6 +69,13 @@ class Search:
         assert 200 <= status < 300, (status, reply)
         return reply
 
+    def bulk(self, ndjson):
+        """POST an NDJSON ``_bulk`` body; returns the reply."""
+        req = urllib.request.Request(f"{self.url}/_bulk", data=ndjson, method="POST",
+                                     headers={"Content-Type": "application/x-ndjson"})
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return json.loads(resp.read().decode())
+
     def count(self, index, query=None):
         self.request("POST", f"{index}/_refresh?ignore_unavailable=true&allow_no_indices=true")
         body = {"query": query} if query else None

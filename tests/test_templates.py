@@ -9,7 +9,13 @@ import pytest
 from invenio_community_stats import _core
 
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "index-templates"
-COMPARED = ["record-view-v2.0.0", "file-download-v2.0.0", "stats-community-events-v1.0.0"]
+COMPARED = [
+    "record-view-v2.0.0",
+    "file-download-v2.0.0",
+    "stats-community-events-v1.0.0",
+    "stats-community-usage-delta-v1.0.0",
+    "stats-community-usage-snapshot-v1.0.0",
+]
 
 
 def reference(name):

@@ -57,3 +57,12 @@ def migrate_events(settings_json: str, options_json: str) -> str:
 
 def migration_status(settings_json: str, options_json: str) -> str:
     """Per month and event type: counts, checkpoint, state (JSON list)."""
+
+def aggregate(settings_json: str, options_json: str) -> str:
+    """Run the aggregation (usage delta, usage snapshot) under the lock; returns the report (JSON)."""
+
+def read_aggregations(settings_json: str, options_json: str) -> str:
+    """A community's aggregation documents over a date range, per kind (JSON)."""
+
+def clear_aggregation_lock(settings_json: str) -> str:
+    """Remove the aggregation lock; returns what was removed (JSON)."""

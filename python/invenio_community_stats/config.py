@@ -16,3 +16,25 @@ COMMUNITY_STATS_LOG_MAX_BYTES = 50 * 1024 * 1024
 
 COMMUNITY_STATS_LOG_BACKUPS = 3
 """Rotated log files kept per background job (``NAME.log.1`` ... ``NAME.log.N``)."""
+
+COMMUNITY_STATS_OPT_IN = True
+"""Aggregate only communities whose ``custom_fields["stats:dashboard_enabled"]`` is true
+(plus ``global``) when no ``--community-id`` is given. False: every community."""
+
+COMMUNITY_STATS_CATCHUP_DAYS = 365
+"""Most days one aggregation run covers per community; a longer history takes several runs
+(the run says so)."""
+
+COMMUNITY_STATS_AGGREGATION_CONCURRENCY = 4
+"""Days aggregated concurrently (searches in flight) per community."""
+
+COMMUNITY_STATS_AGGREGATION_LOCK_TTL = 600
+"""Seconds the aggregation lock (a document in OpenSearch) lives without renewal; a running
+aggregation renews it, so only a crashed run's lock expires (or use ``clear-lock``)."""
+
+COMMUNITY_STATS_TOP_N = 20
+"""Items kept in the snapshots' ``by_view`` / ``by_download`` lists of the "top" subcounts."""
+
+COMMUNITY_STATS_AGGREGATION_SCHEDULE = None
+"""Celery beat schedule of the aggregation task (a ``crontab`` or ``timedelta``), e.g.
+``crontab(minute=40)`` for hourly runs. None (the default): no scheduled runs."""

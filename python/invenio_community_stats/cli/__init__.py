@@ -7,7 +7,7 @@ commands must start fast.
 """
 
 from .group import community_stats, main
-from . import generation, jobs, migration, process_commands  # noqa: F401  (registers the commands)
+from . import aggregation, generation, jobs, migration, process_commands  # noqa: F401  (registers the commands)
 from .background import add_background_twins
 
 add_background_twins(community_stats)

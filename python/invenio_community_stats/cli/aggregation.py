@@ -1,0 +1,123 @@
+"""``aggregate`` (+ ``aggregate-background``), ``read`` and ``clear-lock``."""
+
+import click
+
+from .background import job
+from .group import community_stats, core, echo_json, search_settings, split_values, with_app
+
+#: Kept here (not imported from the core) so that ``--help`` never loads the extension;
+#: the core rejects any name it does not know.
+_AGGREGATION_TYPES = ("community-usage-delta-agg", "community-usage-snapshot-agg")
+_READ_TYPES = ("usage-delta", "usage-snapshot", "records-delta-added", "records-snapshot-added")
+
+
+def _print_report(report):
+    for agg in report["aggregators"]:
+        click.echo(f"{agg['aggregator']}: {agg['documents']} documents, {agg['errors']} errors, {agg['duration_seconds']:.1f} s")
+        for c in agg["communities"]:
+            days = f"{c['first_day']}..{c['last_day']}" if c["days_written"] else "no days"
+            line = f"  {c['community_id']}: {days} ({c['days_written']} days, {c['documents']} documents"
+            line += f", {c['errors']} errors: {'; '.join(c['error_details'][:3])})" if c["errors"] else ")"
+            if c["note"]:
+                line += f" - {c['note']}"
+            click.echo(line)
+    click.echo(f"{report['documents']} documents, {report['errors']} errors, {report['searches']} searches, "
+               f"{report['duration_seconds']:.1f} s.")
+    for what in report["incomplete"]:
+        click.echo(f"Warning: {what} stopped at the catch-up limit (COMMUNITY_STATS_CATCHUP_DAYS); run again to continue.", err=True)
+
+
+@job("aggregation")
+@community_stats.command("aggregate")
+@click.option("--community-id", "community_ids", multiple=True, metavar="ID|SLUG|global",
+              help="Only this community (repeatable or comma-separated; 'global' for the whole repository). "
+                   "Default: every opted-in community, and global.")
+@click.option("--aggregation-type", "aggregation_types", multiple=True, type=click.Choice(_AGGREGATION_TYPES),
+              help="Only this aggregator (repeatable). Default: all, in order.")
+@click.option("--start-date", metavar="YYYY-MM-DD",
+              help="First day to aggregate; given, it wins over the bookmark.")
+@click.option("--end-date", metavar="YYYY-MM-DD", help="Last day to aggregate (default: today, UTC).")
+@click.option("--ignore-bookmark", is_flag=True,
+              help="Without --start-date, start at the first event instead of the bookmark.")
+@click.option("--update-bookmark/--no-update-bookmark", default=True, show_default=True,
+              help="Move the bookmarks forward after the run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+@with_app
+def aggregate(community_ids, aggregation_types, start_date, end_date, ignore_bookmark, update_bookmark, as_json):
+    """Aggregate daily usage deltas and cumulative usage snapshots per community.
+
+    One document per community and UTC day. Each (aggregator, community) resumes from its
+    bookmark (the last day done, which is redone: today grows during the day), at most
+    COMMUNITY_STATS_CATCHUP_DAYS days per run. Two runs never overlap (a lock in OpenSearch).
+    """
+    from flask import current_app
+
+    from ..aggregation import aggregate as run
+
+    report = run(
+        community_ids=split_values(community_ids),
+        aggregation_types=aggregation_types,
+        start_date=start_date,
+        end_date=end_date,
+        ignore_bookmark=ignore_bookmark,
+        update_bookmark=update_bookmark,
+        settings_json=search_settings(retry=True),
+        config=current_app.config,
+    )
+    if as_json:
+        echo_json(report)
+    else:
+        _print_report(report)
+    if report["errors"]:
+        click.echo(f"Error: {report['errors']} errors (see the report); the bookmarks of the failed communities "
+                   "were not moved past the failure, a re-run retries them.", err=True)
+        click.get_current_context().exit(1)
+
+
+@community_stats.command("read")
+@click.option("--community-id", default="global", show_default=True, metavar="ID|SLUG|global",
+              help="The community.")
+@click.option("--start-date", metavar="YYYY-MM-DD", help="First day (default: yesterday).")
+@click.option("--end-date", metavar="YYYY-MM-DD", help="Last day (default: today).")
+@click.option("--query-type", "query_types", multiple=True, type=click.Choice(_READ_TYPES),
+              help="Only these documents (repeatable). Default: all kinds.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (all documents in full).")
+@with_app
+def read(community_id, start_date, end_date, query_types, as_json):
+    """Print a community's aggregation documents over a date range, in date order."""
+    import json
+
+    options = {"community_id": community_id, "start_date": start_date, "end_date": end_date, "query_types": list(query_types)}
+    result = json.loads(core().read_aggregations(search_settings(), json.dumps(options)))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{result['community_id']} {result['start_date']}..{result['end_date']}")
+    for key, docs in result.items():
+        if not isinstance(docs, list):
+            continue
+        click.echo(f"{key}: {len(docs)} documents")
+        for d in docs:
+            day = (d.get("period_start") or d.get("snapshot_date") or "")[:10]
+            totals = d.get("totals", {})
+            if "view" in totals:
+                click.echo(f"  {day}  views {totals['view'].get('total_events', 0)}  downloads {totals['download'].get('total_events', 0)}")
+            else:
+                click.echo(f"  {day}")
+
+
+@community_stats.command("clear-lock")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_app
+def clear_lock(as_json):
+    """Remove the aggregation lock (left by a crashed run; a live run's lock is renewed)."""
+    import json
+
+    result = json.loads(core().clear_aggregation_lock(search_settings()))
+    if as_json:
+        echo_json(result)
+    elif result["removed"]:
+        lock = result["lock"]
+        click.echo(f"Removed the aggregation lock held by {lock.get('owner')} since {lock.get('acquired')}.")
+    else:
+        click.echo("No aggregation lock was held.")
