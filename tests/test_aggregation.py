@@ -278,3 +278,41 @@ def test_bad_input_one_line_nothing_written(cli, search, index_prefix, scenario,
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert search.indices(f"{index_prefix}stats-*") == []
+
+
+def test_background_aggregation_progress_cancel_and_resume(cli, search, index_prefix, tmp_path):
+    from conftest import wait_for
+    from invenio_community_stats import processes
+
+    install_templates(search, index_prefix)
+    # One year with events every day: a few seconds of work for the delta.
+    events = [("view", f"y{i}", {"timestamp": f"{day}T{h:02d}:00:00", "recid": f"r{h}", "parent_recid": f"p{h}",
+                                 "visitor_id": f"v{h}", "community_ids": []})
+              for i, (day, h) in enumerate((d, h) for d in _days("2024-01-01", 300) for h in range(3))]
+    write_events(search, index_prefix, events, kinds=("view",))
+    pid_dir = str(tmp_path / "run")
+    args = ["--community-id", "global", "--end-date", "2024-10-26"]  # the 300th day
+    proc = cli("aggregate-background", *args, "--pid-dir", pid_dir)
+    assert proc.returncode == 0, proc.stderr
+    status = wait_for(lambda: (s := processes.status("aggregation", pid_dir))["processed"] >= 20 and s, timeout=60)
+    assert status and status["total"] == 300 and status["state"] == "running" and "global" in status["current_task"]
+    result = processes.cancel("aggregation", pid_dir, timeout=30)
+    assert result["outcome"] == "graceful" and result["state"] == "cancelled", result
+    assert result["seconds"] < 2.0, result
+    mark = bookmark(search, index_prefix, DELTA, "global")
+    written = docs(search, index_prefix, "delta", "global")
+    assert mark is not None and mark[:10] == max(written) and len(written) < 300
+    # The lock was released by the cancelled run; a re-run continues from the bookmark.
+    report = js(cli("aggregate", *args, "--json"))
+    assert report["aggregators"][0]["communities"][0]["first_day"] == mark[:10]
+    deltas = docs(search, index_prefix, "delta", "global")
+    assert sorted(deltas) == _days("2024-01-01", 300)
+    assert all(d["totals"]["view"]["total_events"] == 3 for d in deltas.values())
+    assert docs(search, index_prefix, "snapshot", "global")["2024-10-26"]["totals"]["view"]["total_events"] == 3 * 300
+
+
+def _days(first, n):
+    from datetime import date, timedelta
+
+    start = date.fromisoformat(first)
+    return [(start + timedelta(days=i)).isoformat() for i in range(n)]
