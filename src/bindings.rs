@@ -239,6 +239,35 @@ fn clear_aggregation_lock(py: Python<'_>, settings_json: &str) -> PyResult<Strin
     run_search_job(py, settings_json, "clear-lock", |client, _| async move { crate::aggregation::clear_lock(&client).await })
 }
 
+/// `status` of the aggregations (JSON options in, JSON rows out).
+#[pyfunction]
+fn aggregation_status(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: crate::aggregation::maintenance::SelectOptions = parse_json("status options", options_json)?;
+    run_search_job(py, settings_json, "status", |client, _| async move { crate::aggregation::maintenance::status(&client, &options).await })
+}
+
+/// `clear-bookmarks` (JSON options in; the number deleted out).
+#[pyfunction]
+fn clear_bookmarks(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
+    let options: crate::aggregation::maintenance::SelectOptions = parse_json("options", options_json)?;
+    run_search_job(py, settings_json, "clear-bookmarks", |client, _| async move {
+        crate::aggregation::maintenance::clear_bookmarks(&client, &options).await
+    })
+}
+
+/// `destroy-indices`: the aggregation indices under the prefix, deleted unless `dry_run`
+/// (JSON list of `[name, documents]`).
+#[pyfunction]
+fn destroy_indices(py: Python<'_>, settings_json: &str, include_community_events: bool, dry_run: bool) -> PyResult<String> {
+    run_search_job(py, settings_json, "destroy-indices", move |client, _| async move {
+        if dry_run {
+            crate::aggregation::maintenance::aggregation_indices(&client, include_community_events).await
+        } else {
+            crate::aggregation::maintenance::destroy_indices(&client, include_community_events).await
+        }
+    })
+}
+
 /// One of our index templates with the prefix applied (JSON).
 #[pyfunction]
 fn index_template(name: &str, prefix: &str) -> PyResult<String> {
@@ -348,6 +377,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(read_aggregations, m)?)?;
     m.add_function(wrap_pyfunction!(clear_aggregation_lock, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregation_status, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_bookmarks, m)?)?;
+    m.add_function(wrap_pyfunction!(destroy_indices, m)?)?;
     m.add_function(wrap_pyfunction!(index_template, m)?)?;
     m.add_function(wrap_pyfunction!(index_template_names, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;

@@ -286,7 +286,7 @@ pub struct RecordInfo {
 }
 
 /// The record fields the enrichment reads (so that lookups fetch only these).
-const RECORD_SOURCE: &[&str] = &[
+pub const RECORD_SOURCE: &[&str] = &[
     "id", "access.status", "parent.communities.ids", "custom_fields.journal:journal.title",
     "files.entries.ext", "metadata.resource_type", "metadata.publisher", "metadata.languages",
     "metadata.subjects", "metadata.rights", "metadata.funding.funder", "metadata.creators.affiliations",

@@ -23,6 +23,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 pub const GENERATED: &[(&str, fn() -> Value)] = &[
     ("stats-community-usage-delta-v1.0.0", crate::aggregation::subcounts::usage_delta_template),
     ("stats-community-usage-snapshot-v1.0.0", crate::aggregation::subcounts::usage_snapshot_template),
+    ("stats-community-records-delta-added-v1.0.0", crate::aggregation::records::records_delta_template),
+    ("stats-community-records-snapshot-added-v1.0.0", crate::aggregation::records::records_snapshot_template),
 ];
 
 /// The names of every template we ship.

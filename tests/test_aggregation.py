@@ -46,7 +46,8 @@ def scenario(search, index_prefix):
 
 def test_usage_scenario_exact_figures(cli, search, index_prefix, scenario):
     report = js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--end-date", "2025-06-16", "--json"))
-    assert [a["aggregator"] for a in report["aggregators"]] == [DELTA, SNAPSHOT]
+    assert [a["aggregator"] for a in report["aggregators"]] == [
+        DELTA, "community-records-delta-added-agg", "community-records-snapshot-added-agg", SNAPSHOT]
     assert report["errors"] == 0
     assert report["communities"] == [COMMUNITY_A, "global"]  # the slug resolved
     days = [f"2025-06-{d:02d}" for d in range(3, 17)]  # the first event (06-03) to the end date
@@ -233,7 +234,8 @@ def test_missing_event_indices_do_not_stop_the_run(cli, search, index_prefix):
 
 def test_no_events_at_all_is_reported_not_an_error(cli, index_prefix):
     report = js(cli("aggregate", "--community-id", "global", "--json"))
-    assert [c["note"] for a in report["aggregators"] for c in a["communities"]] == ["no usage events", "no usage deltas"]
+    assert [c["note"] for a in report["aggregators"] for c in a["communities"]] == [
+        "no usage events", "no records", "no records deltas", "no usage deltas"]
 
 
 def test_lock_blocks_a_second_run_until_cleared(cli, search, index_prefix, scenario):

@@ -15,6 +15,8 @@ COMPARED = [
     "stats-community-events-v1.0.0",
     "stats-community-usage-delta-v1.0.0",
     "stats-community-usage-snapshot-v1.0.0",
+    "stats-community-records-delta-added-v1.0.0",
+    "stats-community-records-snapshot-added-v1.0.0",
 ]
 
 

@@ -66,3 +66,12 @@ def read_aggregations(settings_json: str, options_json: str) -> str:
 
 def clear_aggregation_lock(settings_json: str) -> str:
     """Remove the aggregation lock; returns what was removed (JSON)."""
+
+def aggregation_status(settings_json: str, options_json: str) -> str:
+    """Per community and aggregator: bookmark, documents, first/last day, completeness (JSON rows)."""
+
+def clear_bookmarks(settings_json: str, options_json: str) -> str:
+    """Delete the selected aggregation bookmarks; returns the number deleted (JSON)."""
+
+def destroy_indices(settings_json: str, include_community_events: bool, dry_run: bool) -> str:
+    """The aggregation indices under the prefix, deleted unless dry_run (JSON list of [name, documents])."""

@@ -12,7 +12,12 @@ core's settings and options. Errors raise the classes of :mod:`invenio_community
 import json
 
 #: The aggregators, in the order a run applies them.
-AGGREGATION_TYPES = ("community-usage-delta-agg", "community-usage-snapshot-agg")
+AGGREGATION_TYPES = (
+    "community-usage-delta-agg",
+    "community-records-delta-added-agg",
+    "community-records-snapshot-added-agg",
+    "community-usage-snapshot-agg",
+)
 
 
 def options_from_config(config, **given):

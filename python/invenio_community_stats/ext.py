@@ -1,6 +1,12 @@
-"""The Flask extension: registers the ``COMMUNITY_STATS_*`` defaults on the app."""
+"""The Flask extension: registers the ``COMMUNITY_STATS_*`` defaults on the app, and the
+aggregation task's beat schedule when ``COMMUNITY_STATS_AGGREGATION_SCHEDULE`` is set."""
 
 from . import config
+
+#: The beat schedule entry's name, and the task it runs (:mod:`invenio_community_stats.tasks`;
+#: not imported here, so the extension does not need Celery).
+BEAT_ENTRY = "community-stats-aggregation"
+TASK_NAME = "invenio_community_stats.tasks.aggregate_community_stats"
 
 
 class InvenioCommunityStats:
@@ -14,6 +20,7 @@ class InvenioCommunityStats:
     def init_app(self, app):
         """Flask application initialisation."""
         self.init_config(app)
+        self.init_beat_schedule(app)
         app.extensions["invenio-community-stats"] = self
 
     @staticmethod
@@ -22,3 +29,24 @@ class InvenioCommunityStats:
         for key in dir(config):
             if key.startswith("COMMUNITY_STATS_"):
                 app.config.setdefault(key, getattr(config, key))
+
+    @staticmethod
+    def init_beat_schedule(app):
+        """Add the aggregation task to ``CELERY_BEAT_SCHEDULE`` when
+        ``COMMUNITY_STATS_AGGREGATION_SCHEDULE`` is set (an entry of the instance's own with
+        the same name wins).
+
+        flask-celeryext (invenio-celery) copies the app's ``CELERY_*`` keys into Celery's
+        configuration (``CELERY_BEAT_SCHEDULE`` -> ``beat_schedule``) when invenio-celery is
+        initialised; ``invenio_app.celery`` (the app of ``celery -A invenio_app.celery
+        beat``) copies them again once every extension is loaded. Extensions load in entry
+        point order, so if invenio-celery came first its Celery app is updated here too."""
+        schedule = app.config.get("COMMUNITY_STATS_AGGREGATION_SCHEDULE")
+        if schedule is None:
+            return
+        beat = dict(app.config.get("CELERY_BEAT_SCHEDULE") or {})
+        beat.setdefault(BEAT_ENTRY, {"task": TASK_NAME, "schedule": schedule})
+        app.config["CELERY_BEAT_SCHEDULE"] = beat
+        celery_ext = app.extensions.get("invenio-celery")
+        if celery_ext is not None and getattr(celery_ext, "celery", None) is not None:
+            celery_ext.celery.conf.beat_schedule = beat

@@ -4,7 +4,12 @@
 
 pub mod bookmarks;
 pub mod lock;
+pub mod maintenance;
 pub mod read;
+pub mod records;
+pub mod records_delta;
+pub mod records_snapshot;
+pub mod snapshot;
 pub mod subcounts;
 pub mod usage;
 pub mod usage_delta;
@@ -28,8 +33,31 @@ use crate::search::SearchClient;
 /// The pseudo-community covering every record.
 pub const GLOBAL: &str = "global";
 
-/// The aggregators this package runs, in run order.
-pub const AGGREGATORS: &[&str] = &[usage_delta::NAME, usage_snapshot::NAME];
+/// The aggregators this package runs, in run order (each snapshot after its delta).
+pub const AGGREGATORS: &[&str] = &[usage_delta::NAME, records_delta::NAME, records_snapshot::NAME, usage_snapshot::NAME];
+
+/// The snapshot aggregator fed by a delta aggregator, or the one named.
+fn snapshot_spec(aggregator: &str) -> Option<snapshot::SnapshotSpec> {
+    match aggregator {
+        usage_delta::NAME | usage_snapshot::NAME => Some(usage_snapshot::SPEC),
+        records_delta::NAME | records_snapshot::NAME => Some(records_snapshot::SPEC),
+        _ => None,
+    }
+}
+
+/// The index (alias, without prefix) an aggregator writes.
+fn written_index(aggregator: &str) -> &'static str {
+    match aggregator {
+        usage_delta::NAME => usage_delta::INDEX,
+        records_delta::NAME => records_delta::INDEX,
+        records_snapshot::NAME => records_snapshot::INDEX,
+        _ => usage_snapshot::INDEX,
+    }
+}
+
+fn is_delta(aggregator: &str) -> bool {
+    aggregator == usage_delta::NAME || aggregator == records_delta::NAME
+}
 
 fn default_true() -> bool {
     true
@@ -320,7 +348,7 @@ pub async fn run(client: &SearchClient, options: &AggregateOptions, progress: &P
     let v = validate(options)?;
     let started = Instant::now();
     let communities = select_communities(client, &options.community_ids, options.opt_in).await?;
-    crate::templates::install(client, &["stats-community-usage-delta-v1.0.0", "stats-community-usage-snapshot-v1.0.0"]).await?;
+    crate::templates::install(client, &crate::templates::GENERATED.iter().map(|(n, _)| *n).collect::<Vec<_>>()).await?;
     bookmarks::ensure_index(client).await?;
     let held = lock::acquire(client, lock::AGGREGATION_LOCK, Duration::from_secs(options.lock_ttl_seconds.max(3))).await?;
     let ctx = AggContext::new(client.clone(), progress.clone(), options.concurrency, options.top_n);
@@ -375,9 +403,14 @@ async fn run_locked(ctx: &AggContext, options: &AggregateOptions, v: &Validated,
             }
             ctx.progress.set_task(format!("{aggregator}: {cid} {from}..{to}"));
             log::info!("{aggregator}: {cid} {from}..{to}");
+            let first = plan.first.unwrap_or(from);
             let outcome = match aggregator {
                 usage_delta::NAME => usage_delta::run_community(ctx, &cid, from, to).await,
-                _ => usage_snapshot::run_community(ctx, &cid, plan.first.unwrap_or(from), from, to).await,
+                records_delta::NAME => records_delta::run_community(ctx, &cid, from, to).await,
+                records_snapshot::NAME => {
+                    snapshot::run_community::<records_snapshot::RecordsState>(ctx, &records_snapshot::SPEC, &cid, first, from, to).await
+                }
+                _ => snapshot::run_community::<usage_snapshot::RunningState>(ctx, &usage_snapshot::SPEC, &cid, first, from, to).await,
             };
             let outcome = match outcome {
                 Ok(o) => o,
@@ -390,8 +423,8 @@ async fn run_locked(ctx: &AggContext, options: &AggregateOptions, v: &Validated,
                     continue;
                 }
             };
-            if let (usage_delta::NAME, Some(first)) = (aggregator, outcome.days.first()) {
-                usage_snapshot::invalidate_state_from(ctx, &cid, *first).await?;
+            if let (true, Some(spec), Some(first)) = (is_delta(aggregator), snapshot_spec(aggregator), outcome.days.first()) {
+                snapshot::invalidate_state_from(ctx, &spec, &cid, *first).await?;
             }
             cr.days_written = outcome.days.len() as u64;
             cr.documents = outcome.writes.written;
@@ -417,8 +450,7 @@ async fn run_locked(ctx: &AggContext, options: &AggregateOptions, v: &Validated,
             }
         }
         // The next aggregator reads what this one wrote.
-        let written = if aggregator == usage_delta::NAME { usage_delta::INDEX } else { usage_snapshot::INDEX };
-        ctx.client.refresh(&ctx.client.index(written)).await?;
+        ctx.client.refresh(&ctx.client.index(written_index(aggregator))).await?;
         agg.duration_seconds = started.elapsed().as_secs_f64();
         report.documents += agg.documents;
         report.errors += agg.errors;
@@ -449,7 +481,8 @@ async fn plan_range(ctx: &AggContext, aggregator: &str, cid: &str, options: &Agg
     let bookmark = bookmarks::get(&ctx.client, aggregator, cid).await?;
     let (first, last_source) = match aggregator {
         usage_delta::NAME => (usage_delta::first_event_day(ctx, cid).await?, None),
-        _ => match usage_snapshot::delta_bounds(ctx, cid).await? {
+        records_delta::NAME => (records_delta::first_change_day(ctx, cid).await?, None),
+        other => match snapshot::delta_bounds(ctx, &snapshot_spec(other).expect("a snapshot aggregator"), cid).await? {
             Some((f, l)) => (Some(f), Some(l)),
             None => (None, None),
         },
@@ -458,7 +491,10 @@ async fn plan_range(ctx: &AggContext, aggregator: &str, cid: &str, options: &Agg
     let Some(first) = first else {
         plan.note = Some(match aggregator {
             usage_delta::NAME => "no usage events".to_string(),
-            _ => "no usage deltas".to_string(),
+            records_delta::NAME if cid == GLOBAL => "no records".to_string(),
+            records_delta::NAME => "no community events (run generate-community-events)".to_string(),
+            usage_snapshot::NAME => "no usage deltas".to_string(),
+            _ => "no records deltas".to_string(),
         });
         return Ok(plan);
     };
@@ -467,7 +503,7 @@ async fn plan_range(ctx: &AggContext, aggregator: &str, cid: &str, options: &Agg
         (None, Some(b), false) => b,
         _ => first,
     };
-    if aggregator != usage_delta::NAME {
+    if !is_delta(aggregator) {
         from = from.max(first);
     }
     let mut to = end;

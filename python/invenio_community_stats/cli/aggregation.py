@@ -7,7 +7,12 @@ from .group import community_stats, core, echo_json, search_settings, split_valu
 
 #: Kept here (not imported from the core) so that ``--help`` never loads the extension;
 #: the core rejects any name it does not know.
-_AGGREGATION_TYPES = ("community-usage-delta-agg", "community-usage-snapshot-agg")
+_AGGREGATION_TYPES = (
+    "community-usage-delta-agg",
+    "community-records-delta-added-agg",
+    "community-records-snapshot-added-agg",
+    "community-usage-snapshot-agg",
+)
 _READ_TYPES = ("usage-delta", "usage-snapshot", "records-delta-added", "records-snapshot-added")
 
 
@@ -121,3 +126,93 @@ def clear_lock(as_json):
         click.echo(f"Removed the aggregation lock held by {lock.get('owner')} since {lock.get('acquired')}.")
     else:
         click.echo("No aggregation lock was held.")
+
+
+_select = [
+    click.option("--community-id", "community_ids", multiple=True, metavar="ID|SLUG|global",
+                 help="Only this community (repeatable or comma-separated; 'global' works)."),
+    click.option("--aggregation-type", "aggregation_types", multiple=True, type=click.Choice(_AGGREGATION_TYPES),
+                 help="Only this aggregator (repeatable)."),
+]
+
+
+def _with(options):
+    def apply(f):
+        for o in reversed(options):
+            f = o(f)
+        return f
+
+    return apply
+
+
+@community_stats.command("status")
+@_with(_select)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_app
+def status(community_ids, aggregation_types, as_json):
+    """Per community (every one, and global) and aggregator: bookmark, documents, first and
+    last day, completeness (documents / days between them) and days behind today."""
+    import json
+
+    options = {"community_ids": split_values(community_ids), "aggregation_types": list(aggregation_types)}
+    rows = json.loads(core().aggregation_status(search_settings(), json.dumps(options)))
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(f"{'community':38} {'aggregator':38} {'bookmark':10} {'docs':>6} {'first':10} {'last':10} {'complete':>8} {'behind':>6}")
+    for r in rows:
+        complete = f"{r['completeness'] * 100:.0f}%" if r["completeness"] is not None else "-"
+        behind = str(r["days_behind"]) if r["days_behind"] is not None else "-"
+        click.echo(f"{r['community_id']:38} {r['aggregator']:38} {r['bookmark'] or '-':10} {r['documents']:>6} "
+                   f"{r['first_day'] or '-':10} {r['last_day'] or '-':10} {complete:>8} {behind:>6}")
+
+
+@community_stats.command("clear-bookmarks")
+@_with(_select)
+@click.option("--all", "all_", is_flag=True, help="Every bookmark (of the selected aggregators).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_app
+def clear_bookmarks(community_ids, aggregation_types, all_, as_json):
+    """Delete aggregation bookmarks: the next run starts at the first event (or --start-date)."""
+    import json
+
+    options = {"community_ids": split_values(community_ids), "aggregation_types": list(aggregation_types), "all": all_}
+    deleted = json.loads(core().clear_bookmarks(search_settings(), json.dumps(options)))
+    if as_json:
+        echo_json({"deleted": deleted})
+    else:
+        click.echo(f"Deleted {deleted} bookmarks.")
+
+
+@community_stats.command("destroy-indices")
+@click.option("--yes-i-know", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--include-community-events", is_flag=True,
+              help="Also delete stats-community-events-* (rebuilt by generate-community-events).")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_app
+def destroy_indices(yes_i_know, include_community_events, dry_run, as_json):
+    """Delete the aggregation indices of this index prefix only (deltas, snapshots,
+    bookmarks, saved states, the lock). Usage events, migrated or not, are never deleted."""
+    import json
+
+    listed = json.loads(core().destroy_indices(search_settings(), include_community_events, True))
+    if dry_run or not listed:
+        if as_json:
+            echo_json({"deleted": [], "would_delete": [n for n, _ in listed]})
+        else:
+            click.echo(f"{'Would delete' if listed else 'Nothing to delete'}" + (":" if listed else "."))
+            for name, docs in listed:
+                click.echo(f"  {name} ({docs} documents)")
+        return
+    if not yes_i_know:
+        click.echo("This deletes:")
+        for name, docs in listed:
+            click.echo(f"  {name} ({docs} documents)")
+        if not click.confirm("Delete these indices?", default=False):
+            raise click.ClickException("nothing deleted")
+    deleted = json.loads(core().destroy_indices(search_settings(), include_community_events, False))
+    if as_json:
+        echo_json({"deleted": [n for n, _ in deleted]})
+    else:
+        click.echo(f"Deleted {len(deleted)} indices.")
