@@ -61,15 +61,24 @@ pub async fn cluster_info(client: &SearchClient) -> Result<ClusterInfo> {
     let health = client.json(Method::Get, "_cluster/health", None).await?;
     let prefix = client.settings().index_prefix.clone();
     let mut indices: BTreeMap<String, IndexFamily> = BTreeMap::new();
-    for (name, docs) in client.cat_indices(&format!("{prefix}*")).await? {
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, _) in client.cat_indices(&format!("{prefix}*")).await? {
         let Some(rest) = name.strip_prefix(&prefix) else { continue };
         if rest.starts_with('.') {
             continue;
         }
         let Some(kind) = family_of(rest) else { continue };
-        let family = indices.entry(kind.to_string()).or_default();
-        family.indices += 1;
-        family.documents += docs;
+        indices.entry(kind.to_string()).or_default().indices += 1;
+        names.entry(kind.to_string()).or_default().push(name);
+    }
+    // `_cat/indices` counts nested documents too (the aggregations' subcount items):
+    // documents are counted with `_count`, one request per family.
+    for (kind, family_names) in names {
+        let mut documents = 0;
+        for chunk in family_names.chunks(100) {
+            documents += client.count(&chunk.join(","), None).await?;
+        }
+        indices.entry(kind).or_default().documents = documents;
     }
     Ok(ClusterInfo {
         hosts: client.settings().hosts_display(),

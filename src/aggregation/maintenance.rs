@@ -155,6 +155,7 @@ pub async fn clear_bookmarks(client: &SearchClient, options: &SelectOptions) -> 
         filter.push(json!({"terms": {"community_id": ids}}));
     }
     let index = client.index(bookmarks::BOOKMARK_INDEX);
+    client.refresh(&index).await?; // bookmarks are written without a refresh
     let body = json!({"query": {"bool": {"filter": filter}}});
     let reply = client
         .json_opt(Method::Post, &format!("{index}/_delete_by_query?refresh=true&conflicts=proceed"), Some(&body))
@@ -178,6 +179,10 @@ pub async fn aggregation_indices(client: &SearchClient, include_community_events
     }
     out.sort();
     out.dedup();
+    // `_cat/indices` counts nested subcount items as documents; `_count` does not.
+    for (name, docs) in out.iter_mut() {
+        *docs = client.count(name, None).await?;
+    }
     Ok(out)
 }
 
