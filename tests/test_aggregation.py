@@ -287,30 +287,47 @@ def test_background_aggregation_progress_cancel_and_resume(cli, search, index_pr
     from invenio_community_stats import processes
 
     install_templates(search, index_prefix)
-    # One year with events every day: a few seconds of work for the delta.
+    communities = ["c-one", "c-two", "c-three"]
+    # 300 days with events every day, in three communities and global: a few seconds of work.
     events = [("view", f"y{i}", {"timestamp": f"{day}T{h:02d}:00:00", "recid": f"r{h}", "parent_recid": f"p{h}",
-                                 "visitor_id": f"v{h}", "community_ids": []})
+                                 "visitor_id": f"v{h}", "community_ids": communities})
               for i, (day, h) in enumerate((d, h) for d in _days("2024-01-01", 300) for h in range(3))]
     write_events(search, index_prefix, events, kinds=("view",))
     pid_dir = str(tmp_path / "run")
-    args = ["--community-id", "global", "--end-date", "2024-10-26"]  # the 300th day
+    search.ok("PUT", f"{index_prefix}communities", {"mappings": {"properties": {"id": {"type": "keyword"}, "slug": {"type": "keyword"}}}})
+    for c in communities:
+        search.ok("PUT", f"{index_prefix}communities/_doc/{c}?refresh=true", {"id": c, "slug": f"slug-{c}"})
+    ids = ["global", *communities]
+    args = [a for c in ids for a in ("--community-id", c)] + ["--end-date", "2024-10-26"]  # the 300th day
     proc = cli("aggregate-background", *args, "--pid-dir", pid_dir)
     assert proc.returncode == 0, proc.stderr
     status = wait_for(lambda: (s := processes.status("aggregation", pid_dir))["processed"] >= 20 and s, timeout=60)
-    assert status and status["total"] == 300 and status["state"] == "running" and "global" in status["current_task"]
+    assert status and status["state"] == "running", status
+    assert status["total"] >= 4 * 300 and status["current_task"]
     result = processes.cancel("aggregation", pid_dir, timeout=30)
     assert result["outcome"] == "graceful" and result["state"] == "cancelled", result
     assert result["seconds"] < 2.0, result
-    mark = bookmark(search, index_prefix, DELTA, "global")
-    written = docs(search, index_prefix, "delta", "global")
-    assert mark is not None and mark[:10] == max(written) and len(written) < 300
-    # The lock was released by the cancelled run; a re-run continues from the bookmark.
+    final = processes.status("aggregation", pid_dir)
+    assert final["processed"] < 2 * 4 * 300  # stopped part-way
+    # Every bookmark names the last day written for its aggregator and community: nothing
+    # after it is claimed, nothing before it is missing.
+    for kind, aggregator in (("delta", DELTA), ("snapshot", SNAPSHOT)):
+        for c in ids:
+            written = docs(search, index_prefix, kind, c)
+            mark = bookmark(search, index_prefix, aggregator, c)
+            if written:
+                assert mark is not None and mark[:10] == max(written), (kind, c)
+                assert sorted(written) == _days("2024-01-01", len(written)), (kind, c)
+            else:
+                assert mark is None, (kind, c)
+    # The lock was released by the cancelled run; a re-run continues from the bookmarks.
     report = js(cli("aggregate", *args, "--json"))
-    assert report["aggregators"][0]["communities"][0]["first_day"] == mark[:10]
-    deltas = docs(search, index_prefix, "delta", "global")
-    assert sorted(deltas) == _days("2024-01-01", 300)
-    assert all(d["totals"]["view"]["total_events"] == 3 for d in deltas.values())
-    assert docs(search, index_prefix, "snapshot", "global")["2024-10-26"]["totals"]["view"]["total_events"] == 3 * 300
+    assert report["errors"] == 0
+    for c in ids:
+        deltas = docs(search, index_prefix, "delta", c)
+        assert sorted(deltas) == _days("2024-01-01", 300)
+        assert all(d["totals"]["view"]["total_events"] == 3 for d in deltas.values())
+        assert docs(search, index_prefix, "snapshot", c)["2024-10-26"]["totals"]["view"]["total_events"] == 3 * 300
 
 
 def _days(first, n):

@@ -1,10 +1,11 @@
 //! Usage delta: one document per community and UTC day with the day's views and downloads
 //! (`<prefix>stats-community-usage-delta-YYYY`, `_id` `<community>-<YYYY-MM-DD>`).
 //!
-//! One request finds the days that have events at all; each such day is one `_msearch`
-//! (views and downloads) with exact totals (`track_total_hits`), run a few days at a time;
-//! quiet days get zero documents without a search. Day bounds are `[00:00:00, next
-//! 00:00:00)`, so an event at 23:59:59 counts.
+//! One request finds the days that have events at all; each span of a week with events is
+//! one `_msearch` (views and downloads), a daily histogram whose buckets carry each day's
+//! totals (exact `doc_count`s) and subcounts; a few spans run at a time; quiet days get zero
+//! documents without a search. Day bounds are `[00:00:00, next 00:00:00)` UTC, so an event
+//! at 23:59:59 counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,8 +85,9 @@ fn metric_aggs(download: bool, precision: u32) -> Value {
     aggs
 }
 
-/// The search of one day and event type.
-pub fn day_search(community_id: &str, day: NaiveDate, download: bool) -> Value {
+/// The search of one span of days and one event type: a daily histogram whose buckets hold
+/// the totals and subcounts of each day with events.
+pub fn span_search(community_id: &str, from: NaiveDate, to: NaiveDate, download: bool) -> Value {
     let mut aggs = metric_aggs(download, TOTALS_PRECISION);
     for s in USAGE_SUBCOUNTS {
         let mut sub = metric_aggs(download, ITEM_PRECISION);
@@ -97,7 +99,9 @@ pub fn day_search(community_id: &str, day: NaiveDate, download: bool) -> Value {
             aggs[format!("scn_{}", s.key)] = json!({"terms": {"field": format!("{}.name", s.base), "size": TERMS_SIZE}, "aggs": sub});
         }
     }
-    json!({"size": 0, "track_total_hits": true, "query": range_query(community_id, day, day), "aggs": aggs})
+    json!({"size": 0, "query": range_query(community_id, from, to), "aggs": {"days": {"date_histogram": {
+        "field": "timestamp", "calendar_interval": "day", "min_doc_count": 1, "format": "yyyy-MM-dd", "time_zone": "UTC",
+    }, "aggs": aggs}}})
 }
 
 fn metrics_of(agg: &Value, events: u64) -> Metrics {
@@ -112,10 +116,10 @@ fn metrics_of(agg: &Value, events: u64) -> Metrics {
     }
 }
 
-/// Folds one event type's search reply into the day's totals and items.
-pub fn fold_reply(reply: &Value, download: bool, totals: &mut Pair, items: &mut Items) {
-    let events = reply["hits"]["total"]["value"].as_u64().unwrap_or(0);
-    let aggs = &reply["aggregations"];
+/// Folds one day's bucket (of one event type) into the day's totals and items. A bucket's
+/// `doc_count` is exact, whatever the number of events.
+pub fn fold_day(aggs: &Value, download: bool, totals: &mut Pair, items: &mut Items) {
+    let events = aggs["doc_count"].as_u64().unwrap_or(0);
     let m = metrics_of(aggs, events);
     if download { totals.download = m } else { totals.view = m }
     for s in USAGE_SUBCOUNTS {
@@ -176,13 +180,39 @@ pub fn delta_doc(community_id: &str, day: NaiveDate, totals: &Pair, items: &Item
     })
 }
 
-async fn aggregate_day(ctx: &AggContext, community_id: &str, day: NaiveDate) -> Result<Value> {
-    let (views, downloads) = event_aliases(ctx);
-    let replies = ctx.msearch(&[(views, day_search(community_id, day, false)), (downloads, day_search(community_id, day, true))]).await?;
-    let (mut totals, mut items) = (Pair::default(), BTreeMap::new());
-    fold_reply(&replies[0], false, &mut totals, &mut items);
-    fold_reply(&replies[1], true, &mut totals, &mut items);
-    Ok(delta_doc(community_id, day, &totals, &items))
+/// Days searched together (one `_msearch` per span); a span whose histogram would exceed
+/// the cluster's bucket limit is split in halves.
+const SPAN_DAYS: i64 = 7;
+
+/// The delta documents of the days of `[from, to]` that have events, by day.
+fn aggregate_span<'a>(
+    ctx: &'a AggContext,
+    community_id: &'a str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<BTreeMap<NaiveDate, Value>>> + Send + 'a>> {
+    Box::pin(async move {
+        let (views, downloads) = event_aliases(ctx);
+        let searches = [(views, span_search(community_id, from, to, false)), (downloads, span_search(community_id, from, to, true))];
+        let replies = match ctx.msearch(&searches).await {
+            Err(crate::error::Error::Search { reason, .. }) if reason.contains("too_many_buckets") && from < to => {
+                let mid = from + chrono::Duration::days((to - from).num_days() / 2);
+                let mut out = aggregate_span(ctx, community_id, from, mid).await?;
+                out.extend(aggregate_span(ctx, community_id, mid.succ_opt().expect("date"), to).await?);
+                return Ok(out);
+            }
+            other => other?,
+        };
+        let mut by_day: BTreeMap<NaiveDate, (Pair, Items)> = BTreeMap::new();
+        for (reply, download) in replies.iter().zip([false, true]) {
+            for bucket in reply["aggregations"]["days"]["buckets"].as_array().into_iter().flatten() {
+                let Some(day) = bucket["key_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) else { continue };
+                let (totals, items) = by_day.entry(day).or_default();
+                fold_day(bucket, download, totals, items);
+            }
+        }
+        Ok(by_day.into_iter().map(|(day, (totals, items))| (day, delta_doc(community_id, day, &totals, &items))).collect())
+    })
 }
 
 /// Writes the community's delta documents for `[from, to]`, in day order, a few days'
@@ -190,15 +220,31 @@ async fn aggregate_day(ctx: &AggContext, community_id: &str, day: NaiveDate) -> 
 pub async fn run_community(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<CommunityOutcome> {
     let active = active_days(ctx, community_id, from, to).await?;
     let mut outcome = CommunityOutcome::default();
-    let mut stream = futures::stream::iter(days(from, to))
-        .map(|day| {
-            let active = active.contains(&day);
-            async move {
-                let doc = if active { aggregate_day(ctx, community_id, day).await? } else { delta_doc(community_id, day, &Pair::default(), &BTreeMap::new()) };
-                Ok::<_, crate::error::Error>((day, doc))
-            }
+    // Spans of up to SPAN_DAYS calendar days; only spans with events are searched.
+    let mut spans = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let end = (start + chrono::Duration::days(SPAN_DAYS - 1)).min(to);
+        spans.push((start, end, active.range(start..=end).next().is_some()));
+        start = end.succ_opt().expect("date");
+    }
+    let mut stream = futures::stream::iter(spans)
+        .map(|(start, end, searched)| async move {
+            let mut found = if searched { aggregate_span(ctx, community_id, start, end).await? } else { BTreeMap::new() };
+            let docs: Vec<(NaiveDate, Value)> = days(start, end)
+                .map(|day| {
+                    let doc = found.remove(&day).unwrap_or_else(|| delta_doc(community_id, day, &Pair::default(), &BTreeMap::new()));
+                    (day, doc)
+                })
+                .collect();
+            Ok::<_, crate::error::Error>(docs)
         })
-        .buffered(ctx.concurrency);
+        .buffered(ctx.concurrency)
+        .map(|r| futures::stream::iter(match r {
+            Ok(docs) => docs.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        }))
+        .flatten();
     let mut pipeline = ctx.pipeline();
     while let Some(next) = stream.next().await {
         let (day, doc) = next?;
