@@ -28,14 +28,17 @@ fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn lock_doc(ttl: Duration) -> Value {
-    let now = chrono::Utc::now();
+fn lock_doc(ttl: Duration, acquired: &str) -> Value {
     json!({
         "owner": format!("{}:{}", hostname(), std::process::id()),
         "pid": std::process::id(),
-        "acquired": now.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "acquired": acquired,
         "expires": now_millis() + ttl.as_millis() as i64,
     })
+}
+
+fn now_stamp() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 fn hostname() -> String {
@@ -82,7 +85,8 @@ pub async fn acquire(client: &SearchClient, name: &str, ttl: Duration) -> Result
     ensure_index(client).await?;
     let path = format!("{}/_doc/{name}", client.index(LOCK_INDEX));
     let create = format!("{}/_create/{name}?refresh=true", client.index(LOCK_INDEX));
-    let version = match client.json(Method::Put, &create, Some(&lock_doc(ttl))).await {
+    let acquired = now_stamp();
+    let version = match client.json(Method::Put, &create, Some(&lock_doc(ttl, &acquired))).await {
         Ok(reply) => version_of(&reply),
         Err(Error::Search { status: 409, .. }) => {
             let current = client.json_opt(Method::Get, &path, None).await?.unwrap_or(Value::Null);
@@ -92,7 +96,7 @@ pub async fn acquire(client: &SearchClient, name: &str, ttl: Duration) -> Result
             }
             let (seq, term) = version_of(&current);
             let take = format!("{path}?if_seq_no={seq}&if_primary_term={term}&refresh=true");
-            match client.json(Method::Put, &take, Some(&lock_doc(ttl))).await {
+            match client.json(Method::Put, &take, Some(&lock_doc(ttl, &acquired))).await {
                 Ok(reply) => {
                     log::warn!("took over an expired aggregation lock ({})", current["_source"]["owner"].as_str().unwrap_or("?"));
                     version_of(&reply)
@@ -104,16 +108,16 @@ pub async fn acquire(client: &SearchClient, name: &str, ttl: Duration) -> Result
         Err(e) => return Err(e),
     };
     let version = Arc::new(Mutex::new(version));
-    let heartbeat = tokio::spawn(renew(client.clone(), path.clone(), version.clone(), ttl));
+    let heartbeat = tokio::spawn(renew(client.clone(), path.clone(), version.clone(), ttl, acquired));
     Ok(HeldLock { client: client.clone(), path, version, heartbeat })
 }
 
-async fn renew(client: SearchClient, path: String, version: Arc<Mutex<(u64, u64)>>, ttl: Duration) {
+async fn renew(client: SearchClient, path: String, version: Arc<Mutex<(u64, u64)>>, ttl: Duration, acquired: String) {
     loop {
         tokio::time::sleep(ttl / 3).await;
         let (seq, term) = *version.lock().expect("lock version");
         let url = format!("{path}?if_seq_no={seq}&if_primary_term={term}");
-        match client.json(Method::Put, &url, Some(&lock_doc(ttl))).await {
+        match client.json(Method::Put, &url, Some(&lock_doc(ttl, &acquired))).await {
             Ok(reply) => *version.lock().expect("lock version") = version_of(&reply),
             Err(Error::Search { status: 409, .. }) | Err(Error::Search { status: 404, .. }) => {
                 log::error!("the aggregation lock was taken over or removed: stopping after the batch in hand");
