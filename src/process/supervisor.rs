@@ -228,8 +228,9 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    // The output ends when the worker (and anything that inherited its pipe) is gone.
-    for _ in 0..40 {
+    // The output ends when the worker (and anything that inherited its pipe) is gone; a
+    // loaded machine may need a while to drain it (at most 10 s: a grandchild may hold it).
+    for _ in 0..200 {
         if copier.is_finished() {
             break;
         }
@@ -266,18 +267,20 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
         if state == State::Completed && s.total.is_some() {
             s.progress = 100.0;
         }
+        // Logged before the final status is written: whoever sees the job ended finds
+        // this line in its log.
+        write_log(
+            &log,
+            &format!(
+                "supervisor: {} ended at {}: {} (exit code {})\n",
+                spec.name,
+                fmt_time(s.end_time.unwrap_or_else(now)),
+                s.state.coarse(),
+                code
+            ),
+        );
     })?
     .expect("status exists");
-    write_log(
-        &log,
-        &format!(
-            "supervisor: {} ended at {}: {} (exit code {})\n",
-            spec.name,
-            fmt_time(final_status.end_time.unwrap_or_else(now)),
-            final_status.state.coarse(),
-            final_status.exit_code.unwrap_or(-1)
-        ),
-    );
     Ok(final_status.exit_code.unwrap_or(-1))
 }
 
