@@ -198,7 +198,8 @@ def test_task_aggregates_in_the_worker(cli, search, index_prefix, start_worker, 
 
     assert isinstance(report["aggregators"], list) and report["aggregators"], report
     # The worker ran it (not this process): its log names the task's id.
-    assert f"{TASK}[{result.id}] succeeded" in worker.log()
+    # The worker stores the result before it logs the success line: wait for the line.
+    assert wait_for(lambda: f"{TASK}[{result.id}] succeeded" in worker.log(), timeout=30, interval=0.2), worker.log()
     for cid, per_day in expected.items():
         got = deltas(search, index_prefix, cid)
         assert sorted(got) == sorted(per_day), cid
