@@ -512,6 +512,8 @@ def run_ours(host, prefix, extra):
     # A fresh first run, as the baseline's: no saved snapshot state, no bookmarks.
     delete(host, f"{prefix}stats-community-aggregation-state")
     delete(host, f"{prefix}stats-bookmarks-community")
+    # An interrupted earlier bench run may have left its lock (the bench prefix is ours alone).
+    subprocess.run([CLI, "--search-host", host, "--index-prefix", prefix, "clear-lock"], capture_output=True, text=True)
     cmd = [CLI, "--search-host", host, "--index-prefix", prefix, "aggregate"]
     for t in AGG_TYPES:
         cmd += ["--aggregation-type", t]
