@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::search::SearchClient;
@@ -54,11 +54,21 @@ pub type BulkItem = (Vec<u8>, Vec<u8>);
 
 /// Encodes one item.
 pub fn encode(op: BulkOp, index: &str, id: &str, doc: &Value) -> BulkItem {
-    let action = match op {
-        BulkOp::Index => json!({"index": {"_index": index, "_id": id}}),
-        BulkOp::Create => json!({"create": {"_index": index, "_id": id}}),
-    };
-    (serde_json::to_vec(&action).expect("serialises"), serde_json::to_vec(doc).expect("serialises"))
+    (encode_action(op, index, id), serde_json::to_vec(doc).expect("serialises"))
+}
+
+/// The action line of one item.
+pub fn encode_action(op: BulkOp, index: &str, id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(index.len() + id.len() + 40);
+    out.extend_from_slice(match op {
+        BulkOp::Index => b"{\"index\":{\"_index\":",
+        BulkOp::Create => b"{\"create\":{\"_index\":",
+    });
+    serde_json::to_writer(&mut out, index).expect("serialises");
+    out.extend_from_slice(b",\"_id\":");
+    serde_json::to_writer(&mut out, id).expect("serialises");
+    out.extend_from_slice(b"}}");
+    out
 }
 
 /// Sends items in one bulk request, resending those rejected with back-pressure (with
@@ -106,6 +116,8 @@ pub struct BulkPipeline {
     /// (each shard-level write syncs its translog).
     buffers: std::collections::HashMap<String, Vec<BulkItem>>,
     buffered: usize,
+    /// Documents buffered (all indices together) before the fullest buffer is sent.
+    buffer_limit: usize,
     tasks: tokio::task::JoinSet<Result<BulkTotals>>,
     totals: BulkTotals,
 }
@@ -120,14 +132,33 @@ impl BulkPipeline {
             max_in_flight: max_in_flight.max(1),
             buffers: std::collections::HashMap::new(),
             buffered: 0,
+            buffer_limit: 2 * batch_size.max(1),
             tasks: tokio::task::JoinSet::new(),
             totals: BulkTotals::default(),
         }
     }
 
+    /// Buffers up to `documents` (all target indices together) before sending the fullest
+    /// buffer early: writers spreading documents over many indices (monthly event indices)
+    /// then still send full, single-index requests.
+    pub fn with_buffer_limit(mut self, documents: usize) -> Self {
+        self.buffer_limit = documents.max(self.batch_size);
+        self
+    }
+
     /// Queues one document.
     pub async fn add(&mut self, index: &str, id: &str, doc: &Value) -> Result<()> {
         let item = encode(self.op, index, id, doc);
+        self.push(index, item).await
+    }
+
+    /// Queues one document already serialised as JSON (one line, no newline).
+    pub async fn add_raw(&mut self, index: &str, id: &str, doc: Vec<u8>) -> Result<()> {
+        let item = (encode_action(self.op, index, id), doc);
+        self.push(index, item).await
+    }
+
+    async fn push(&mut self, index: &str, item: BulkItem) -> Result<()> {
         let full = {
             let buffer = self.buffers.entry(index.to_string()).or_default();
             buffer.push(item);
@@ -136,7 +167,7 @@ impl BulkPipeline {
         self.buffered += 1;
         if full {
             self.send_index(index).await?;
-        } else if self.buffered >= 2 * self.batch_size {
+        } else if self.buffered >= self.buffer_limit {
             // Bound memory: send the fullest buffer.
             let largest = self.buffers.iter().max_by_key(|(_, v)| v.len()).map(|(k, _)| k.clone());
             if let Some(index) = largest {

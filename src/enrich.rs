@@ -279,10 +279,33 @@ mod tests {
 /// What enrichment needs of one record, extracted once.
 #[derive(Debug, Default)]
 pub struct RecordInfo {
-    /// The record metadata fields of a v2 event.
-    pub fields: Map<String, Value>,
+    /// The record metadata fields of a v2 event, serialised once: `"key":value` pairs joined
+    /// by commas, ready to be spliced into an event document (compact in memory too).
+    pub fields_json: Vec<u8>,
+    /// The keys present in `fields_json`.
+    pub field_names: Vec<&'static str>,
     /// The record's current communities (the fallback when it has no community events).
     pub communities: Vec<String>,
+}
+
+impl RecordInfo {
+    /// Serialises the fields of [`record_fields`] once.
+    pub fn new(fields: &Map<String, Value>, communities: Vec<String>) -> Self {
+        let mut fields_json = Vec::with_capacity(256);
+        let mut field_names = Vec::with_capacity(fields.len());
+        for rule in RULES {
+            let Some(v) = fields.get(rule.event_field) else { continue };
+            if !fields_json.is_empty() {
+                fields_json.push(b',');
+            }
+            serde_json::to_writer(&mut fields_json, rule.event_field).expect("serialises");
+            fields_json.push(b':');
+            serde_json::to_writer(&mut fields_json, v).expect("serialises");
+            field_names.push(rule.event_field);
+        }
+        fields_json.shrink_to_fit();
+        Self { fields_json, field_names, communities }
+    }
 }
 
 /// The record fields the enrichment reads (so that lookups fetch only these).
@@ -325,7 +348,7 @@ impl RecordCache {
             for hit in reply["hits"]["hits"].as_array().into_iter().flatten() {
                 let source = &hit["_source"];
                 if let Some(id) = source["id"].as_str() {
-                    let info = RecordInfo { fields: record_fields(source), communities: current_communities(source) };
+                    let info = RecordInfo::new(&record_fields(source), current_communities(source));
                     self.records.insert(id.to_string(), Some(info));
                 }
             }

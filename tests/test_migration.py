@@ -6,11 +6,13 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 
 import pytest
 
+from conftest import wait_for
 from records_fixture import reindex_under_reference_mapping
 
 
@@ -118,14 +120,106 @@ def test_delete_old_indices_only_after_verification(cli, search, sample):
     assert all(r["state"] == "done" and r["migrated"] > 0 for r in status)
 
 
-def test_live_month_is_copied_but_not_switched(cli, search, index_prefix):
+class LiveWriter(threading.Thread):
+    """Writes events to the live month's legacy name, one request each, the way invenio-stats
+    does (no retries): new events, and late ones with timestamps from the month's first day."""
+
+    def __init__(self, search, index, template):
+        super().__init__(daemon=True)
+        self.search, self.index, self.template = search, index, template
+        self.written, self.failures, self.stop = [], [], threading.Event()
+
+    def run(self):
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            doc = dict(self.template)
+            late = n % 3 == 0
+            day = self.template["timestamp"][:8] + "01" if late else datetime.now(timezone.utc).strftime("%Y-%m-%d")
+            doc["timestamp"] = f"{day}T00:00:{n % 60:02d}"
+            doc["visitor_id"] = f"live-visitor-{n}"
+            doc_id = f"live-{n}"
+            status, reply = self.search.request("PUT", f"{self.index}/_doc/{doc_id}", doc)
+            if status in (200, 201):
+                self.written.append(doc_id)
+            else:
+                self.failures.append((doc_id, status, reply))
+            time.sleep(0.01)
+
+
+def test_live_month_switches_over_while_events_are_written(cli_env, cli, search, index_prefix):
+    p = index_prefix
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    cli("load-sample-data", "--records", "30", "--events-per-record", "5", "--months", "1", "--end-date", today, check=True)
-    report = js(cli("migrate-events", "--event-types", "view", "--json"))
-    (month,) = report["months"]
-    assert month["state"] == "interrupted" and "still receives events" in month["message"]
-    aliased = alias_indices(search, f"{index_prefix}events-stats-record-view")
-    assert aliased == [f"{index_prefix}events-stats-record-view-{today[:7]}"]
+    cli("load-sample-data", "--records", "40", "--events-per-record", "8", "--months", "1", "--end-date", today, check=True)
+    cli("generate-community-events", check=True)
+    legacy_name = f"{p}events-stats-record-view-{month}"
+    target = f"{legacy_name}-v2.0.0"
+    original = ids(search, legacy_name)
+    assert len(original) > 50
+    template = search.search_all(legacy_name, size=1)[0]["_source"]
+    writer = LiveWriter(search, legacy_name, template)
+    writer.start()
+    try:
+        wait_for(lambda: len(writer.written) >= 20, timeout=30)
+        proc = subprocess.run([sys.executable, "-m", "invenio_community_stats", "migrate-events", "--event-types", "view",
+                               "--batch-size", "20", "--json"], env=cli_env, capture_output=True, text=True, timeout=300)
+        # Keep writing after the switchover: the legacy name now writes into the target.
+        after = len(writer.written)
+        wait_for(lambda: len(writer.written) >= after + 20, timeout=30)
+    finally:
+        writer.stop.set()
+        writer.join(timeout=30)
+    report = js(proc)
+    (done,) = report["months"]
+    assert done["state"] == "done" and done["switched"], done
+    assert writer.failures == []  # no write was refused at any moment of the switchover
+    # Every event is in the target once: the copied ones and those written before, during and
+    # after the switchover (the late ones too).
+    search.ok("POST", f"{target}/_refresh")
+    assert ids(search, target) == sorted(set(original) | set(writer.written))
+    assert search.count(f"{p}events-stats-record-view") == len(original) + len(writer.written)
+    # The legacy name is an alias of the target (its write index); the read alias names the target.
+    status, aliases = search.request("GET", f"_alias/{legacy_name}")
+    assert status == 200 and list(aliases) == [target]
+    assert aliases[target]["aliases"][legacy_name].get("is_write_index") is True
+    assert alias_indices(search, f"{p}events-stats-record-view") == [target]
+    # Copied events are enriched.
+    records = {h["_id"]: h["_source"] for h in search.search_all(f"{p}rdmrecords-records")}
+    for hit in search.search_all(target, {"ids": {"values": original[:30]}}):
+        assert hit["_source"]["community_ids"] == sorted(set(records[hit["_source"]["recid"]]["parent"]["communities"]["ids"]))
+    # The old index is kept as a write-blocked backup outside every alias (no --delete-old-indices).
+    backup = f"{legacy_name}-backup"
+    kept = set(ids(search, backup))
+    assert set(original) <= kept <= set(original) | set(writer.written)
+    assert alias_indices(search, f"{p}events-stats-record-view") == [target]
+    status, settings = search.request("GET", f"{backup}/_settings")
+    assert settings[backup]["settings"]["index"]["blocks"]["write"] == "true"
+    # No pipeline is left behind; the status reads the switched month.
+    status, _ = search.request("GET", f"_ingest/pipeline/{target}-reroute")
+    assert status == 404
+    (row,) = js(cli("migration-status", "--event-types", "view", "--json"))
+    assert row["state"] == "done" and row["source_count"] is None and row["read_alias"] == "target"
+    again = js(cli("migrate-events", "--event-types", "view", "--json"))
+    assert again["written"] == 0
+
+
+def test_late_events_of_a_closed_month_are_caught_up(cli_env, cli, search, sample):
+    """Events indexed after the copy began, with timestamps before its checkpoint, are copied."""
+    p = sample
+    source = f"{p}events-stats-record-view-2025-05"
+    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "3", "--json"))
+    assert first["months"][0]["state"] == "interrupted"
+    template = search.search_all(source, size=1)[0]["_source"]
+    late = []
+    for n in range(7):
+        doc = dict(template, timestamp=f"2025-05-01T00:00:0{n}", visitor_id=f"late-{n}")
+        search.ok("PUT", f"{source}/_doc/late-{n}?refresh=true", doc)
+        late.append(f"late-{n}")
+    rest = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--json"))
+    assert rest["months"][0]["state"] == "done", rest
+    assert ids(search, f"{source}-v2.0.0") == ids(search, source)
+    assert set(late) <= set(ids(search, f"{source}-v2.0.0"))
 
 
 def test_dry_run_changes_nothing(cli, search, sample):

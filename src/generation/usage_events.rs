@@ -236,9 +236,10 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
     let source = if options.enrich_events { json!(true) } else { json!(["id", "created", "parent", "bucket_id", "files"]) };
     let page_size = 500;
     let mut reader = PitReader::open(client, &records, query, json!([{"id": "asc"}]), page_size, source).await?;
-    // Two requests in flight and at most two batches buffered: a cancel waits for about one
-    // batch's worth of writes.
-    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 2);
+    // Events of one record spread over every month of the window: buffers per monthly index
+    // (up to 24 batches in all, a few MB) so that each request is one full batch for one
+    // index; three requests in flight. A cancel waits for that much to be written (< 1 s).
+    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 3).with_buffer_limit(24 * options.batch_size);
     let mut indices = BTreeSet::new();
     let mut index_names: std::collections::HashMap<(i32, u32, bool), String> = std::collections::HashMap::new();
     let suffix = if options.use_migrated_indices { "-v2.0.0" } else { "" };

@@ -3,6 +3,7 @@
 //! `-v2.0.0` indices with the same `_id`s, checkpointed per month and event type, verified,
 //! then switched in the read alias with one atomic `_aliases` request.
 
+pub mod live;
 pub mod month;
 pub mod state;
 
@@ -145,6 +146,35 @@ pub async fn plan(client: &SearchClient, types: &[EventType], months: Option<&st
     Ok(out)
 }
 
+/// Months known only from their state documents (their legacy index is gone: deleted after
+/// verification, or an alias of the target after a live switchover), within the selection.
+async fn months_from_state(client: &SearchClient, types: &[EventType], months: Option<&str>, known: &[MonthPlan]) -> Result<Vec<MonthPlan>> {
+    let mut out = Vec::new();
+    let state_index = client.index(state::STATE_INDEX);
+    if !client.exists(&state_index).await? {
+        return Ok(out);
+    }
+    let range = months.map(parse_months).transpose()?;
+    client.refresh(&state_index).await?;
+    let reply = client.json(Method::Post, &format!("{state_index}/_search"), Some(&serde_json::json!({"size": 10000}))).await?;
+    for hit in reply["hits"]["hits"].as_array().into_iter().flatten() {
+        let s = &hit["_source"];
+        let (Some(t), Some(m)) = (s["event_type"].as_str(), s["month"].as_str()) else { continue };
+        let Some(et) = EventType::parse(t) else { continue };
+        if !types.contains(&et) || known.iter().any(|p| p.event_type == t && p.month == m) {
+            continue;
+        }
+        if let Some((a, b)) = &range {
+            if m < a.as_str() || m > b.as_str() {
+                continue;
+            }
+        }
+        let source = client.index(&et.monthly_index(m));
+        out.push(MonthPlan { event_type: t.into(), month: m.into(), target: format!("{source}-v2.0.0"), source });
+    }
+    Ok(out)
+}
+
 /// What a run did, month by month.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct MigrationReport {
@@ -170,7 +200,8 @@ pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &c
         return Err(Error::Data(format!("the records index {records} does not exist (events are enriched from it)")));
     }
     let plans = plan(client, &types, options.months.as_deref()).await?;
-    if plans.is_empty() {
+    let gone = months_from_state(client, &types, options.months.as_deref(), &plans).await?;
+    if plans.is_empty() && gone.is_empty() {
         return Err(Error::Data(format!(
             "no legacy event indices to migrate ({}events-stats-{{record-view,file-download}}-YYYY-MM{})",
             client.settings().index_prefix,
@@ -179,6 +210,7 @@ pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &c
     }
     if !options.dry_run {
         crate::templates::install(client, &["record-view-v2.0.0", "file-download-v2.0.0"]).await?;
+        state::ensure_index(client).await?;
     }
     let mut total = 0;
     for p in &plans {
@@ -186,6 +218,26 @@ pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &c
     }
     progress.set_total(total);
     let mut report = MigrationReport { dry_run: options.dry_run, ..Default::default() };
+    // Months whose legacy index is gone are reported from their state (done ones stay done).
+    for p in &gone {
+        let et = EventType::parse(&p.event_type).expect("planned types parse");
+        let record = state::load(client, et, &p.month).await?;
+        let done = record.state == state::MonthState::Done;
+        report.done += u64::from(done);
+        report.failed += u64::from(!done);
+        report.months.push(month::MonthOutcome {
+            event_type: p.event_type.clone(),
+            month: p.month.clone(),
+            state: record.state,
+            source_count: record.source_count,
+            target_count: client.count(&p.target, None).await.unwrap_or(0),
+            checkpoint: record.checkpoint.clone(),
+            switched: done,
+            source_deleted: record.source_deleted,
+            message: Some(if done { "already migrated".into() } else { format!("the legacy index {} is gone: nothing left to copy", p.source) }),
+            ..Default::default()
+        });
+    }
     let mut cache = crate::enrich::RecordCache::default();
     for p in &plans {
         let et = EventType::parse(&p.event_type).expect("planned types parse");
@@ -239,31 +291,14 @@ pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result
     let mut rows = Vec::new();
     let mut plans = plan(client, &types, options.months.as_deref()).await?;
     // Months whose source was deleted after migration are known from their state docs.
-    let state_index = client.index(state::STATE_INDEX);
-    if client.exists(&state_index).await? {
-        client.refresh(&state_index).await?;
-        let reply = client.json(Method::Post, &format!("{state_index}/_search"), Some(&serde_json::json!({"size": 10000}))).await?;
-        for hit in reply["hits"]["hits"].as_array().into_iter().flatten() {
-            let s = &hit["_source"];
-            let (Some(t), Some(m)) = (s["event_type"].as_str(), s["month"].as_str()) else { continue };
-            let Some(et) = EventType::parse(t) else { continue };
-            if !types.contains(&et) || plans.iter().any(|p| p.event_type == t && p.month == m) {
-                continue;
-            }
-            if let Some(range) = options.months.as_deref().map(parse_months).transpose()? {
-                if m < range.0.as_str() || m > range.1.as_str() {
-                    continue;
-                }
-            }
-            let source = client.index(&et.monthly_index(m));
-            plans.push(MonthPlan { event_type: t.into(), month: m.into(), target: format!("{source}-v2.0.0"), source });
-        }
-    }
+    let gone = months_from_state(client, &types, options.months.as_deref(), &plans).await?;
+    plans.extend(gone);
     plans.sort_by(|a, b| (a.event_type.as_str(), a.month.as_str()).cmp(&(b.event_type.as_str(), b.month.as_str())));
     for p in plans {
         let et = EventType::parse(&p.event_type).expect("parses");
         let record = state::load(client, et, &p.month).await?;
-        let source_exists = client.exists(&p.source).await?;
+        // After a live switchover the legacy name is an alias of the target.
+        let source_exists = client.exists(&p.source).await? && !live::is_alias(client, &p.source).await?;
         let alias = client.index(&et.alias());
         let in_src = source_exists && month::in_alias(client, &p.source, &alias).await?;
         let in_tgt = month::in_alias(client, &p.target, &alias).await?;

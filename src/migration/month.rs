@@ -11,11 +11,12 @@ use opensearch::http::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::live;
 use super::state::{self, MonthRecord, MonthState};
 use super::{MigrationOptions, MonthPlan};
 use crate::bulk::{BulkOp, BulkPipeline};
 use crate::dates::parse_timestamp;
-use crate::enrich::RecordCache;
+use crate::enrich::{RecordCache, RecordInfo};
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::pit::PitReader;
@@ -63,6 +64,9 @@ fn memory_percent() -> f64 {
     system.used_memory() as f64 * 100.0 / total as f64
 }
 
+/// Pages written between two checkpoints (their bulk requests overlap).
+const PAGES_PER_CHECKPOINT: u64 = 2;
+
 /// A month still receiving events: the current UTC month, or the previous one on the first
 /// day of a month (invenio-stats indexes queued events up to ~an hour late).
 pub fn is_live(month: &str) -> bool {
@@ -97,7 +101,7 @@ async fn prepare_target(client: &SearchClient, target: &str, alias: &str) -> Res
 }
 
 /// Field-by-field comparison of a sample: every source field must be in the target, equal.
-async fn verify_sample(client: &SearchClient, source: &str, target: &str, sample: usize) -> Result<Option<String>> {
+pub(crate) async fn verify_sample(client: &SearchClient, source: &str, target: &str, sample: usize) -> Result<Option<String>> {
     if sample == 0 {
         return Ok(None);
     }
@@ -121,6 +125,57 @@ async fn verify_sample(client: &SearchClient, source: &str, target: &str, sample
         }
     }
     Ok(None)
+}
+
+/// The v2 document of one legacy event: its fields (except those the record replaces), the
+/// record's serialised fields, and `community_ids`.
+pub(crate) fn splice_document(source: &Value, info: Option<&RecordInfo>, communities: &[String]) -> Vec<u8> {
+    let replaced: &[&str] = info.map(|r| r.field_names.as_slice()).unwrap_or_default();
+    let mut doc = Vec::with_capacity(512 + info.map(|r| r.fields_json.len()).unwrap_or(0));
+    doc.push(b'{');
+    for (k, v) in source.as_object().into_iter().flatten() {
+        if k == "community_ids" || replaced.contains(&k.as_str()) {
+            continue;
+        }
+        serde_json::to_writer(&mut doc, k).expect("serialises");
+        doc.push(b':');
+        serde_json::to_writer(&mut doc, v).expect("serialises");
+        doc.push(b',');
+    }
+    if let Some(r) = info.filter(|r| !r.fields_json.is_empty()) {
+        doc.extend_from_slice(&r.fields_json);
+        doc.push(b',');
+    }
+    doc.extend_from_slice(b"\"community_ids\":");
+    serde_json::to_writer(&mut doc, communities).expect("serialises");
+    doc.push(b'}');
+    doc
+}
+
+/// Enriches one page of source hits: `(_id, document)` pairs, the document serialised with
+/// the record fields (spliced in from the cache's serialised form) and the communities of the
+/// event's day. Events whose record is unknown are kept as they are (counted).
+pub(crate) async fn enrich_page(client: &SearchClient, cache: &mut RecordCache, page: &[Value], records_missing: &mut u64) -> Result<Vec<(String, Vec<u8>)>> {
+    let recids: Vec<String> = page.iter().filter_map(|h| h["_source"]["recid"].as_str().map(str::to_string)).collect();
+    cache.fetch(client, &recids).await?;
+    let mut out = Vec::with_capacity(page.len());
+    for hit in page {
+        let source = &hit["_source"];
+        let recid = source["recid"].as_str().unwrap_or_default();
+        let day = source["timestamp"].as_str().and_then(parse_timestamp).map(|t| t.date_naive());
+        let info = cache.get(recid);
+        if info.is_none() {
+            *records_missing += 1;
+        }
+        let fallback: &[String] = info.map(|r| r.communities.as_slice()).unwrap_or_default();
+        let communities = match day {
+            Some(d) => cache.membership().communities_on(recid, d, fallback),
+            None => fallback.to_vec(),
+        };
+        let doc = splice_document(source, info, &communities);
+        out.push((hit["_id"].as_str().unwrap_or_default().to_string(), doc));
+    }
+    Ok(out)
 }
 
 /// Migrates one month. Returns its outcome; a cancel returns `Error::Cancelled` after the
@@ -162,6 +217,12 @@ pub async fn migrate(
         return Ok(out);
     }
     prepare_target(client, &plan.target, &alias).await?;
+    // A month whose switchover began (writes rerouted to the target) must finish it, live or not.
+    let live = is_live(&plan.month) || live::is_rerouted(client, plan).await?;
+    if record.seq_watermark.is_none() {
+        record.seq_watermark = Some(live::mark(client, &plan.source).await?);
+        state::save(client, event_type, &mut record).await?;
+    }
     set_refresh(client, &plan.target, "-1").await?;
     progress.set_task(format!("{} {}: copying", plan.event_type, plan.month));
 
@@ -192,61 +253,58 @@ pub async fn migrate(
     let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Index, options.batch_size, 2);
     let mut stop: Option<(MonthState, String)> = None;
     let mut cancelled = false;
+    // Pages read but not yet checkpointed: their documents are on their way (two bulk
+    // requests in flight); the checkpoint moves once all of them are acknowledged.
+    let (mut pending_pages, mut pending_docs, mut pending_checkpoint) = (0u64, 0u64, None::<String>);
     let loop_result: Result<bool> = async {
         loop {
-            if client.cancel_token().is_cancelled() {
+            let reason = if client.cancel_token().is_cancelled() {
                 cancelled = true;
-                stop = Some((MonthState::Interrupted, "cancelled; resumes from the checkpoint".into()));
-                return Ok(false);
-            }
-            if options.max_batches > 0 && out.batches >= options.max_batches {
-                stop = Some((MonthState::Interrupted, format!("--max-batches {} reached; resumes from the checkpoint", options.max_batches)));
-                return Ok(false);
-            }
-            let used = memory_percent();
-            if used > options.max_memory_percent {
-                stop = Some((MonthState::Interrupted, format!("memory use {used:.0}% passed --max-memory-percent {}; resumes from the checkpoint", options.max_memory_percent)));
-                return Ok(false);
-            }
-            let Some(page) = pages.recv().await.transpose()? else { return Ok(true) };
-            let recids: Vec<String> = page.iter().filter_map(|h| h["_source"]["recid"].as_str().map(str::to_string)).collect();
-            cache.fetch(client, &recids).await?;
-            for hit in &page {
-                let mut doc = hit["_source"].clone();
-                let recid = doc["recid"].as_str().unwrap_or_default().to_string();
-                let day = doc["timestamp"].as_str().and_then(parse_timestamp).map(|t| t.date_naive());
-                let info = cache.get(&recid);
-                if let Some(r) = info {
-                    for (k, v) in &r.fields {
-                        doc[k] = v.clone();
-                    }
-                } else {
-                    out.records_missing += 1;
+                Some((MonthState::Interrupted, "cancelled; resumes from the checkpoint".to_string()))
+            } else if options.max_batches > 0 && out.batches + pending_pages >= options.max_batches {
+                Some((MonthState::Interrupted, format!("--max-batches {} reached; resumes from the checkpoint", options.max_batches)))
+            } else {
+                let used = memory_percent();
+                (used > options.max_memory_percent).then(|| {
+                    (MonthState::Interrupted, format!("memory use {used:.0}% passed --max-memory-percent {}; resumes from the checkpoint", options.max_memory_percent))
+                })
+            };
+            let page = if reason.is_none() { pages.recv().await.transpose()? } else { None };
+            if let Some(page) = &page {
+                for (id, doc) in enrich_page(client, cache, page, &mut out.records_missing).await? {
+                    pipeline.add_raw(&plan.target, &id, doc).await?;
                 }
-                let fallback: Vec<String> = info.map(|r| r.communities.clone()).unwrap_or_default();
-                let communities = match day {
-                    Some(d) => cache.membership().communities_on(&recid, d, &fallback),
-                    None => fallback,
-                };
-                doc["community_ids"] = json!(communities);
-                let id = hit["_id"].as_str().unwrap_or_default();
-                pipeline.add(&plan.target, id, &doc).await?;
+                pipeline.dispatch().await?;
+                pending_pages += 1;
+                pending_docs += page.len() as u64;
+                pending_checkpoint = page.last().and_then(|h| h["_source"]["timestamp"].as_str()).map(str::to_string);
             }
-            // The checkpoint moves only once the batch is acknowledged.
-            pipeline.drain().await?;
-            let totals = pipeline.totals().clone();
-            if totals.failed > 0 {
-                stop = Some((MonthState::Failed, format!("{} documents were rejected: {}", totals.failed, totals.failure_reasons.join("; "))));
+            if pending_pages > 0 && (page.is_none() || pending_pages >= PAGES_PER_CHECKPOINT) {
+                pipeline.drain().await?;
+                let totals = pipeline.totals().clone();
+                if totals.failed > 0 {
+                    stop = Some((MonthState::Failed, format!("{} documents were rejected: {}", totals.failed, totals.failure_reasons.join("; "))));
+                    return Ok(false);
+                }
+                out.batches += pending_pages;
+                out.written = totals.written;
+                record.migrated += pending_docs;
+                record.checkpoint = pending_checkpoint.take();
+                if record.state != MonthState::Switching {
+                    record.state = MonthState::Copying;
+                    record.error = None;
+                }
+                state::save(client, event_type, &mut record).await?;
+                progress.advance(pending_docs);
+                (pending_pages, pending_docs) = (0, 0);
+            }
+            if let Some(r) = reason {
+                stop = Some(r);
                 return Ok(false);
             }
-            out.batches += 1;
-            out.written = totals.written;
-            record.migrated += page.len() as u64;
-            record.checkpoint = page.last().and_then(|h| h["_source"]["timestamp"].as_str()).map(str::to_string);
-            record.state = MonthState::Copying;
-            record.error = None;
-            state::save(client, event_type, &mut record).await?;
-            progress.advance(page.len() as u64);
+            if page.is_none() {
+                return Ok(true);
+            }
         }
     }
     .await;
@@ -282,18 +340,78 @@ pub async fn migrate(
     }
     debug_assert!(exhausted);
 
-    // Verify, then switch.
-    progress.set_task(format!("{} {}: verifying", plan.event_type, plan.month));
-    if is_live(&plan.month) {
-        record.state = MonthState::Interrupted;
-        let msg = "copied up to now, but the month still receives events: not switched (run again once the month has closed)".to_string();
-        record.error = Some(msg.clone());
-        state::save(client, event_type, &mut record).await?;
-        out.state = MonthState::Interrupted;
-        out.message = Some(msg);
+    let mut catch = BulkPipeline::new(client.clone(), BulkOp::Index, options.batch_size, 2);
+    if live {
+        // The month still receives events: reroute, catch up, verify, swap (see `live`).
+        progress.set_task(format!("{} {}: switching over", plan.event_type, plan.month));
+        let switched = live::switch_over(
+            client,
+            plan,
+            event_type,
+            &mut record,
+            options.batch_size,
+            options.verify_sample,
+            options.delete_old_indices,
+            cache,
+            &mut catch,
+            &mut out.records_missing,
+        )
+        .await;
+        out.written += catch.totals().written;
+        let _ = catch.finish().await;
+        let _ = set_refresh(client, &plan.target, "5s").await;
+        client.refresh(&plan.target).await?;
+        out.target_count = client.count(&plan.target, None).await?;
         out.seconds = started.elapsed().as_secs_f64();
+        match switched {
+            Ok(()) => {
+                record.state = MonthState::Done;
+                record.error = None;
+                out.switched = true;
+                out.source_deleted = true;
+                out.message = Some(match &record.backup {
+                    Some(b) => format!("live month switched over; the legacy name is now an alias of the target; the old index is kept as {b}"),
+                    None => "live month switched over; the legacy name is now an alias of the target; the old index is deleted".into(),
+                });
+            }
+            Err(Error::Cancelled(m)) => {
+                record.error = Some(format!("cancelled during the switchover ({m}); run again to finish it"));
+                state::save(client, event_type, &mut record).await?;
+                return Err(Error::Cancelled(m));
+            }
+            Err(e) => {
+                let rerouted = live::is_rerouted(client, plan).await.unwrap_or(true);
+                record.state = if rerouted { MonthState::Switching } else { MonthState::Failed };
+                record.error = Some(if rerouted {
+                    format!("switchover not finished ({e}); new writes go to the target; run again to finish it")
+                } else {
+                    format!("switchover failed before anything changed: {e}")
+                });
+                out.message = record.error.clone();
+            }
+        }
+        state::save(client, event_type, &mut record).await?;
+        out.state = record.state;
+        out.checkpoint = record.checkpoint.clone();
         return Ok(out);
     }
+    // Late writes (older timestamps, indexed after the copy started) are copied by `_seq_no`.
+    for _ in 0..3 {
+        let now = live::mark(client, &plan.source).await?;
+        let from = record.seq_watermark.clone().unwrap_or_else(|| vec![-1; now.len()]);
+        let copied = live::catch_up(client, plan, &from, &now, options.batch_size, cache, &mut catch, &mut out.records_missing).await?;
+        record.seq_watermark = Some(now);
+        state::save(client, event_type, &mut record).await?;
+        if copied == 0 {
+            break;
+        }
+    }
+    out.written += catch.finish().await?.written;
+    client.refresh(&plan.target).await?;
+    out.target_count = client.count(&plan.target, None).await?;
+
+    // Verify, then switch.
+    progress.set_task(format!("{} {}: verifying", plan.event_type, plan.month));
     let source_now = client.count(&plan.source, None).await?;
     let failure = if source_now != out.target_count {
         Some(format!("counts differ: source {source_now}, target {}", out.target_count))
@@ -327,4 +445,29 @@ pub async fn migrate(
     out.state = MonthState::Done;
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spliced_documents_are_the_source_with_the_record_fields() {
+        let record = json!({"access": {"status": "open"}, "metadata": {"publisher": "P", "resource_type": {"id": "dataset", "title": {"en": "Dataset"}}}});
+        let info = RecordInfo::new(&crate::enrich::record_fields(&record), vec![]);
+        let source = json!({"recid": "r1", "timestamp": "2025-05-01T00:00:00", "publisher": "stale", "community_ids": ["x"], "country": "CH"});
+        let doc: Value = serde_json::from_slice(&splice_document(&source, Some(&info), &["c1".to_string()])).unwrap();
+        assert_eq!(doc, json!({
+            "recid": "r1", "timestamp": "2025-05-01T00:00:00", "country": "CH", "publisher": "P", "access_status": "open",
+            "resource_type": {"id": "dataset", "title": {"en": "Dataset"}}, "community_ids": ["c1"],
+        }));
+        // Unknown record: the event is kept as it is, with its communities.
+        let doc: Value = serde_json::from_slice(&splice_document(&source, None, &[])).unwrap();
+        assert_eq!(doc["publisher"], "stale");
+        assert_eq!(doc["community_ids"], json!([]));
+        // A record without any of the fields.
+        let bare = RecordInfo::new(&serde_json::Map::new(), vec![]);
+        let doc: Value = serde_json::from_slice(&splice_document(&json!({}), Some(&bare), &[])).unwrap();
+        assert_eq!(doc, json!({"community_ids": []}));
+    }
 }

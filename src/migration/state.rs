@@ -21,6 +21,9 @@ pub enum MonthState {
     Copying,
     /// Stopped before the end (cancel, --max-batches, memory); resumable.
     Interrupted,
+    /// Live month being switched over: new writes to the legacy name are rerouted to the
+    /// target; the next run finishes the switchover.
+    Switching,
     /// Copied and verified; the read alias points at the new index.
     Done,
     /// Verification or the alias switch failed; nothing was switched or deleted.
@@ -47,9 +50,18 @@ pub struct MonthRecord {
     pub error: Option<String>,
     /// Verification summary.
     pub verified: Option<String>,
-    /// Source index deleted after verification (`--delete-old-indices`).
+    /// Source index deleted after verification (`--delete-old-indices`), or replaced by an
+    /// alias of the target (live month).
     #[serde(default)]
     pub source_deleted: bool,
+    /// Per shard of the source, the highest `_seq_no` already copied or covered by the copy's
+    /// point in time: later writes (whatever their timestamp) are caught up by `_seq_no`.
+    #[serde(default)]
+    pub seq_watermark: Option<Vec<i64>>,
+    /// A write-blocked clone of the live month's source, kept when the source name became an
+    /// alias (without `--delete-old-indices`).
+    #[serde(default)]
+    pub backup: Option<String>,
     /// Last write (ISO time).
     pub updated: String,
 }
@@ -75,23 +87,33 @@ pub async fn load(client: &SearchClient, event_type: EventType, month: &str) -> 
     }))
 }
 
-/// Writes the state of one month.
-pub async fn save(client: &SearchClient, event_type: EventType, record: &mut MonthRecord) -> Result<()> {
-    record.updated = chrono::Utc::now().to_rfc3339();
+fn mapping() -> Value {
+    json!({"dynamic": "strict", "properties": {
+        "event_type": {"type": "keyword"}, "month": {"type": "keyword"}, "state": {"type": "keyword"},
+        "source_count": {"type": "long"}, "migrated": {"type": "long"}, "checkpoint": {"type": "keyword"},
+        "error": {"type": "text"}, "verified": {"type": "text"}, "source_deleted": {"type": "boolean"},
+        "seq_watermark": {"type": "long"}, "backup": {"type": "keyword"},
+        "updated": {"type": "date"},
+    }})
+}
+
+/// Creates the state index, or adds the fields of this version to an older one (additive).
+pub async fn ensure_index(client: &SearchClient) -> Result<()> {
     let index = client.index(STATE_INDEX);
-    if !client.exists(&index).await? {
-        let body = json!({
-            "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
-            "mappings": {"dynamic": "strict", "properties": {
-                "event_type": {"type": "keyword"}, "month": {"type": "keyword"}, "state": {"type": "keyword"},
-                "source_count": {"type": "long"}, "migrated": {"type": "long"}, "checkpoint": {"type": "keyword"},
-                "error": {"type": "text"}, "verified": {"type": "text"}, "source_deleted": {"type": "boolean"},
-                "updated": {"type": "date"},
-            }}
-        });
+    if client.exists(&index).await? {
+        client.json(Method::Put, &format!("{index}/_mapping"), Some(&mapping())).await?;
+    } else {
+        let body = json!({"settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}}, "mappings": mapping()});
         // Two runs may race to create it: "already exists" is fine.
         let _ = client.json_opt(Method::Put, &index, Some(&body)).await;
     }
+    Ok(())
+}
+
+/// Writes the state of one month (the index is made by [`ensure_index`] at the start of a run).
+pub async fn save(client: &SearchClient, event_type: EventType, record: &mut MonthRecord) -> Result<()> {
+    record.updated = chrono::Utc::now().to_rfc3339();
+    let index = client.index(STATE_INDEX);
     // Reads go by _id (real time): no refresh needed.
     let path = format!("{index}/_doc/{}", doc_id(event_type, &record.month));
     let body: Value = serde_json::to_value(&*record).expect("serialises");

@@ -8,6 +8,7 @@ import org.opensearch.common.logging.LogConfigurator;
 import org.opensearch.common.settings.Settings;
 import org.opensearch.env.Environment;
 import org.opensearch.index.mapper.MapperExtrasPlugin;
+import org.opensearch.ingest.common.IngestCommonPlugin;
 import org.opensearch.index.reindex.ReindexPlugin;
 import org.opensearch.node.InternalSettingsPreparer;
 import org.opensearch.node.Node;
@@ -43,7 +44,8 @@ public final class DevNode extends Node {
         CommonAnalysisPlugin.class,
         PainlessPlugin.class,
         ReindexPlugin.class,
-        MapperExtrasPlugin.class
+        MapperExtrasPlugin.class,
+        IngestCommonPlugin.class
     );
 
     private DevNode(Environment environment) {
