@@ -13,6 +13,7 @@ pub mod snapshot;
 pub mod subcounts;
 pub mod usage;
 pub mod usage_delta;
+pub mod usage_fold;
 pub mod usage_snapshot;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -197,7 +198,6 @@ pub struct AggContext {
     /// Top-list length.
     pub top_n: usize,
     searches: AtomicU64,
-    cardinality_hint: std::sync::atomic::AtomicBool,
 }
 
 impl AggContext {
@@ -209,18 +209,7 @@ impl AggContext {
             concurrency: concurrency.max(1),
             top_n,
             searches: AtomicU64::new(0),
-            cardinality_hint: std::sync::atomic::AtomicBool::new(true),
         }
-    }
-
-    /// Whether distinct counts may use `execution_hint: direct` (until the cluster refuses it).
-    pub fn cardinality_hint(&self) -> bool {
-        self.cardinality_hint.load(Ordering::Relaxed)
-    }
-
-    /// The cluster refused the hint: count without it from now on.
-    pub fn disable_cardinality_hint(&self) {
-        self.cardinality_hint.store(false, Ordering::Relaxed);
     }
 
     /// Counts one search request made elsewhere.

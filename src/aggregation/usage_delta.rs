@@ -1,20 +1,22 @@
 //! Usage delta: one document per community and UTC day with the day's views and downloads
 //! (`<prefix>stats-community-usage-delta-YYYY`, `_id` `<community>-<YYYY-MM-DD>`).
 //!
-//! One request finds the days that have events at all; each span of a week with events is
-//! one `_msearch` (views and downloads), a daily histogram whose buckets carry each day's
-//! totals (exact `doc_count`s) and subcounts; a few spans run at a time; quiet days get zero
-//! documents without a search. Day bounds are `[00:00:00, next 00:00:00)` UTC, so an event
-//! at 23:59:59 counts.
+//! One request counts the community's events per day. Days are grouped into spans of at
+//! most a week and 10,000 events; each span's events (only the fields the figures need) are
+//! read in one request per event type and folded here (`usage_fold`): exact totals and
+//! distinct counts, every subcount item with its label. A few spans run at a time; quiet
+//! days get zero documents without a search. Day bounds are `[00:00:00, next 00:00:00)` UTC,
+//! so an event at 23:59:59 counts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::subcounts::{label_from_source, LabelKind, USAGE_SUBCOUNTS};
-use super::usage::{item_list, Item, Items, Metrics, Pair};
+use super::subcounts::USAGE_SUBCOUNTS;
+use super::usage::{item_list, Items, Pair};
+use super::usage_fold;
 use super::{day_start, days, now_stamp, AggContext, CommunityOutcome, GLOBAL};
 use crate::error::Result;
 
@@ -22,14 +24,6 @@ use crate::error::Result;
 pub const NAME: &str = "community-usage-delta-agg";
 /// Its index (without prefix and year).
 pub const INDEX: &str = "stats-community-usage-delta";
-/// The buckets a subcount returns per day at most (the reference stopped at 1,000).
-const TERMS_SIZE: usize = 10_000;
-/// Day totals: distinct counts exact up to this many values (OpenSearch's maximum).
-const TOTALS_PRECISION: u32 = 40_000;
-/// Subcount items: exact up to this many values per item and day (OpenSearch's default;
-/// 40,000 per bucket made each day's search ten times slower).
-const ITEM_PRECISION: u32 = 3_000;
-
 /// The event indices (read aliases) for views and downloads.
 pub fn event_aliases(ctx: &AggContext) -> (String, String) {
     (ctx.client.index("events-stats-record-view"), ctx.client.index("events-stats-file-download"))
@@ -59,7 +53,8 @@ pub async fn first_event_day(ctx: &AggContext, community_id: &str) -> Result<Opt
     Ok(reply["aggregations"]["first"]["value_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()))
 }
 
-async fn active_days(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<BTreeSet<NaiveDate>> {
+/// Events per day (views and downloads together) of the days with events in `[from, to]`.
+async fn active_days(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<BTreeMap<NaiveDate, u64>> {
     let (views, downloads) = event_aliases(ctx);
     let body = json!({"size": 0, "query": range_query(community_id, from, to), "aggs": {"days": {"date_histogram": {
         "field": "timestamp", "calendar_interval": "day", "min_doc_count": 1, "format": "yyyy-MM-dd", "time_zone": "UTC",
@@ -69,128 +64,75 @@ async fn active_days(ctx: &AggContext, community_id: &str, from: NaiveDate, to: 
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|b| b["key_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()))
+        .filter_map(|b| {
+            let day = b["key_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
+            Some((day, b["doc_count"].as_u64().unwrap_or(0)))
+        })
         .collect())
 }
 
-fn metric_aggs(download: bool, precision: u32, direct: bool) -> Value {
-    // `execution_hint: direct` (OpenSearch >= 2.18) hashes values instead of keeping a
-    // bit set of the field's global ordinals per bucket: ten times faster here.
-    let card = |f: &str| {
-        let mut c = json!({"cardinality": {"field": f, "precision_threshold": precision}});
-        if direct {
-            c["cardinality"]["execution_hint"] = json!("direct");
+/// Events read per request (OpenSearch's default result window).
+const PAGE: u64 = 10_000;
+
+/// The events (`_source` with the fields the figures need) of `index` in `[from, to)`
+/// (timestamps, second resolution): one request when they fit in a page, else the range
+/// is halved until they do.
+fn fetch_events<'a>(
+    ctx: &'a AggContext,
+    index: &'a str,
+    community_id: &'a str,
+    from: chrono::NaiveDateTime,
+    to: chrono::NaiveDateTime,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Value>>> + Send + 'a>> {
+    Box::pin(async move {
+        let stamp = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let mut filter = vec![json!({"range": {"timestamp": {"gte": stamp(from), "lt": stamp(to)}}})];
+        filter.extend(community_filter(community_id));
+        let body = json!({
+            "size": PAGE, "track_total_hits": true, "sort": ["_doc"],
+            "_source": usage_fold::source_fields(),
+            "query": {"bool": {"filter": filter}},
+        });
+        let reply = ctx.search(index, &body).await?;
+        let total = reply["hits"]["total"]["value"].as_u64().unwrap_or(0);
+        let hits = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        if total <= hits.len() as u64 {
+            return Ok(hits);
         }
-        c
-    };
-    let mut aggs = json!({
-        "unique_visitors": card("visitor_id"), "unique_records": card("recid"), "unique_parents": card("parent_recid"),
-    });
-    if download {
-        aggs["unique_files"] = card("file_id");
-        aggs["total_volume"] = json!({"sum": {"field": "size"}});
-    }
-    aggs
+        let seconds = (to - from).num_seconds();
+        if seconds <= 1 {
+            return Err(crate::error::Error::Data(format!(
+                "{index}: more than {PAGE} events of {community_id} in the second starting {}",
+                stamp(from)
+            )));
+        }
+        let mid = from + chrono::Duration::seconds(seconds / 2);
+        let mut out = fetch_events(ctx, index, community_id, from, mid).await?;
+        out.extend(fetch_events(ctx, index, community_id, mid, to).await?);
+        Ok(out)
+    })
 }
 
-/// The search of one span of days and one event type: a daily histogram whose buckets hold
-/// the totals and subcounts of each day with events.
-pub fn span_search(community_id: &str, from: NaiveDate, to: NaiveDate, download: bool, direct: bool) -> Value {
-    let mut day_aggs = metric_aggs(download, TOTALS_PRECISION, direct);
-    // Labels once per span and item (a `top_hits` per day and item cost more than all
-    // the counting).
-    let mut label_aggs = serde_json::Map::new();
-    for s in USAGE_SUBCOUNTS {
-        let sub = metric_aggs(download, ITEM_PRECISION, direct);
-        day_aggs[format!("sc_{}", s.key)] = json!({"terms": {"field": s.id_field(), "size": TERMS_SIZE}, "aggs": sub.clone()});
-        if s.name_fallback {
-            day_aggs[format!("scn_{}", s.key)] = json!({"terms": {"field": format!("{}.name", s.base), "size": TERMS_SIZE}, "aggs": sub});
-        }
-        if s.label != LabelKind::Id {
-            label_aggs.insert(format!("lb_{}", s.key), json!({"terms": {"field": s.id_field(), "size": TERMS_SIZE}, "aggs": {
-                "label": {"top_hits": {"size": 1, "_source": {"includes": [s.base]}}},
-            }}));
-        }
-    }
-    let mut aggs = Value::Object(label_aggs);
-    aggs["days"] = json!({"date_histogram": {
-        "field": "timestamp", "calendar_interval": "day", "min_doc_count": 1, "format": "yyyy-MM-dd", "time_zone": "UTC",
-    }, "aggs": day_aggs});
-    json!({"size": 0, "query": range_query(community_id, from, to), "aggs": aggs})
-}
-
-/// Subcount key -> item id -> the item's source value (for its label), from a span reply.
-pub type Labels = HashMap<&'static str, HashMap<String, Value>>;
-
-/// Adds the labels of a span reply to `labels`.
-pub fn collect_labels(reply: &Value, labels: &mut Labels) {
-    for s in USAGE_SUBCOUNTS.iter().filter(|s| s.label != LabelKind::Id) {
-        let these = labels.entry(s.key).or_default();
-        for b in reply["aggregations"][format!("lb_{}", s.key)]["buckets"].as_array().into_iter().flatten() {
-            if let Some(id) = b["key"].as_str() {
-                these.entry(id.to_string()).or_insert_with(|| b["label"]["hits"]["hits"][0]["_source"][s.base].clone());
-            }
-        }
-    }
-}
-
-fn metrics_of(agg: &Value, events: u64) -> Metrics {
-    let n = |k: &str| agg[k]["value"].as_f64().map(|f| f.round() as u64).unwrap_or(0);
-    Metrics {
-        total_events: events,
-        unique_visitors: n("unique_visitors"),
-        unique_records: n("unique_records"),
-        unique_parents: n("unique_parents"),
-        unique_files: n("unique_files"),
-        total_volume: n("total_volume"),
-    }
-}
-
-/// Folds one day's bucket (of one event type) into the day's totals and items. A bucket's
-/// `doc_count` is exact, whatever the number of events.
-pub fn fold_day(aggs: &Value, download: bool, labels: &Labels, totals: &mut Pair, items: &mut Items) {
-    let events = aggs["doc_count"].as_u64().unwrap_or(0);
-    let m = metrics_of(aggs, events);
-    if download { totals.download = m } else { totals.view = m }
-    for s in USAGE_SUBCOUNTS {
-        let these = items.entry(s.key.to_string()).or_default();
-        let mut fold = |bucket: &Value, id: &str| {
-            let label = if s.label == LabelKind::Id {
-                json!(id)
-            } else {
-                let source = labels.get(s.key).and_then(|m| m.get(id)).unwrap_or(&Value::Null);
-                label_from_source(s, source, id)
-            };
-            let m = metrics_of(bucket, bucket["doc_count"].as_u64().unwrap_or(0));
-            let item = these.entry(id.to_string()).or_insert_with(|| Item { label: label.clone(), figures: Pair::default() });
-            if download { item.figures.download = m } else { item.figures.view = m }
-        };
-        let buckets = |name: String| aggs[name]["buckets"].as_array().cloned().unwrap_or_default();
-        let by_id = buckets(format!("sc_{}", s.key));
-        for b in &by_id {
-            let Some(id) = b["key"].as_str() else { continue };
-            fold(b, id);
-        }
-        if s.name_fallback {
-            // Names of items that have an id are already counted under the id.
-            // (Name-only items have their name as id and label; they are not skipped.)
-            let these_labels: BTreeSet<String> = these
-                .iter()
-                .filter_map(|(id, i)| i.label.as_str().filter(|l| l != id).map(String::from))
-                .collect();
-            let mut fold = |bucket: &Value, id: &str| {
-                let m = metrics_of(bucket, bucket["doc_count"].as_u64().unwrap_or(0));
-                let item = these.entry(id.to_string()).or_insert_with(|| Item { label: json!(id), figures: Pair::default() });
-                if download { item.figures.download = m } else { item.figures.view = m }
-            };
-            for b in buckets(format!("scn_{}", s.key)) {
-                let Some(name) = b["key"].as_str() else { continue };
-                if !these_labels.contains(name) {
-                    fold(&b, name);
-                }
-            }
-        }
-    }
+/// The delta documents of the days of `[from, to]` that have events, by day.
+async fn aggregate_span(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<BTreeMap<NaiveDate, Value>> {
+    let (views, downloads) = event_aliases(ctx);
+    let start = from.and_hms_opt(0, 0, 0).expect("midnight");
+    let end = to.succ_opt().expect("date in range").and_hms_opt(0, 0, 0).expect("midnight");
+    let (view_events, download_events) = futures::try_join!(
+        fetch_events(ctx, &views, community_id, start, end),
+        fetch_events(ctx, &downloads, community_id, start, end),
+    )?;
+    let mut folds = BTreeMap::new();
+    usage_fold::fold_events(&mut folds, &view_events, false);
+    usage_fold::fold_events(&mut folds, &download_events, true);
+    Ok(folds
+        .into_iter()
+        .filter(|(day, _)| *day >= from && *day <= to)
+        .map(|(day, fold)| {
+            let (totals, items) = fold.finish();
+            (day, delta_doc(community_id, day, &totals, &items))
+        })
+        .collect())
 }
 
 /// The delta document of one community and day.
@@ -211,67 +153,37 @@ pub fn delta_doc(community_id: &str, day: NaiveDate, totals: &Pair, items: &Item
     })
 }
 
-/// Days searched together (one `_msearch` per span); a span whose histogram would exceed
-/// the cluster's bucket limit is split in halves.
+/// Days read together at most (a span also stays within one page of events).
 const SPAN_DAYS: i64 = 7;
 
-/// The delta documents of the days of `[from, to]` that have events, by day.
-fn aggregate_span<'a>(
-    ctx: &'a AggContext,
-    community_id: &'a str,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<BTreeMap<NaiveDate, Value>>> + Send + 'a>> {
-    Box::pin(async move {
-        let (views, downloads) = event_aliases(ctx);
-        let direct = ctx.cardinality_hint();
-        let searches = [
-            (views, span_search(community_id, from, to, false, direct)),
-            (downloads, span_search(community_id, from, to, true, direct)),
-        ];
-        let replies = match ctx.msearch(&searches).await {
-            Err(crate::error::Error::Search { status: 400, reason, .. }) if direct && reason.contains("execution_hint") => {
-                log::info!("this cluster does not know the cardinality execution hint: counting without it");
-                ctx.disable_cardinality_hint();
-                return aggregate_span(ctx, community_id, from, to).await;
+/// Spans of consecutive days: at most [`SPAN_DAYS`] days and [`PAGE`] events each (a day
+/// with more is a span of its own); `true` for spans with events.
+fn plan_spans(from: NaiveDate, to: NaiveDate, counts: &BTreeMap<NaiveDate, u64>) -> Vec<(NaiveDate, NaiveDate, bool)> {
+    let mut spans: Vec<(NaiveDate, NaiveDate, bool)> = Vec::new();
+    let mut current: Option<(NaiveDate, NaiveDate, u64)> = None;
+    for day in days(from, to) {
+        let n = counts.get(&day).copied().unwrap_or(0);
+        current = match current {
+            Some((start, _, sum)) if (day - start).num_days() < SPAN_DAYS && sum + n <= PAGE => Some((start, day, sum + n)),
+            Some((start, end, sum)) => {
+                spans.push((start, end, sum > 0));
+                Some((day, day, n))
             }
-            Err(crate::error::Error::Search { reason, .. }) if reason.contains("too_many_buckets") && from < to => {
-                let mid = from + chrono::Duration::days((to - from).num_days() / 2);
-                let mut out = aggregate_span(ctx, community_id, from, mid).await?;
-                out.extend(aggregate_span(ctx, community_id, mid.succ_opt().expect("date"), to).await?);
-                return Ok(out);
-            }
-            other => other?,
+            None => Some((day, day, n)),
         };
-        let mut labels = Labels::new();
-        for reply in &replies {
-            collect_labels(reply, &mut labels);
-        }
-        let mut by_day: BTreeMap<NaiveDate, (Pair, Items)> = BTreeMap::new();
-        for (reply, download) in replies.iter().zip([false, true]) {
-            for bucket in reply["aggregations"]["days"]["buckets"].as_array().into_iter().flatten() {
-                let Some(day) = bucket["key_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) else { continue };
-                let (totals, items) = by_day.entry(day).or_default();
-                fold_day(bucket, download, &labels, totals, items);
-            }
-        }
-        Ok(by_day.into_iter().map(|(day, (totals, items))| (day, delta_doc(community_id, day, &totals, &items))).collect())
-    })
+    }
+    if let Some((start, end, sum)) = current {
+        spans.push((start, end, sum > 0));
+    }
+    spans
 }
 
 /// Writes the community's delta documents for `[from, to]`, in day order, a few days'
 /// searches at a time; stops after the day in hand when cancelled.
 pub async fn run_community(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<CommunityOutcome> {
-    let active = active_days(ctx, community_id, from, to).await?;
+    let counts = active_days(ctx, community_id, from, to).await?;
     let mut outcome = CommunityOutcome::default();
-    // Spans of up to SPAN_DAYS calendar days; only spans with events are searched.
-    let mut spans = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let end = (start + chrono::Duration::days(SPAN_DAYS - 1)).min(to);
-        spans.push((start, end, active.range(start..=end).next().is_some()));
-        start = end.succ_opt().expect("date");
-    }
+    let spans = plan_spans(from, to, &counts);
     let mut stream = futures::stream::iter(spans)
         .map(|(start, end, searched)| async move {
             let mut found = if searched { aggregate_span(ctx, community_id, start, end).await? } else { BTreeMap::new() };
@@ -304,4 +216,28 @@ pub async fn run_community(ctx: &AggContext, community_id: &str, from: NaiveDate
     drop(stream);
     outcome.writes = pipeline.finish().await?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_hold_a_week_and_a_page_at_most() {
+        let d = |n| NaiveDate::from_ymd_opt(2025, 1, n).unwrap();
+        let mut counts = BTreeMap::new();
+        counts.insert(d(2), 6_000);
+        counts.insert(d(3), 5_000);
+        counts.insert(d(4), 12_000);
+        counts.insert(d(20), 1);
+        let spans = plan_spans(d(1), d(31), &counts);
+        assert_eq!(spans[0], (d(1), d(2), true));
+        assert_eq!(spans[1], (d(3), d(3), true));
+        assert_eq!(spans[2], (d(4), d(4), true));
+        assert_eq!(spans[3], (d(5), d(11), false));
+        assert!(spans.iter().any(|s| s.0 <= d(20) && d(20) <= s.1 && s.2));
+        // Every day once, in order.
+        let covered: Vec<NaiveDate> = spans.iter().flat_map(|(a, b, _)| days(*a, *b)).collect();
+        assert_eq!(covered, days(d(1), d(31)).collect::<Vec<_>>());
+    }
 }
