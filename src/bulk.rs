@@ -34,6 +34,10 @@ pub struct BulkTotals {
 
 const MAX_BACKPRESSURE_ROUNDS: u32 = 12;
 
+/// A request is sent once it holds this many bytes, whatever its document count (big
+/// documents, such as a busy community's daily aggregation, would otherwise pile up).
+const MAX_REQUEST_BYTES: usize = 4 << 20;
+
 impl BulkTotals {
     /// Adds another batch's totals.
     pub fn merge(&mut self, other: BulkTotals) {
@@ -114,8 +118,9 @@ pub struct BulkPipeline {
     max_in_flight: usize,
     /// Buffered items by target index: a request then touches one shard, not dozens
     /// (each shard-level write syncs its translog).
-    buffers: std::collections::HashMap<String, Vec<BulkItem>>,
+    buffers: std::collections::HashMap<String, (Vec<BulkItem>, usize)>,
     buffered: usize,
+    buffered_bytes: usize,
     /// Documents buffered (all indices together) before the fullest buffer is sent.
     buffer_limit: usize,
     tasks: tokio::task::JoinSet<Result<BulkTotals>>,
@@ -132,6 +137,7 @@ impl BulkPipeline {
             max_in_flight: max_in_flight.max(1),
             buffers: std::collections::HashMap::new(),
             buffered: 0,
+            buffered_bytes: 0,
             buffer_limit: 2 * batch_size.max(1),
             tasks: tokio::task::JoinSet::new(),
             totals: BulkTotals::default(),
@@ -159,17 +165,20 @@ impl BulkPipeline {
     }
 
     async fn push(&mut self, index: &str, item: BulkItem) -> Result<()> {
+        let size = item.0.len() + item.1.len() + 2;
         let full = {
-            let buffer = self.buffers.entry(index.to_string()).or_default();
+            let (buffer, bytes) = self.buffers.entry(index.to_string()).or_default();
             buffer.push(item);
-            buffer.len() >= self.batch_size
+            *bytes += size;
+            buffer.len() >= self.batch_size || *bytes >= MAX_REQUEST_BYTES
         };
         self.buffered += 1;
+        self.buffered_bytes += size;
         if full {
             self.send_index(index).await?;
-        } else if self.buffered >= self.buffer_limit {
+        } else if self.buffered >= self.buffer_limit || self.buffered_bytes >= 2 * MAX_REQUEST_BYTES {
             // Bound memory: send the fullest buffer.
-            let largest = self.buffers.iter().max_by_key(|(_, v)| v.len()).map(|(k, _)| k.clone());
+            let largest = self.buffers.iter().max_by_key(|(_, v)| v.1).map(|(k, _)| k.clone());
             if let Some(index) = largest {
                 self.send_index(&index).await?;
             }
@@ -178,8 +187,9 @@ impl BulkPipeline {
     }
 
     async fn send_index(&mut self, index: &str) -> Result<()> {
-        let items = self.buffers.remove(index).unwrap_or_default();
+        let (items, bytes) = self.buffers.remove(index).unwrap_or_default();
         self.buffered -= items.len();
+        self.buffered_bytes -= bytes;
         self.send(items).await
     }
 
@@ -206,15 +216,21 @@ impl BulkPipeline {
     /// Sends everything buffered, up to `batch_size` items per request (waiting while
     /// `max_in_flight` requests are under way).
     pub async fn dispatch(&mut self) -> Result<()> {
-        let mut all: Vec<(String, Vec<BulkItem>)> = self.buffers.drain().collect();
+        let mut all: Vec<(String, (Vec<BulkItem>, usize))> = self.buffers.drain().collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         self.buffered = 0;
+        self.buffered_bytes = 0;
         let mut batch: Vec<BulkItem> = Vec::new();
-        for (_, items) in all {
-            batch.extend(items);
-            if batch.len() >= self.batch_size {
-                let full = std::mem::take(&mut batch);
-                self.send(full).await?;
+        let mut batch_bytes = 0;
+        for (_, (items, _)) in all {
+            for item in items {
+                batch_bytes += item.0.len() + item.1.len() + 2;
+                batch.push(item);
+                if batch.len() >= self.batch_size || batch_bytes >= MAX_REQUEST_BYTES {
+                    let full = std::mem::take(&mut batch);
+                    batch_bytes = 0;
+                    self.send(full).await?;
+                }
             }
         }
         self.send(batch).await

@@ -92,7 +92,7 @@ impl PitReader {
         if let Some((id, max)) = self.slice {
             body["slice"] = json!({"id": id, "max": max});
         }
-        let reply = match self.client.json(Method::Post, "_search", Some(&body)).await {
+        let mut reply = match self.client.json(Method::Post, "_search", Some(&body)).await {
             Ok(r) => r,
             // A cluster restart (or an expired keep-alive) drops the point in time: open a
             // new one and go on from the same search_after position.
@@ -110,7 +110,11 @@ impl PitReader {
         if let Some(new_id) = reply["pit_id"].as_str() {
             self.pit_id = Some(new_id.to_string());
         }
-        let hits = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        // Taken, not cloned: a page of big documents is not held twice.
+        let hits = match reply["hits"]["hits"].take() {
+            Value::Array(hits) => hits,
+            _ => Vec::new(),
+        };
         if hits.len() < self.page_size {
             self.done = true;
         }

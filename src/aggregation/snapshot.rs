@@ -113,6 +113,10 @@ async fn save_state<S: CumulativeState>(ctx: &AggContext, spec: &SnapshotSpec, c
 
 /// The community's deltas of `[from, to]` in day order, page by page; reading stops at
 /// the first missing day (a gap), which [`DeltaReader::gap`] then names.
+/// Delta documents read per request: a busy community's delta (every item of the day) is
+/// a few hundred KB, so pages stay small.
+const DELTA_PAGE: usize = 10;
+
 struct DeltaReader {
     reader: Option<PitReader>,
     expected: NaiveDate,
@@ -126,7 +130,7 @@ impl DeltaReader {
             {"term": {"community_id": community_id}},
             {"range": {"period_start": {"gte": day_start(from), "lte": day_start(to)}}},
         ]}});
-        let reader = PitReader::open(&ctx.client, &delta_alias(ctx, spec), query, json!([{"period_start": "asc"}]), 100, json!(true)).await?;
+        let reader = PitReader::open(&ctx.client, &delta_alias(ctx, spec), query, json!([{"period_start": "asc"}]), DELTA_PAGE, json!(true)).await?;
         Ok(Self { reader: Some(reader), expected: from, to, gap: None })
     }
 

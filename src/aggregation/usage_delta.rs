@@ -2,7 +2,7 @@
 //! (`<prefix>stats-community-usage-delta-YYYY`, `_id` `<community>-<YYYY-MM-DD>`).
 //!
 //! One request counts the community's events per day. Days are grouped into spans of at
-//! most a week and 10,000 events; each span's events (only the fields the figures need) are
+//! most a week and 2,000 events (a busier day is a span of its own); each span's events (only the fields the figures need) are
 //! read in one request per event type and folded here (`usage_fold`): exact totals and
 //! distinct counts, every subcount item with its label. A few spans run at a time; quiet
 //! days get zero documents without a search. Day bounds are `[00:00:00, next 00:00:00)` UTC,
@@ -71,8 +71,11 @@ async fn active_days(ctx: &AggContext, community_id: &str, from: NaiveDate, to: 
         .collect())
 }
 
-/// Events read per request (OpenSearch's default result window).
+/// Events read per request at most (OpenSearch's default result window).
 const PAGE: u64 = 10_000;
+/// Events (views and downloads together) a span holds at most, unless one day has more: the
+/// memory of a span in flight (a few MB), times the concurrency.
+const SPAN_EVENTS: u64 = 2_000;
 
 /// The events (`_source` with the fields the figures need) of `index` in `[from, to)`
 /// (timestamps, second resolution): one request when they fit in a page, else the range
@@ -93,9 +96,12 @@ fn fetch_events<'a>(
             "_source": usage_fold::source_fields(),
             "query": {"bool": {"filter": filter}},
         });
-        let reply = ctx.search(index, &body).await?;
+        let mut reply = ctx.search(index, &body).await?;
         let total = reply["hits"]["total"]["value"].as_u64().unwrap_or(0);
-        let hits = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        let hits = match reply["hits"]["hits"].take() {
+            Value::Array(hits) => hits,
+            _ => Vec::new(),
+        };
         if total <= hits.len() as u64 {
             return Ok(hits);
         }
@@ -153,10 +159,10 @@ pub fn delta_doc(community_id: &str, day: NaiveDate, totals: &Pair, items: &Item
     })
 }
 
-/// Days read together at most (a span also stays within one page of events).
+/// Days read together at most.
 const SPAN_DAYS: i64 = 7;
 
-/// Spans of consecutive days: at most [`SPAN_DAYS`] days and [`PAGE`] events each (a day
+/// Spans of consecutive days: at most [`SPAN_DAYS`] days and [`SPAN_EVENTS`] events each (a day
 /// with more is a span of its own); `true` for spans with events.
 fn plan_spans(from: NaiveDate, to: NaiveDate, counts: &BTreeMap<NaiveDate, u64>) -> Vec<(NaiveDate, NaiveDate, bool)> {
     let mut spans: Vec<(NaiveDate, NaiveDate, bool)> = Vec::new();
@@ -164,7 +170,7 @@ fn plan_spans(from: NaiveDate, to: NaiveDate, counts: &BTreeMap<NaiveDate, u64>)
     for day in days(from, to) {
         let n = counts.get(&day).copied().unwrap_or(0);
         current = match current {
-            Some((start, _, sum)) if (day - start).num_days() < SPAN_DAYS && sum + n <= PAGE => Some((start, day, sum + n)),
+            Some((start, _, sum)) if (day - start).num_days() < SPAN_DAYS && sum + n <= SPAN_EVENTS => Some((start, day, sum + n)),
             Some((start, end, sum)) => {
                 spans.push((start, end, sum > 0));
                 Some((day, day, n))
@@ -226,8 +232,8 @@ mod tests {
     fn spans_hold_a_week_and_a_page_at_most() {
         let d = |n| NaiveDate::from_ymd_opt(2025, 1, n).unwrap();
         let mut counts = BTreeMap::new();
-        counts.insert(d(2), 6_000);
-        counts.insert(d(3), 5_000);
+        counts.insert(d(2), 1_200);
+        counts.insert(d(3), 1_000);
         counts.insert(d(4), 12_000);
         counts.insert(d(20), 1);
         let spans = plan_spans(d(1), d(31), &counts);

@@ -4,7 +4,10 @@
 //! cardinality aggregations per day: on a busy instance those cost seconds per day and
 //! approximate their distinct counts, while reading a day's events costs milliseconds.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rustc_hash::FxHashSet;
 
 use chrono::NaiveDate;
 use serde_json::{json, Value};
@@ -13,34 +16,42 @@ use super::subcounts::{label_from_source, LabelKind, Subcount, USAGE_SUBCOUNTS};
 use super::usage::{Item, Items, Metrics, Pair};
 use crate::dates::parse_timestamp;
 
-/// The event fields the delta reads.
-pub fn source_fields() -> Vec<&'static str> {
-    let mut fields = vec!["timestamp", "visitor_id", "recid", "parent_recid", "file_id", "size"];
-    fields.extend(USAGE_SUBCOUNTS.iter().map(|s| s.base));
+/// The event fields the delta reads (of the subcount objects only the id and the label:
+/// not the rights' descriptions and links, nor the funders' identifiers).
+pub fn source_fields() -> Vec<String> {
+    let mut fields: Vec<String> = ["timestamp", "visitor_id", "recid", "parent_recid", "file_id", "size"].map(String::from).to_vec();
+    for s in USAGE_SUBCOUNTS {
+        match s.label {
+            LabelKind::Id => fields.push(s.base.to_string()),
+            LabelKind::Title => fields.extend([format!("{}.id", s.base), format!("{}.title", s.base)]),
+            LabelKind::Name => fields.extend([format!("{}.id", s.base), format!("{}.name", s.base)]),
+        }
+    }
     fields
 }
 
-/// Distinct values and sums behind one [`Metrics`].
+/// Distinct values and sums behind one [`Metrics`]. The values borrow from the events of
+/// the span being folded (no copy per event).
 #[derive(Default, Debug)]
-struct Counter {
+struct Counter<'a> {
     events: u64,
-    visitors: HashSet<String>,
-    records: HashSet<String>,
-    parents: HashSet<String>,
-    files: HashSet<String>,
+    visitors: FxHashSet<Cow<'a, str>>,
+    records: FxHashSet<Cow<'a, str>>,
+    parents: FxHashSet<Cow<'a, str>>,
+    files: FxHashSet<Cow<'a, str>>,
     volume: f64,
 }
 
-fn text(v: &Value) -> Option<String> {
+fn text(v: &Value) -> Option<Cow<'_, str>> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
         _ => None,
     }
 }
 
-impl Counter {
-    fn add(&mut self, event: &Value, download: bool) {
+impl<'a> Counter<'a> {
+    fn add(&mut self, event: &'a Value, download: bool) {
         self.events += 1;
         if let Some(v) = text(&event["visitor_id"]) {
             self.visitors.insert(v);
@@ -73,13 +84,13 @@ impl Counter {
 
 /// Views and downloads of one item or of the whole day.
 #[derive(Default, Debug)]
-struct PairCounter {
-    view: Counter,
-    download: Counter,
+struct PairCounter<'a> {
+    view: Counter<'a>,
+    download: Counter<'a>,
 }
 
-impl PairCounter {
-    fn side(&mut self, download: bool) -> &mut Counter {
+impl<'a> PairCounter<'a> {
+    fn side(&mut self, download: bool) -> &mut Counter<'a> {
         if download {
             &mut self.download
         } else {
@@ -95,21 +106,21 @@ impl PairCounter {
 /// One subcount's items of a day: by id, and (funders, affiliations) those without an id by
 /// name.
 #[derive(Default, Debug)]
-struct SubcountDay {
-    by_id: BTreeMap<String, (Value, PairCounter)>,
-    by_name: BTreeMap<String, PairCounter>,
+struct SubcountDay<'a> {
+    by_id: BTreeMap<Cow<'a, str>, (Value, PairCounter<'a>)>,
+    by_name: BTreeMap<Cow<'a, str>, PairCounter<'a>>,
 }
 
-/// The figures of one day, built event by event.
+/// The figures of one day, built event by event (borrowing from the events).
 #[derive(Default, Debug)]
-pub struct DayFold {
-    totals: PairCounter,
-    subcounts: HashMap<&'static str, SubcountDay>,
+pub struct DayFold<'a> {
+    totals: PairCounter<'a>,
+    subcounts: HashMap<&'static str, SubcountDay<'a>>,
 }
 
 /// The items an event holds for one subcount: ids (with the event's value at `base`, for the
 /// label) and names of elements without an id. Each counted once per event.
-fn event_items(sub: &Subcount, value: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+fn event_items<'a>(sub: &Subcount, value: &'a Value) -> (BTreeSet<Cow<'a, str>>, BTreeSet<Cow<'a, str>>) {
     let mut ids = BTreeSet::new();
     let mut names = BTreeSet::new();
     let elements: Vec<&Value> = match value {
@@ -138,9 +149,9 @@ fn event_items(sub: &Subcount, value: &Value) -> (BTreeSet<String>, BTreeSet<Str
     (ids, names)
 }
 
-impl DayFold {
+impl<'a> DayFold<'a> {
     /// Adds one event (`_source`) of the day.
-    pub fn add(&mut self, event: &Value, download: bool) {
+    pub fn add(&mut self, event: &'a Value, download: bool) {
         self.totals.side(download).add(event, download);
         for sub in USAGE_SUBCOUNTS {
             let value = &event[sub.base];
@@ -151,6 +162,7 @@ impl DayFold {
             let day = self.subcounts.entry(sub.key).or_default();
             for id in ids {
                 let entry = day.by_id.entry(id).or_insert_with_key(|id| (label_from_source(sub, value, id), PairCounter::default()));
+
                 entry.1.side(download).add(event, download);
             }
             for name in names {
@@ -168,12 +180,12 @@ impl DayFold {
             let mut these = BTreeMap::new();
             if let Some(day) = self.subcounts.get(sub.key) {
                 for (id, (label, counter)) in &day.by_id {
-                    these.insert(id.clone(), Item { label: label.clone(), figures: counter.pair() });
+                    these.insert(id.to_string(), Item { label: label.clone(), figures: counter.pair() });
                 }
                 let id_labels: BTreeSet<&str> = day.by_id.values().filter_map(|(l, _)| l.as_str()).collect();
                 for (name, counter) in &day.by_name {
-                    if !id_labels.contains(name.as_str()) && !these.contains_key(name) {
-                        these.insert(name.clone(), Item { label: json!(name), figures: counter.pair() });
+                    if !id_labels.contains(name.as_ref()) && !these.contains_key(name.as_ref()) {
+                        these.insert(name.to_string(), Item { label: json!(name), figures: counter.pair() });
                     }
                 }
             }
@@ -184,7 +196,7 @@ impl DayFold {
 }
 
 /// Folds events into their UTC days (events without a parseable timestamp are skipped).
-pub fn fold_events(days: &mut BTreeMap<NaiveDate, DayFold>, events: &[Value], download: bool) {
+pub fn fold_events<'a>(days: &mut BTreeMap<NaiveDate, DayFold<'a>>, events: &'a [Value], download: bool) {
     for hit in events {
         let event = &hit["_source"];
         let Some(day) = event["timestamp"].as_str().and_then(parse_timestamp).map(|t| t.date_naive()) else { continue };
