@@ -2,7 +2,7 @@
 //! with `_id`s in invenio-stats' form, so re-writing the same event is idempotent.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The two kinds of usage event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,6 +105,88 @@ pub struct FileRef {
     pub size: f64,
 }
 
+/// A download's `size`: a whole number of bytes is written as an integer.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Size {
+    /// Whole bytes.
+    Bytes(i64),
+    /// Anything else, as given.
+    Other(f64),
+}
+
+/// One legacy (v1) event document, serialised straight into bulk bodies (fields in
+/// alphabetical order, as a JSON object tree would write them).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LegacyEvent<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bucket_id: Option<&'a str>,
+    country: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_key: Option<&'a str>,
+    is_machine: bool,
+    is_robot: bool,
+    parent_recid: &'a str,
+    recid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<Size>,
+    timestamp: String,
+    unique_id: String,
+    unique_session_id: String,
+    updated_timestamp: String,
+    via_api: bool,
+    visitor_id: &'a str,
+}
+
+/// Builds one legacy (v1) event and its `_id`.
+pub fn legacy_event<'a>(
+    event_type: EventType,
+    timestamp: DateTime<Utc>,
+    recid: &'a str,
+    parent_recid: &'a str,
+    visitor: &'a Visitor,
+    file: Option<&'a FileRef>,
+    updated: DateTime<Utc>,
+) -> (String, LegacyEvent<'a>) {
+    let timestamp = timestamp.with_nanosecond(0).unwrap_or(timestamp);
+    let download = match (event_type, file) {
+        (EventType::Download, Some(f)) => Some(f),
+        _ => None,
+    };
+    let unique_id = match download {
+        Some(f) => format!("{}_{}", f.bucket_id, f.file_id),
+        None => format!("ui_{recid}"),
+    };
+    // The hour time-slice of invenio-stats' unique_session_id.
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(visitor.visitor_id.as_bytes());
+    sha.update(format!("{:04}{:02}{:02}{:02}", timestamp.year(), timestamp.month(), timestamp.day(), timestamp.hour()).as_bytes());
+    let id = event_id(timestamp, &unique_id, &visitor.visitor_id);
+    let event = LegacyEvent {
+        bucket_id: download.map(|f| f.bucket_id.as_str()),
+        country: &visitor.country,
+        file_id: download.map(|f| f.file_id.as_str()),
+        file_key: download.map(|f| f.file_key.as_str()),
+        is_machine: visitor.is_machine,
+        is_robot: visitor.is_robot,
+        parent_recid,
+        recid,
+        referrer: visitor.referrer.as_deref(),
+        size: download.map(|f| if f.size.fract() == 0.0 && f.size.abs() < 9e15 { Size::Bytes(f.size as i64) } else { Size::Other(f.size) }),
+        timestamp: second_timestamp(timestamp),
+        unique_id,
+        unique_session_id: sha.digest().to_string(),
+        updated_timestamp: format!("{}.{:06}", second_timestamp(updated), updated.timestamp_subsec_micros()),
+        via_api: false,
+        visitor_id: &visitor.visitor_id,
+    };
+    (id, event)
+}
+
 /// Builds one legacy (v1) event document and its `_id`.
 pub fn build_event(
     event_type: EventType,
@@ -115,40 +197,8 @@ pub fn build_event(
     file: Option<&FileRef>,
     updated: DateTime<Utc>,
 ) -> (String, Value) {
-    let timestamp = timestamp.with_nanosecond(0).unwrap_or(timestamp);
-    let unique_id = match (event_type, file) {
-        (EventType::Download, Some(f)) => format!("{}_{}", f.bucket_id, f.file_id),
-        _ => format!("ui_{recid}"),
-    };
-    // The hour time-slice of invenio-stats' unique_session_id.
-    let mut sha = sha1_smol::Sha1::new();
-    sha.update(visitor.visitor_id.as_bytes());
-    sha.update(format!("{:04}{:02}{:02}{:02}", timestamp.year(), timestamp.month(), timestamp.day(), timestamp.hour()).as_bytes());
-    let unique_session_id = sha.digest().to_string();
-    let mut doc = json!({
-        "timestamp": second_timestamp(timestamp),
-        "recid": recid,
-        "parent_recid": parent_recid,
-        "unique_id": unique_id,
-        "visitor_id": visitor.visitor_id,
-        "unique_session_id": unique_session_id,
-        "country": visitor.country,
-        "is_robot": visitor.is_robot,
-        "is_machine": visitor.is_machine,
-        "via_api": false,
-        "updated_timestamp": format!("{}.{:06}", second_timestamp(updated), updated.timestamp_subsec_micros()),
-    });
-    if let Some(r) = &visitor.referrer {
-        doc["referrer"] = json!(r);
-    }
-    if let (EventType::Download, Some(f)) = (event_type, file) {
-        doc["bucket_id"] = json!(f.bucket_id);
-        doc["file_id"] = json!(f.file_id);
-        doc["file_key"] = json!(f.file_key);
-        doc["size"] = json!(f.size);
-    }
-    let id = event_id(timestamp, doc["unique_id"].as_str().unwrap_or_default(), &visitor.visitor_id);
-    (id, doc)
+    let (id, event) = legacy_event(event_type, timestamp, recid, parent_recid, visitor, file, updated);
+    (id, serde_json::to_value(&event).expect("serialises"))
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use super::{finish, records_query, stop_if_cancelled};
 use crate::bulk::{BulkOp, BulkPipeline};
 use crate::dates::{check_range, end_of_day, parse_day_opt, parse_timestamp, start_of_day};
-use crate::enrich::{current_communities, record_fields, Membership};
+use crate::enrich::{current_communities, record_fields, Membership, RecordInfo};
 use crate::error::{Error, Result};
-use crate::events::{build_event, EventType, FileRef, Visitor};
+use crate::events::{legacy_event, EventType, FileRef, Visitor};
 use crate::pit::PitReader;
 use crate::progress::Progress;
 use crate::rng::SeededRng;
@@ -273,7 +273,7 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
                 let parent = record["parent"]["id"].as_str().unwrap_or(recid);
                 let mut rng = SeededRng::for_key(options.seed, recid);
                 let files = files_of(record);
-                let fields = if options.enrich_events { Some(record_fields(record)) } else { None };
+                let fields = if options.enrich_events { Some(RecordInfo::new(&record_fields(record), Vec::new())) } else { None };
                 let fallback = current_communities(record);
                 let mut emit = Vec::new();
                 for ts in stratified(&mut rng, from, window_end, options.events_per_record) {
@@ -287,17 +287,20 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
                 }
                 for (event_type, ts, file) in emit {
                     let v = visitor(&mut rng);
-                    let (id, mut doc) = build_event(event_type, ts, recid, parent, &v, file.as_ref(), ts);
-                    if let Some(size) = doc.get("size").and_then(Value::as_f64) {
-                        if size.fract() == 0.0 {
-                            doc["size"] = json!(size as i64);
-                        }
-                    }
+                    let (id, event) = legacy_event(event_type, ts, recid, parent, &v, file.as_ref(), ts);
+                    // Serialised straight into the bulk body; enriched events get the
+                    // record's serialised fields and their day's communities spliced in.
+                    let mut doc = Vec::with_capacity(512 + fields.as_ref().map(|f| f.fields_json.len()).unwrap_or(0));
+                    serde_json::to_writer(&mut doc, &event).expect("serialises");
                     if let Some(fields) = &fields {
-                        for (k, val) in fields {
-                            doc[k] = val.clone();
+                        doc.pop(); // the closing brace
+                        if !fields.fields_json.is_empty() {
+                            doc.push(b',');
+                            doc.extend_from_slice(&fields.fields_json);
                         }
-                        doc["community_ids"] = json!(membership.communities_on(recid, ts.date_naive(), &fallback));
+                        doc.extend_from_slice(b",\"community_ids\":");
+                        serde_json::to_writer(&mut doc, &membership.communities_on(recid, ts.date_naive(), &fallback)).expect("serialises");
+                        doc.push(b'}');
                     }
                     let month = (ts.year(), ts.month(), event_type == EventType::View);
                     let index = index_names
@@ -312,7 +315,7 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
                         if options.enrich_events && !indices.contains(&index) {
                             ensure_v2_fields(client, &index, event_type).await?;
                         }
-                        pipeline.add(&index, &id, &doc).await?;
+                        pipeline.add_raw(&index, &id, doc).await?;
                     }
                     if !indices.contains(&index) {
                         indices.insert(index);
