@@ -74,7 +74,7 @@ fn default_seed() -> u64 {
     1
 }
 fn default_batch() -> usize {
-    1000
+    2000
 }
 
 /// What a run did.
