@@ -3,6 +3,9 @@ scenario with figures computed independently from the events the test wrote, boo
 the lock, read, and one test per bug of the reference we must not repeat."""
 
 import json
+import signal
+import subprocess
+import sys
 from collections import defaultdict
 
 import pytest
@@ -339,3 +342,39 @@ def _days(first, n):
 
     start = date.fromisoformat(first)
     return [(start + timedelta(days=i)).isoformat() for i in range(n)]
+
+
+def test_sigterm_stops_a_foreground_run_cleanly(cli, cli_env, search, index_prefix):
+    """`kill <pid>` of a foreground `aggregate` acts like Ctrl-C: the day in hand is finished,
+    the lock is released (a re-run needs no clear-lock), exit code 130."""
+    from conftest import wait_for
+
+    install_templates(search, index_prefix)
+    communities = ["c-one", "c-two", "c-three", "c-four", "c-five", "c-six", "c-seven"]
+    n_days = 1000
+    all_days = _days("2020-01-01", n_days)
+    events = [("view", f"t{i}", {"timestamp": f"{day}T{h:02d}:00:00", "recid": f"r{h}", "parent_recid": f"p{h}",
+                                 "visitor_id": f"v{h}", "community_ids": communities})
+              for i, (day, h) in enumerate((d, h) for d in all_days for h in range(3))]
+    write_events(search, index_prefix, events, kinds=("view",))
+    search.ok("PUT", f"{index_prefix}communities", {"mappings": {"properties": {"id": {"type": "keyword"}, "slug": {"type": "keyword"}}}})
+    for c in communities:
+        search.ok("PUT", f"{index_prefix}communities/_doc/{c}?refresh=true", {"id": c, "slug": f"slug-{c}"})
+    ids = ["global", *communities]
+    args = [a for c in ids for a in ("--community-id", c)] + ["--end-date", all_days[-1]]
+    env = dict(cli_env, INVENIO_COMMUNITY_STATS_CATCHUP_DAYS=str(n_days))
+    proc = subprocess.Popen([sys.executable, "-m", "invenio_community_stats", "aggregate", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = wait_for(lambda: proc.poll() is not None or search.count(f"{index_prefix}stats-community-usage-delta-*") > 0, timeout=60)
+    assert started and proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Cancelled: stopped on request (SIGTERM)" in err
+    assert search.count(f"{index_prefix}stats-community-locks") == 0
+    # Stopped part-way: the snapshots (written after the deltas) are not all there.
+    assert search.count(f"{index_prefix}stats-community-usage-snapshot-*") < len(ids) * n_days
+    report = js(cli("aggregate", *args, "--json", env=env))
+    assert report["errors"] == 0 and not report.get("incomplete"), report
+    for c in ids:
+        assert sorted(docs(search, index_prefix, "delta", c)) == all_days

@@ -2,11 +2,17 @@
 twin that takes the same options plus ``--pid-dir`` and runs the same command detached
 under the process manager (a fresh interpreter in a new session)."""
 
+import contextlib
+import functools
 import os
 import shlex
+import signal
 import sys
+import threading
 
 import click
+
+from ..errors import JobCancelled
 
 from .group import SETTINGS_ENV, echo_json, search_settings, with_app
 
@@ -14,11 +20,39 @@ from .group import SETTINGS_ENV, echo_json, search_settings, with_app
 JOBS = {}
 
 
+@contextlib.contextmanager
+def sigterm_cancels():
+    """While a foreground job runs, SIGTERM stops it like Ctrl-C: the batch in hand is
+    finished and checkpointed, locks are released, exit code 130. (Only where SIGTERM still
+    has its default action and only in the main thread; a managed background worker has its
+    own handler.)"""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum, frame):
+        raise JobCancelled("stopped on request (SIGTERM) after the last checkpoint")
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def job(process_name):
     """Registers a foreground job command (decorate the click command with it)."""
 
     def register(command):
         JOBS[command.name] = process_name
+        callback = command.callback
+
+        @functools.wraps(callback)
+        def run(*args, **kwargs):
+            with sigterm_cancels():
+                return callback(*args, **kwargs)
+
+        command.callback = run
         return command
 
     return register
