@@ -252,3 +252,35 @@ def test_missing_sources_and_records_are_clear_errors(cli, search, index_prefix)
     cli("load-sample-data", "--records", "3", "--events-per-record", "0", check=True)
     proc = cli("migrate-events", "--months", "2020-01")
     assert proc.returncode == 1 and "no legacy event indices" in proc.stderr
+
+
+def test_an_interrupted_switchover_is_finished_by_the_next_run(cli, search, sample):
+    """A run that died right after rerouting writes (kill -9 between steps 1 and 5 of the
+    switchover) leaves the month rerouted: the next run finishes the switchover, even for a
+    month that has closed since, and loses nothing written in between."""
+    p = sample
+    source = f"{p}events-stats-record-view-2025-05"
+    target = f"{source}-v2.0.0"
+    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "2", "--json"))
+    assert first["months"][0]["state"] == "interrupted"
+    original = ids(search, source)
+    # What step 1 leaves behind when the process is killed right after it.
+    pipeline = f"{target}-reroute"
+    search.ok("PUT", f"_ingest/pipeline/{pipeline}", {"processors": [{"set": {"field": "_index", "value": target}}]})
+    search.ok("PUT", f"{source}/_settings", {"index": {"default_pipeline": pipeline}})
+    template = search.search_all(source, size=1)[0]["_source"]
+    for n in range(5):
+        search.ok("PUT", f"{source}/_doc/rerouted-{n}?refresh=true", dict(template, visitor_id=f"rerouted-{n}"))
+    assert ids(search, source) == original  # the writes went to the target
+    (row,) = js(cli("migration-status", "--months", "2025-05", "--event-types", "view", "--json"))
+    assert row["read_alias"] == "source"
+    done = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--json"))
+    (month,) = done["months"]
+    assert month["state"] == "done" and month["switched"], month
+    assert ids(search, target) == sorted(set(original) | {f"rerouted-{n}" for n in range(5)})
+    status, aliases = search.request("GET", f"_alias/{source}")
+    assert status == 200 and list(aliases) == [target]
+    assert target in alias_indices(search, f"{p}events-stats-record-view")
+    assert set(ids(search, f"{source}-backup")) == set(original)
+    status, _ = search.request("GET", f"_ingest/pipeline/{pipeline}")
+    assert status == 404
