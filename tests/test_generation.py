@@ -283,3 +283,22 @@ def test_every_published_version_gets_events_drafts_do_not(cli, search, index_pr
     assert report["records_processed"] == 2
     got = {(d["record_id"], d["community_id"]) for d in events(search, index_prefix).values()}
     assert got == {("vvvvv-00001", "global"), ("vvvvv-00001", C1), ("vvvvv-00002", "global"), ("vvvvv-00002", C1)}
+
+
+def test_migrated_indices_are_refused_for_months_not_migrated(cli, search, index_prefix):
+    """Generating into the v2 index of a month whose legacy index still holds events would
+    hide them from reads and make the month's migration fail its verification."""
+    p = index_prefix
+    cli("load-sample-data", "--records", "30", "--events-per-record", "4", "--months", "2", "--end-date", "2025-06-30", check=True)
+    cli("generate-community-events", check=True)
+    before = {i: search.count(i) for i in search.indices(f"{p}*")}
+    args = ["generate-usage-events", "--use-migrated-indices", "--event-start-date", "2025-06-01", "--event-end-date", "2025-06-30"]
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "not migrated yet" in proc.stderr and f"{p}events-stats-record-view-2025-06 (" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert {i: search.count(i) for i in search.indices(f"{p}*")} == before  # nothing written
+    # Once June is migrated (May is not, but lies outside the window) it is allowed.
+    assert js(cli("migrate-month", "2025-06", "--json"))["done"] == 2
+    report = js(cli(*args, "--events-per-record", "3", "--json"))
+    assert report["written"] > 0 and all(i.endswith("2025-06-v2.0.0") for i in report["indices"]), report

@@ -197,6 +197,35 @@ async fn ensure_v2_fields(client: &SearchClient, index: &str, event_type: EventT
     Ok(())
 }
 
+/// `--use-migrated-indices` writes into the `-v2.0.0` indices. A month whose legacy index
+/// still holds events and is not switched yet must not get them: the migration would then
+/// find more documents in the new index than in the old one and refuse to switch the
+/// month (and until then the generated events would not be read at all).
+async fn refuse_unmigrated_months(client: &SearchClient, first: Option<&str>, last: &str) -> Result<()> {
+    let mut blocked = Vec::new();
+    for event_type in EventType::ALL {
+        let base = client.index(&format!("events-stats-{}-", event_type.stats_name()));
+        let alias = client.index(&event_type.alias());
+        for (name, docs) in client.cat_indices(&format!("{base}*")).await? {
+            let Some(month) = name.strip_prefix(&base) else { continue };
+            if month.len() != 7 || docs == 0 || month > last || first.is_some_and(|f| month < f) {
+                continue;
+            }
+            let target = format!("{name}-v2.0.0");
+            if !crate::migration::month::in_alias(client, &target, &alias).await? {
+                blocked.push(format!("{name} ({docs} events)"));
+            }
+        }
+    }
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "--use-migrated-indices: these months are not migrated yet, their events would be hidden from reads and fail the migration's verification: {}; migrate them first (migrate-events), or generate into the legacy indices",
+        blocked.join(", ")
+    )))
+}
+
 /// Runs the generator.
 pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progress: &Progress) -> Result<UsageEventsReport> {
     let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
@@ -215,6 +244,11 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
     let records = client.index("rdmrecords-records");
     if !client.exists(&records).await? {
         return Err(Error::Data(format!("the records index {records} does not exist")));
+    }
+    let window_first_month = ev_start.map(|d| d.format("%Y-%m").to_string());
+    let window_last_month = floor_second(ev_end.map(end_of_day).map(|e| e.min(now)).unwrap_or(now)).format("%Y-%m").to_string();
+    if options.use_migrated_indices {
+        refuse_unmigrated_months(client, window_first_month.as_deref(), &window_last_month).await?;
     }
     let mut report = UsageEventsReport { dry_run: options.dry_run, ..Default::default() };
     if !options.dry_run {
