@@ -43,7 +43,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aggregate_data as data  # noqa: E402
-from aggregate_data import count, delete, http  # noqa: E402
+from aggregate_data import count, delete, fmt, http, run_measured, shard_queries  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -74,59 +74,6 @@ def log(*a):
 
 
 LOG = sys.stdout
-
-
-# ------------------------------------------------------------------ measuring a subprocess
-def run_measured(cmd, env=None, timeout=None):
-    """Runs ``cmd``; returns (seconds, peak RSS MiB of the process tree, rc, stdout, stderr).
-    After ``timeout`` seconds the process (ours, started here) gets SIGTERM, then SIGKILL."""
-    import psutil
-
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, stop = [0], threading.Event()
-
-    def watch():
-        try:
-            proc = psutil.Process(p.pid)
-        except psutil.Error:
-            return
-        while not stop.is_set():
-            total = 0
-            try:
-                procs = [proc, *proc.children(recursive=True)]
-            except psutil.Error:
-                procs = []
-            for q in procs:
-                try:
-                    total += q.memory_info().rss
-                except psutil.Error:
-                    pass
-            try:  # the main process's own high-water mark catches peaks between samples
-                for line in open(f"/proc/{p.pid}/status"):
-                    if line.startswith("VmHWM:"):
-                        total = max(total, int(line.split()[1]) * 1024)
-            except OSError:
-                pass
-            peak[0] = max(peak[0], total)
-            stop.wait(0.1)
-
-    w = threading.Thread(target=watch, daemon=True)
-    w.start()
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.terminate()
-        try:
-            out, err = p.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-        err = (err or "") + f"\n[bench] stopped after the {timeout} s timeout"
-    secs = time.perf_counter() - t
-    stop.set()
-    w.join()
-    return secs, peak[0] / 2**20, p.returncode, out, err
 
 
 class NodeWatch:
@@ -174,12 +121,6 @@ def searches_answer(host):
         return "hits" in (r or {})
     except Exception:  # noqa: BLE001
         return False
-
-
-def shard_queries(host):
-    """Sum of the nodes' search query_total (shard-level query phases)."""
-    r = http("GET", f"{host}/_nodes/stats/indices/search")
-    return sum(n["indices"]["search"]["query_total"] for n in r["nodes"].values())
 
 
 # ------------------------------------------------------------------ (a) ours
@@ -666,10 +607,6 @@ def compare(host, prefix, communities, truth, have_ours):
 
 
 # ------------------------------------------------------------------ main
-def fmt(v, spec=",.0f"):
-    return "—" if v is None else format(v, spec)
-
-
 def main():
     global LOG
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -21,6 +21,8 @@ import datetime as dt
 import hashlib
 import json
 import random
+import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -159,10 +161,7 @@ def generate(host, prefix, n_events, n_records, n_communities, seed=SEED, batch=
 
     t0 = time.perf_counter()
     delete(host, f"{prefix}*")
-    for name in _core.index_template_names():
-        r = http("PUT", f"{host}/_index_template/{prefix}{name}", json.loads(_core.index_template(name, prefix)))
-        if not (r or {}).get("acknowledged"):
-            raise SystemExit(f"installing template {name} failed: {r}")
+    install_templates(host, prefix)
 
     comms = community_ids(n_communities)
     write_communities(host, prefix, comms)
@@ -299,3 +298,76 @@ def cached(host, prefix, n_events, n_records, n_communities, seed=SEED):
     if count(host, event_indices(prefix)) != n_events or count(host, f"{prefix}communities") != n_communities:
         return None
     return m["truth"]
+
+
+# ------------------------------------------------------------------ shared by the benches
+def install_templates(host, prefix):
+    """The package's index templates, named with ``prefix``."""
+    from invenio_community_stats import _core
+
+    for name in _core.index_template_names():
+        r = http("PUT", f"{host}/_index_template/{prefix}{name}", json.loads(_core.index_template(name, prefix)))
+        if not (r or {}).get("acknowledged"):
+            raise SystemExit(f"installing template {name} failed: {r}")
+
+
+def run_measured(cmd, env=None, timeout=None):
+    """Runs ``cmd``; returns (seconds, peak RSS MiB of the process tree, rc, stdout, stderr).
+    After ``timeout`` seconds the process (ours, started here) gets SIGTERM, then SIGKILL."""
+    import psutil
+
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, stop = [0], threading.Event()
+
+    def watch():
+        try:
+            proc = psutil.Process(p.pid)
+        except psutil.Error:
+            return
+        while not stop.is_set():
+            total = 0
+            try:
+                procs = [proc, *proc.children(recursive=True)]
+            except psutil.Error:
+                procs = []
+            for q in procs:
+                try:
+                    total += q.memory_info().rss
+                except psutil.Error:
+                    pass
+            try:  # the main process's own high-water mark catches peaks between samples
+                for line in open(f"/proc/{p.pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        total = max(total, int(line.split()[1]) * 1024)
+            except OSError:
+                pass
+            peak[0] = max(peak[0], total)
+            stop.wait(0.1)
+
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        try:
+            out, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        err = (err or "") + f"\n[bench] stopped after the {timeout} s timeout"
+    secs = time.perf_counter() - t
+    stop.set()
+    w.join()
+    return secs, peak[0] / 2**20, p.returncode, out, err
+
+
+def shard_queries(host):
+    """Sum of the nodes' search query_total (shard-level query phases)."""
+    r = http("GET", f"{host}/_nodes/stats/indices/search")
+    return sum(n["indices"]["search"]["query_total"] for n in r["nodes"].values())
+
+
+def fmt(v, spec=",.0f"):
+    return "—" if v is None else format(v, spec)

@@ -51,12 +51,11 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aggregate_data as data  # noqa: E402
-from aggregate_data import count, delete, http  # noqa: E402
+from aggregate_data import count, delete, fmt, http, run_measured, shard_queries  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -281,10 +280,7 @@ def generate(host, prefix, n_records, n_communities, log=print):
 
     t0 = time.perf_counter()
     delete(host, f"{prefix}*")
-    for name in _core.index_template_names():
-        r = http("PUT", f"{host}/_index_template/{prefix}{name}", json.loads(_core.index_template(name, prefix)))
-        if not (r or {}).get("acknowledged"):
-            raise SystemExit(f"installing template {name} failed: {r}")
+    data.install_templates(host, prefix)
     comms, records = build_model(n_records, n_communities)
     data.write_communities(host, prefix, comms)
     rec_index = f"{prefix}rdmrecords-records-record-v7.0.0"
@@ -438,55 +434,6 @@ def doc_figures(doc):
             v = (doc.get(what) or {}).get(side) or {}
             f[f"{what}.{side}"] = {k: int(round(x or 0)) for k, x in v.items()}
     return f
-
-
-# ------------------------------------------------------------------ measuring a subprocess
-def run_measured(cmd, env=None):
-    """Runs ``cmd``; returns (seconds, peak RSS MiB of the process tree, rc, stdout, stderr)."""
-    import psutil
-
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, stop = [0], threading.Event()
-
-    def watch():
-        try:
-            proc = psutil.Process(p.pid)
-        except psutil.Error:
-            return
-        while not stop.is_set():
-            total = 0
-            try:
-                procs = [proc, *proc.children(recursive=True)]
-            except psutil.Error:
-                procs = []
-            for q in procs:
-                try:
-                    total += q.memory_info().rss
-                except psutil.Error:
-                    pass
-            try:  # the main process's own high-water mark catches peaks between samples
-                for line in open(f"/proc/{p.pid}/status"):
-                    if line.startswith("VmHWM:"):
-                        total = max(total, int(line.split()[1]) * 1024)
-            except OSError:
-                pass
-            peak[0] = max(peak[0], total)
-            stop.wait(0.1)
-
-    w = threading.Thread(target=watch, daemon=True)
-    w.start()
-    out, err = p.communicate()
-    secs = time.perf_counter() - t
-    stop.set()
-    w.join()
-    return secs, peak[0] / 2**20, p.returncode, out, err
-
-
-def shard_queries(host):
-    """Sum of the nodes' search query_total (shard-level query phases)."""
-    r = http("GET", f"{host}/_nodes/stats/indices/search")
-    return sum(n["indices"]["search"]["query_total"] for n in r["nodes"].values())
 
 
 # ------------------------------------------------------------------ (a) ours
@@ -1113,10 +1060,6 @@ def compare(host, prefix, compared, all_comms, truth, ref, members, have_ours, h
 
 
 # ------------------------------------------------------------------ main
-def fmt(v, spec=",.0f"):
-    return "—" if v is None else format(v, spec)
-
-
 def main():
     global LOG
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,

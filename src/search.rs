@@ -195,6 +195,22 @@ impl SearchClient {
         }
     }
 
+    /// True if `index` is in `alias`.
+    pub async fn in_alias(&self, index: &str, alias: &str) -> Result<bool> {
+        self.names_something(&format!("{index}/_alias/{alias}")).await
+    }
+
+    /// True if `name` is an alias (not a concrete index).
+    pub async fn is_alias(&self, name: &str) -> Result<bool> {
+        self.names_something(&format!("_alias/{name}")).await
+    }
+
+    /// A `GET` of an alias lookup answers with a non-empty object.
+    async fn names_something(&self, path: &str) -> Result<bool> {
+        let reply = self.json_opt(Method::Get, path, None).await?;
+        Ok(reply.as_ref().and_then(Value::as_object).is_some_and(|o| !o.is_empty()))
+    }
+
     /// True if the index or alias exists (one `HEAD` request).
     pub async fn exists(&self, name: &str) -> Result<bool> {
         Ok(self.json_opt(Method::Head, name, None).await?.is_some())

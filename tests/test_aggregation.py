@@ -285,27 +285,33 @@ def test_bad_input_one_line_nothing_written(cli, search, index_prefix, scenario,
     assert search.indices(f"{index_prefix}stats-*") == []
 
 
+def _long_history(search, prefix, cli_env):
+    """1,000 days with three views a day in seven communities (and so global): several
+    seconds of work, long enough to stop part-way (each week of a community is one read of
+    its events, each day two documents). Returns (ids, all_days, aggregate args, env)."""
+    install_templates(search, prefix)
+    communities = ["c-one", "c-two", "c-three", "c-four", "c-five", "c-six", "c-seven"]
+    all_days = _days("2020-01-01", 1000)
+    events = [("view", f"y{i}", {"timestamp": f"{day}T{h:02d}:00:00", "recid": f"r{h}", "parent_recid": f"p{h}",
+                                 "visitor_id": f"v{h}", "community_ids": communities})
+              for i, (day, h) in enumerate((d, h) for d in all_days for h in range(3))]
+    write_events(search, prefix, events, kinds=("view",))
+    search.ok("PUT", f"{prefix}communities", {"mappings": {"properties": {"id": {"type": "keyword"}, "slug": {"type": "keyword"}}}})
+    for c in communities:
+        search.ok("PUT", f"{prefix}communities/_doc/{c}?refresh=true", {"id": c, "slug": f"slug-{c}"})
+    ids = ["global", *communities]
+    args = [a for c in ids for a in ("--community-id", c)] + ["--end-date", all_days[-1]]
+    env = dict(cli_env, INVENIO_COMMUNITY_STATS_CATCHUP_DAYS=str(len(all_days)))
+    return ids, all_days, args, env
+
+
 def test_background_aggregation_progress_cancel_and_resume(cli, cli_env, search, index_prefix, tmp_path):
     from conftest import wait_for
     from invenio_community_stats import processes
 
-    install_templates(search, index_prefix)
-    communities = ["c-one", "c-two", "c-three", "c-four", "c-five", "c-six", "c-seven"]
-    # 1,000 days with events every day, in seven communities and global: several seconds of
-    # work (each week of a community is one read of its events, each day two documents).
-    n_days = 1000
-    all_days = _days("2020-01-01", n_days)
-    events = [("view", f"y{i}", {"timestamp": f"{day}T{h:02d}:00:00", "recid": f"r{h}", "parent_recid": f"p{h}",
-                                 "visitor_id": f"v{h}", "community_ids": communities})
-              for i, (day, h) in enumerate((d, h) for d in all_days for h in range(3))]
-    write_events(search, index_prefix, events, kinds=("view",))
+    ids, all_days, args, env = _long_history(search, index_prefix, cli_env)
+    n_days = len(all_days)
     pid_dir = str(tmp_path / "run")
-    search.ok("PUT", f"{index_prefix}communities", {"mappings": {"properties": {"id": {"type": "keyword"}, "slug": {"type": "keyword"}}}})
-    for c in communities:
-        search.ok("PUT", f"{index_prefix}communities/_doc/{c}?refresh=true", {"id": c, "slug": f"slug-{c}"})
-    ids = ["global", *communities]
-    args = [a for c in ids for a in ("--community-id", c)] + ["--end-date", all_days[-1]]
-    env = dict(cli_env, INVENIO_COMMUNITY_STATS_CATCHUP_DAYS=str(n_days))
     proc = cli("aggregate-background", *args, "--pid-dir", pid_dir, env=env)
     assert proc.returncode == 0, proc.stderr
     status = wait_for(lambda: (s := processes.status("aggregation", pid_dir))["processed"] >= 20 and s, timeout=60)
@@ -349,23 +355,18 @@ def test_sigterm_stops_a_foreground_run_cleanly(cli, cli_env, search, index_pref
     the lock is released (a re-run needs no clear-lock), exit code 130."""
     from conftest import wait_for
 
-    install_templates(search, index_prefix)
-    communities = ["c-one", "c-two", "c-three", "c-four", "c-five", "c-six", "c-seven"]
-    n_days = 1000
-    all_days = _days("2020-01-01", n_days)
-    events = [("view", f"t{i}", {"timestamp": f"{day}T{h:02d}:00:00", "recid": f"r{h}", "parent_recid": f"p{h}",
-                                 "visitor_id": f"v{h}", "community_ids": communities})
-              for i, (day, h) in enumerate((d, h) for d in all_days for h in range(3))]
-    write_events(search, index_prefix, events, kinds=("view",))
-    search.ok("PUT", f"{index_prefix}communities", {"mappings": {"properties": {"id": {"type": "keyword"}, "slug": {"type": "keyword"}}}})
-    for c in communities:
-        search.ok("PUT", f"{index_prefix}communities/_doc/{c}?refresh=true", {"id": c, "slug": f"slug-{c}"})
-    ids = ["global", *communities]
-    args = [a for c in ids for a in ("--community-id", c)] + ["--end-date", all_days[-1]]
-    env = dict(cli_env, INVENIO_COMMUNITY_STATS_CATCHUP_DAYS=str(n_days))
+    ids, all_days, args, env = _long_history(search, index_prefix, cli_env)
+    n_days = len(all_days)
     proc = subprocess.Popen([sys.executable, "-m", "invenio_community_stats", "aggregate", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = wait_for(lambda: proc.poll() is not None or search.count(f"{index_prefix}stats-community-usage-delta-*") > 0, timeout=60)
+    def deltas_written():
+        # The index may exist before its shard is started: not ready yet counts as none.
+        pattern = f"{index_prefix}stats-community-usage-delta-*"
+        search.request("POST", f"{pattern}/_refresh?ignore_unavailable=true&allow_no_indices=true")
+        status, reply = search.request("POST", f"{pattern}/_count?ignore_unavailable=true&allow_no_indices=true")
+        return status == 200 and reply["count"] > 0
+
+    started = wait_for(lambda: proc.poll() is not None or deltas_written(), timeout=60)
     assert started and proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

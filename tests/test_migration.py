@@ -284,3 +284,30 @@ def test_an_interrupted_switchover_is_finished_by_the_next_run(cli, search, samp
     assert set(ids(search, f"{source}-backup")) == set(original)
     status, _ = search.request("GET", f"_ingest/pipeline/{pipeline}")
     assert status == 404
+
+
+def test_live_month_with_its_own_ingest_pipeline_is_left_alone(cli, search, index_prefix):
+    """The switchover would replace a default pipeline the operator set on the live month's
+    index: the month fails with the reason, and nothing about the legacy index changes."""
+    p = index_prefix
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    cli("load-sample-data", "--records", "20", "--events-per-record", "4", "--months", "1", "--end-date", today, check=True)
+    legacy_name = f"{p}events-stats-record-view-{month}"
+    search.ok("PUT", f"_ingest/pipeline/{p}operators-own", {"processors": [{"set": {"field": "referrer", "value": "x"}}]})
+    search.ok("PUT", f"{legacy_name}/_settings", {"index": {"default_pipeline": f"{p}operators-own"}})
+    original = ids(search, legacy_name)
+    proc = cli("migrate-events", "--event-types", "view", "--json")
+    assert proc.returncode == 1, proc.stderr
+    (m,) = json.loads(proc.stdout)["months"]
+    assert m["state"] == "failed" and not m["switched"]
+    assert "own default ingest pipeline" in m["message"] and f"{p}operators-own" in m["message"]
+    # Nothing changed for invenio-stats: same index, same pipeline, still read, still written.
+    status, settings = search.request("GET", f"{legacy_name}/_settings")
+    index_settings = settings[legacy_name]["settings"]["index"]
+    assert index_settings["default_pipeline"] == f"{p}operators-own" and "blocks" not in index_settings
+    assert alias_indices(search, f"{p}events-stats-record-view") == [legacy_name]
+    status, _ = search.request("GET", f"_ingest/pipeline/{legacy_name}-v2.0.0-reroute")
+    assert status == 404
+    search.ok("PUT", f"{legacy_name}/_doc/after-failure?refresh=true", search.search_all(legacy_name, size=1)[0]["_source"])
+    assert ids(search, legacy_name) == sorted([*original, "after-failure"])

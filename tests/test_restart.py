@@ -11,7 +11,9 @@ import urllib.request
 
 from conftest import OPENSEARCH_SCRIPT, wait_for
 
-PORT = int(os.environ.get("COMMUNITY_STATS_RESTART_TEST_PORT", "9350"))
+# HTTP port of this test's own node (its transport port is PORT + 100). Not 9350: that is
+# the transport port of the session node scripts/test starts on 9250.
+PORT = int(os.environ.get("COMMUNITY_STATS_RESTART_TEST_PORT", "9450"))
 
 
 def _ids(url, pattern):

@@ -212,7 +212,7 @@ async fn refuse_unmigrated_months(client: &SearchClient, first: Option<&str>, la
                 continue;
             }
             let target = format!("{name}-v2.0.0");
-            if !crate::migration::month::in_alias(client, &target, &alias).await? {
+            if !client.in_alias(&target, &alias).await? {
                 blocked.push(format!("{name} ({docs} events)"));
             }
         }

@@ -132,10 +132,6 @@ pub fn backup_name(plan: &MonthPlan) -> String {
     format!("{}-backup", plan.source)
 }
 
-/// True if `name` is an alias (not a concrete index).
-pub async fn is_alias(client: &SearchClient, name: &str) -> Result<bool> {
-    Ok(client.json_opt(Method::Get, &format!("_alias/{name}"), None).await?.map(|v| v.as_object().map(|o| !o.is_empty()).unwrap_or(false)).unwrap_or(false))
-}
 
 async fn default_pipeline(client: &SearchClient, index: &str) -> Result<Option<String>> {
     let reply = client.json(Method::Get, &format!("{index}/_settings/index.default_pipeline"), None).await?;
@@ -149,7 +145,7 @@ async fn default_pipeline(client: &SearchClient, index: &str) -> Result<Option<S
 
 /// True if the month's switchover began: the source reroutes its writes to the target.
 pub async fn is_rerouted(client: &SearchClient, plan: &MonthPlan) -> Result<bool> {
-    if !client.exists(&plan.source).await? || is_alias(client, &plan.source).await? {
+    if !client.exists(&plan.source).await? || client.is_alias(&plan.source).await? {
         return Ok(false);
     }
     Ok(default_pipeline(client, &plan.source).await?.as_deref() == Some(reroute_pipeline(plan).as_str()))

@@ -244,7 +244,8 @@ pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &c
         let outcome = month::migrate(client, p, et, options, progress, &mut cache).await?;
         match outcome.state {
             state::MonthState::Done => report.done += 1,
-            state::MonthState::Interrupted => report.interrupted += 1,
+            // An unfinished switchover is resumed by the next run, like an interrupted copy.
+            state::MonthState::Interrupted | state::MonthState::Switching => report.interrupted += 1,
             state::MonthState::Failed => report.failed += 1,
             _ => {}
         }
@@ -298,10 +299,10 @@ pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result
         let et = EventType::parse(&p.event_type).expect("parses");
         let record = state::load(client, et, &p.month).await?;
         // After a live switchover the legacy name is an alias of the target.
-        let source_exists = client.exists(&p.source).await? && !live::is_alias(client, &p.source).await?;
+        let source_exists = client.exists(&p.source).await? && !client.is_alias(&p.source).await?;
         let alias = client.index(&et.alias());
-        let in_src = source_exists && month::in_alias(client, &p.source, &alias).await?;
-        let in_tgt = month::in_alias(client, &p.target, &alias).await?;
+        let in_src = source_exists && client.in_alias(&p.source, &alias).await?;
+        let in_tgt = client.in_alias(&p.target, &alias).await?;
         rows.push(StatusRow {
             source_count: if source_exists { Some(client.count(&p.source, None).await?) } else { None },
             migrated: client.count(&p.target, None).await?,

@@ -83,17 +83,13 @@ async fn set_refresh(client: &SearchClient, index: &str, interval: &str) -> Resu
     Ok(())
 }
 
-pub(crate) async fn in_alias(client: &SearchClient, index: &str, alias: &str) -> Result<bool> {
-    Ok(client.json_opt(Method::Get, &format!("{index}/_alias/{alias}"), None).await?.map(|v| v.as_object().map(|o| !o.is_empty()).unwrap_or(false)).unwrap_or(false))
-}
-
 /// Creates the target (from the v2 template) and takes it out of the read alias before it
 /// holds a single document; on resume, makes sure it is still out.
 async fn prepare_target(client: &SearchClient, target: &str, alias: &str) -> Result<()> {
     if !client.exists(target).await? {
         client.json(Method::Put, target, Some(&json!({}))).await?;
     }
-    if in_alias(client, target, alias).await? {
+    if client.in_alias(target, alias).await? {
         let body = json!({"actions": [{"remove": {"index": target, "alias": alias}}]});
         client.json(Method::Post, "_aliases", Some(&body)).await?;
     }
@@ -359,7 +355,6 @@ pub async fn migrate(
         .await;
         out.written += catch.totals().written;
         let _ = catch.finish().await;
-        let _ = set_refresh(client, &plan.target, "5s").await;
         client.refresh(&plan.target).await?;
         out.target_count = client.count(&plan.target, None).await?;
         out.seconds = started.elapsed().as_secs_f64();
@@ -428,7 +423,7 @@ pub async fn migrate(
         return Ok(out);
     }
     let mut actions = vec![json!({"add": {"index": plan.target, "alias": alias}})];
-    if in_alias(client, &plan.source, &alias).await? {
+    if client.in_alias(&plan.source, &alias).await? {
         actions.push(json!({"remove": {"index": plan.source, "alias": alias}}));
     }
     client.json(Method::Post, "_aliases", Some(&json!({"actions": actions}))).await?;
