@@ -176,6 +176,27 @@ def test_reference_scenario_exact_counts_inside_the_window(cli, search, index_pr
         assert d["unique_id"] == f"{d['bucket_id']}_{d['file_id']}"
 
 
+def test_documents_the_node_refuses_are_counted_with_their_reasons_and_fail_the_run(cli, search, index_prefix):
+    write(search, index_prefix, [record("hhhhh-00009", "2024-01-01T00:00:00Z", [], files=0)], COMMUNITIES)
+    # February's view index exists with `country` as a number: its events are refused for good.
+    search.ok("PUT", f"{index_prefix}events-stats-record-view-2024-02", {"mappings": {"properties": {"country": {"type": "integer"}}}})
+    args = ["generate-usage-events", "--events-per-record", "6", "--event-start-date", "2024-01-01", "--event-end-date", "2024-03-31"]
+    proc = cli(*args, "--json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    views = usage(search, index_prefix, "record-view")
+    assert report["written"] == 4 == len(views) and report["failed"] == 2
+    assert {h["_source"]["timestamp"][:7] for h in views} == {"2024-01", "2024-03"}
+    assert len(report["failure_reasons"]) == 2
+    for reason in report["failure_reasons"]:
+        assert reason.startswith("2024-02-") and "mapper_parsing_exception" in reason, reason
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith("Error: 2 documents failed, e.g. 2024-02-"), proc.stderr
+    # A re-run writes only what is missing (nothing, as long as the mapping refuses it).
+    again = cli(*args)
+    assert again.returncode == 1 and "wrote 0, 4 already present, 2 failed" in again.stdout
+
+
 def test_max_records_and_no_files_means_no_downloads(cli, search, index_prefix):
     write(search, index_prefix, [record(f"iiiii-0000{i}", "2024-01-01T00:00:00Z", [], files=0) for i in range(3)], COMMUNITIES)
     report = js(cli("generate-usage-events", "--max-records", "2", "--events-per-record", "2",

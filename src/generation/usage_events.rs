@@ -102,13 +102,22 @@ pub struct UsageEventsReport {
     pub dry_run: bool,
 }
 
-const COUNTRIES: &[&str] = &["US", "DE", "FR", "GB", "BR", "IN", "JP", "ZA", "CA", "MX", "NG", "AU"];
+const COUNTRIES: &[&str] = &[
+    "US", "DE", "FR", "GB", "BR", "IN", "JP", "ZA", "CA", "MX", "NG", "AU",
+];
 
 fn visitor(rng: &mut SeededRng) -> Visitor {
     Visitor {
         visitor_id: rng.hex(56),
         country: rng.pick(COUNTRIES).to_string(),
-        referrer: if rng.below(3) == 0 { None } else { Some(format!("https://example.org/search?q=topic-{}", rng.below(50))) },
+        referrer: if rng.below(3) == 0 {
+            None
+        } else {
+            Some(format!(
+                "https://example.org/search?q=topic-{}",
+                rng.below(50)
+            ))
+        },
         is_robot: rng.below(100) == 0,
         is_machine: rng.below(50) == 0,
     }
@@ -127,7 +136,12 @@ fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// `n` timestamps, one in each of `n` equal slots of [start, end] (seconds).
-fn stratified(rng: &mut SeededRng, start: DateTime<Utc>, end: DateTime<Utc>, n: u32) -> Vec<DateTime<Utc>> {
+fn stratified(
+    rng: &mut SeededRng,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    n: u32,
+) -> Vec<DateTime<Utc>> {
     let span = (end - start).num_seconds() + 1;
     (0..i64::from(n))
         .map(|j| {
@@ -139,8 +153,12 @@ fn stratified(rng: &mut SeededRng, start: DateTime<Utc>, end: DateTime<Utc>, n: 
 }
 
 fn files_of(record: &Value) -> Vec<FileRef> {
-    let bucket = record["bucket_id"].as_str().or_else(|| record["files"]["bucket_id"].as_str());
-    let Some(bucket) = bucket else { return Vec::new() };
+    let bucket = record["bucket_id"]
+        .as_str()
+        .or_else(|| record["files"]["bucket_id"].as_str());
+    let Some(bucket) = bucket else {
+        return Vec::new();
+    };
     if record["files"]["enabled"].as_bool() == Some(false) {
         return Vec::new();
     }
@@ -154,7 +172,10 @@ fn files_of(record: &Value) -> Vec<FileRef> {
         .filter_map(|e| {
             Some(FileRef {
                 bucket_id: bucket.to_string(),
-                file_id: e["file_id"].as_str().or_else(|| e["id"].as_str())?.to_string(),
+                file_id: e["file_id"]
+                    .as_str()
+                    .or_else(|| e["id"].as_str())?
+                    .to_string(),
                 file_key: e["key"].as_str()?.to_string(),
                 size: e["size"].as_f64().unwrap_or(0.0),
             })
@@ -166,7 +187,14 @@ fn files_of(record: &Value) -> Vec<FileRef> {
 /// events: add the v2 fields to its mapping (adding fields never changes existing data).
 /// A missing index is created later from the v2 template.
 async fn ensure_v2_fields(client: &SearchClient, index: &str, event_type: EventType) -> Result<()> {
-    let Some(mapping) = client.json_opt(opensearch::http::Method::Get, &format!("{index}/_mapping"), None).await? else {
+    let Some(mapping) = client
+        .json_opt(
+            opensearch::http::Method::Get,
+            &format!("{index}/_mapping"),
+            None,
+        )
+        .await?
+    else {
         return Ok(());
     };
     let has_v2 = mapping
@@ -186,13 +214,20 @@ async fn ensure_v2_fields(client: &SearchClient, index: &str, event_type: EventT
     // Existing fields keep their mapping (a type cannot change); only new ones are added.
     if let (Some(new), Some(old)) = (
         properties.as_object_mut(),
-        mapping.as_object().and_then(|m| m.values().next()).and_then(|m| m["mappings"]["properties"].as_object()),
+        mapping
+            .as_object()
+            .and_then(|m| m.values().next())
+            .and_then(|m| m["mappings"]["properties"].as_object()),
     ) {
         new.retain(|k, _| !old.contains_key(k));
     }
     log::info!("adding the v2 enrichment fields to the mapping of {index}");
     client
-        .json(opensearch::http::Method::Put, &format!("{index}/_mapping"), Some(&json!({"properties": properties})))
+        .json(
+            opensearch::http::Method::Put,
+            &format!("{index}/_mapping"),
+            Some(&json!({"properties": properties})),
+        )
         .await?;
     Ok(())
 }
@@ -201,13 +236,19 @@ async fn ensure_v2_fields(client: &SearchClient, index: &str, event_type: EventT
 /// still holds events and is not switched yet must not get them: the migration would then
 /// find more documents in the new index than in the old one and refuse to switch the
 /// month (and until then the generated events would not be read at all).
-async fn refuse_unmigrated_months(client: &SearchClient, first: Option<&str>, last: &str) -> Result<()> {
+async fn refuse_unmigrated_months(
+    client: &SearchClient,
+    first: Option<&str>,
+    last: &str,
+) -> Result<()> {
     let mut blocked = Vec::new();
     for event_type in EventType::ALL {
         let base = client.index(&format!("events-stats-{}-", event_type.stats_name()));
         let alias = client.index(&event_type.alias());
         for (name, docs) in client.cat_indices(&format!("{base}*")).await? {
-            let Some(month) = name.strip_prefix(&base) else { continue };
+            let Some(month) = name.strip_prefix(&base) else {
+                continue;
+            };
             if month.len() != 7 || docs == 0 || month > last || first.is_some_and(|f| month < f) {
                 continue;
             }
@@ -227,7 +268,11 @@ async fn refuse_unmigrated_months(client: &SearchClient, first: Option<&str>, la
 }
 
 /// Runs the generator.
-pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progress: &Progress) -> Result<UsageEventsReport> {
+pub async fn generate(
+    client: &SearchClient,
+    options: &UsageEventsOptions,
+    progress: &Progress,
+) -> Result<UsageEventsReport> {
     let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
     let end = parse_day_opt("--end-date", options.end_date.as_deref())?;
     check_range("record dates", start, end)?;
@@ -238,19 +283,27 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
         return Err(Error::invalid("batch size must be between 1 and 10,000"));
     }
     let now = match &options.now {
-        Some(t) => parse_timestamp(t).ok_or_else(|| Error::invalid(format!("now {t:?} is not a timestamp")))?,
+        Some(t) => parse_timestamp(t)
+            .ok_or_else(|| Error::invalid(format!("now {t:?} is not a timestamp")))?,
         None => Utc::now(),
     };
     let records = client.index("rdmrecords-records");
     if !client.exists(&records).await? {
-        return Err(Error::Data(format!("the records index {records} does not exist")));
+        return Err(Error::Data(format!(
+            "the records index {records} does not exist"
+        )));
     }
     let window_first_month = ev_start.map(|d| d.format("%Y-%m").to_string());
-    let window_last_month = floor_second(ev_end.map(end_of_day).map(|e| e.min(now)).unwrap_or(now)).format("%Y-%m").to_string();
+    let window_last_month = floor_second(ev_end.map(end_of_day).map(|e| e.min(now)).unwrap_or(now))
+        .format("%Y-%m")
+        .to_string();
     if options.use_migrated_indices {
         refuse_unmigrated_months(client, window_first_month.as_deref(), &window_last_month).await?;
     }
-    let mut report = UsageEventsReport { dry_run: options.dry_run, ..Default::default() };
+    let mut report = UsageEventsReport {
+        dry_run: options.dry_run,
+        ..Default::default()
+    };
     if !options.dry_run {
         let mut names = vec!["record-view-v1.0.0", "file-download-v1.0.0"];
         if options.enrich_events || options.use_migrated_indices {
@@ -267,16 +320,34 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
     progress.set_task("generating usage events");
     let window_start = ev_start.map(start_of_day);
     let window_end = floor_second(ev_end.map(end_of_day).map(|e| e.min(now)).unwrap_or(now));
-    let source = if options.enrich_events { json!(true) } else { json!(["id", "created", "parent", "bucket_id", "files"]) };
+    let source = if options.enrich_events {
+        json!(true)
+    } else {
+        json!(["id", "created", "parent", "bucket_id", "files"])
+    };
     let page_size = 500;
-    let mut reader = PitReader::open(client, &records, query, json!([{"id": "asc"}]), page_size, source).await?;
+    let mut reader = PitReader::open(
+        client,
+        &records,
+        query,
+        json!([{"id": "asc"}]),
+        page_size,
+        source,
+    )
+    .await?;
     // Events of one record spread over every month of the window: buffers per monthly index
     // (up to 24 batches in all, a few MB) so that each request is one full batch for one
     // index; three requests in flight. A cancel waits for that much to be written (< 1 s).
-    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 3).with_buffer_limit(24 * options.batch_size);
+    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 3)
+        .with_buffer_limit(24 * options.batch_size);
     let mut indices = BTreeSet::new();
-    let mut index_names: std::collections::HashMap<(i32, u32, bool), String> = std::collections::HashMap::new();
-    let suffix = if options.use_migrated_indices { "-v2.0.0" } else { "" };
+    let mut index_names: std::collections::HashMap<(i32, u32, bool), String> =
+        std::collections::HashMap::new();
+    let suffix = if options.use_migrated_indices {
+        "-v2.0.0"
+    } else {
+        ""
+    };
     let result: Result<()> = async {
         'pages: while let Some(page) = reader.next_page().await? {
             let membership = if options.enrich_events {
@@ -336,23 +407,24 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
                         serde_json::to_writer(&mut doc, &membership.communities_on(recid, ts.date_naive(), &fallback)).expect("serialises");
                         doc.push(b'}');
                     }
-                    let month = (ts.year(), ts.month(), event_type == EventType::View);
-                    let index = index_names
-                        .entry(month)
-                        .or_insert_with(|| client.index(&format!("{}{suffix}", event_type.monthly_index(&format!("{:04}-{:02}", month.0, month.1)))))
-                        .clone();
                     match event_type {
                         EventType::View => report.view_events += 1,
                         EventType::Download => report.download_events += 1,
                     }
-                    if !options.dry_run {
-                        if options.enrich_events && !indices.contains(&index) {
-                            ensure_v2_fields(client, &index, event_type).await?;
+                    let month = (ts.year(), ts.month(), event_type == EventType::View);
+                    let index: &str = match index_names.entry(month) {
+                        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(new) => {
+                            let name = client.index(&format!("{}{suffix}", event_type.monthly_index(&format!("{:04}-{:02}", month.0, month.1))));
+                            if !options.dry_run && options.enrich_events {
+                                ensure_v2_fields(client, &name, event_type).await?;
+                            }
+                            indices.insert(name.clone());
+                            new.insert(name)
                         }
-                        pipeline.add_raw(&index, &id, doc).await?;
-                    }
-                    if !indices.contains(&index) {
-                        indices.insert(index);
+                    };
+                    if !options.dry_run {
+                        pipeline.add_raw(index, &id, doc).await?;
                     }
                 }
             }
@@ -370,8 +442,12 @@ pub async fn generate(client: &SearchClient, options: &UsageEventsOptions, progr
     report.failed = totals.failed;
     report.failure_reasons = totals.failure_reasons;
     report.indices = indices.into_iter().collect();
-    if !options.dry_run {
-        client.refresh(&client.index("events-stats-*")).await?;
+    if !options.dry_run && !report.indices.is_empty() {
+        // The indices written to, not every event index of the instance (a few names per
+        // request: a request line is limited to 4 KB).
+        for names in report.indices.chunks(40) {
+            client.refresh(&names.join(",")).await?;
+        }
     }
     progress.flush();
     Ok(report)
@@ -390,7 +466,10 @@ mod tests {
         let times = stratified(&mut rng, start, end, 12);
         assert_eq!(times.len(), 12);
         assert!(times.iter().all(|t| *t >= start && *t <= end));
-        let months: BTreeSet<u32> = times.iter().map(|t| t.format("%m").to_string().parse().unwrap()).collect();
+        let months: BTreeSet<u32> = times
+            .iter()
+            .map(|t| t.format("%m").to_string().parse().unwrap())
+            .collect();
         assert_eq!(months.len(), 12, "{times:?}");
         // A one-second window still works.
         assert_eq!(stratified(&mut rng, start, start, 3), vec![start; 3]);

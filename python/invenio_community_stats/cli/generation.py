@@ -56,6 +56,7 @@ def generate_community_events(community_ids, record_ids, start_date, end_date, d
     report = _community_events(community_ids, record_ids, start_date, end_date, dry_run)
     if as_json:
         echo_json(report)
+        _exit_if_failed(report["events_failed"], report["failure_reasons"])
         return
     verb = "would write" if dry_run else "wrote"
     click.echo(
@@ -70,6 +71,15 @@ def generate_community_events(community_ids, record_ids, start_date, end_date, d
             f"(record_published_date left out), e.g. {', '.join(report['unreadable_examples'])}",
             err=True,
         )
+    _exit_if_failed(report["events_failed"], report["failure_reasons"])
+
+
+def _exit_if_failed(failed, reasons):
+    """Documents that failed for good (not back-pressure, which is retried) make the run
+    fail: exit code 1, with the first reasons on stderr. Re-running writes only what is missing."""
+    if failed:
+        click.echo(f"Error: {failed} documents failed, e.g. {reasons[0] if reasons else 'unknown'}", err=True)
+        raise click.exceptions.Exit(1)
 
 
 @community_stats.command("community-events-status")
@@ -124,6 +134,7 @@ def generate_usage_events(start_date, end_date, event_start_date, event_end_date
     report = json.loads(core().generate_usage_events(search_settings(retry=not dry_run), json.dumps(options)))
     if as_json:
         echo_json(report)
+        _exit_if_failed(report["failed"], report["failure_reasons"])
         return
     verb = "would write" if dry_run else "wrote"
     click.echo(
@@ -133,3 +144,4 @@ def generate_usage_events(start_date, end_date, event_start_date, event_end_date
         + (f", {report['failed']} failed ({'; '.join(report['failure_reasons'])})" if report["failed"] else "")
         + f" in {len(report['indices'])} monthly indices."
     )
+    _exit_if_failed(report["failed"], report["failure_reasons"])
