@@ -18,6 +18,12 @@ async fn open_pit(client: &SearchClient, index: &str) -> Result<String> {
         .to_string())
 }
 
+/// Closes a point in time (best effort: it expires anyway after its keep-alive).
+pub async fn close_pit(client: &SearchClient, id: &str) {
+    let body = json!({"pit_id": [id]});
+    let _ = client.json_opt(Method::Delete, "_search/point_in_time", Some(&body)).await;
+}
+
 /// A point-in-time reader over `index`.
 pub struct PitReader {
     client: SearchClient,
@@ -29,6 +35,9 @@ pub struct PitReader {
     source: Value,
     after: Option<Value>,
     slice: Option<(u32, u32)>,
+    /// False for a slice reader on a point in time shared with other slices (whoever opened
+    /// it closes it); true once a lost point in time was reopened by this reader.
+    owns_pit: bool,
     done: bool,
 }
 
@@ -49,16 +58,38 @@ impl PitReader {
             source,
             after: None,
             slice: None,
+            owns_pit: true,
             done: false,
         })
     }
 
-    /// Reads only slice `id` of `max` (parallel readers share one point in time).
-    pub fn with_slice(mut self, id: u32, max: u32) -> Self {
-        if max > 1 {
-            self.slice = Some((id, max));
-        }
-        self
+    /// `queries.len()` readers of one point in time on `index`, reader `i` reading slice `i`
+    /// with `queries[i]` (each slice resumes from its own checkpoint). Slices are cut by the
+    /// hash of each document's `_seq_no`, not by Lucene's doc ids: a document stays in its
+    /// slice when a run resumes on a new point in time (a document rewritten since gets a
+    /// new `_seq_no`; callers that resume catch those up by `_seq_no`). Returns the readers
+    /// and the point in time, to be closed with [`close_pit`] once every reader is done.
+    pub async fn open_slices(client: &SearchClient, index: &str, queries: Vec<Value>, sort: Value, page_size: usize, source: Value) -> Result<(Vec<Self>, String)> {
+        let pit_id = open_pit(client, index).await?;
+        let max = queries.len() as u32;
+        let readers = queries
+            .into_iter()
+            .enumerate()
+            .map(|(i, query)| Self {
+                client: client.clone(),
+                index: index.to_string(),
+                pit_id: Some(pit_id.clone()),
+                query,
+                sort: sort.clone(),
+                page_size: page_size.max(1),
+                source: source.clone(),
+                after: None,
+                slice: (max > 1).then_some((i as u32, max)),
+                owns_pit: false,
+                done: false,
+            })
+            .collect();
+        Ok((readers, pit_id))
     }
 
     /// Starts after this sort value (a checkpoint).
@@ -90,7 +121,7 @@ impl PitReader {
             body["search_after"] = after.clone();
         }
         if let Some((id, max)) = self.slice {
-            body["slice"] = json!({"id": id, "max": max});
+            body["slice"] = json!({"id": id, "max": max, "field": "_seq_no"});
         }
         let mut reply = match self.client.json(Method::Post, "_search", Some(&body)).await {
             Ok(r) => r,
@@ -103,6 +134,7 @@ impl PitReader {
                 let new_id = open_pit(&self.client, &self.index).await?;
                 body["pit"]["id"] = json!(new_id);
                 self.pit_id = Some(new_id);
+                self.owns_pit = true;
                 self.client.json(Method::Post, "_search", Some(&body)).await?
             }
             Err(e) => return Err(e),
@@ -130,8 +162,9 @@ impl PitReader {
     /// Closes the point in time (also done, best effort, when dropped without closing).
     pub async fn close(mut self) -> Result<()> {
         if let Some(id) = self.pit_id.take() {
-            let body = json!({"pit_id": [id]});
-            let _ = self.client.json_opt(Method::Delete, "_search/point_in_time", Some(&body)).await;
+            if self.owns_pit {
+                close_pit(&self.client, &id).await;
+            }
         }
         Ok(())
     }

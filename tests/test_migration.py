@@ -92,6 +92,38 @@ def test_max_batches_checkpoints_and_resumes(cli, search, sample):
     assert ids(search, f"{p}events-stats-record-view-2025-05-v2.0.0") == ids(search, f"{p}events-stats-record-view-2025-05")
 
 
+def test_slices_checkpoint_each_and_a_resume_keeps_the_layout(cli, search, sample):
+    p = sample
+    source = f"{p}events-stats-record-view-2025-05"
+    expected = ids(search, source)
+    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "20", "--slices", "3",
+                   "--max-batches", "6", "--json"))
+    assert first["months"][0]["state"] == "interrupted"
+    state = search.ok("GET", f"{p}stats-community-migration/_doc/view-2025-05")["_source"]
+    # Three slices, each with its own checkpoint; the display checkpoint is the earliest.
+    assert len(state["slice_checkpoints"]) == 3
+    assert [cp for cp in state["slice_checkpoints"] if cp], state
+    assert state["checkpoint"] == min(cp for cp in state["slice_checkpoints"] if cp)
+    copied = ids(search, f"{source}-v2.0.0")
+    assert 0 < len(copied) < len(expected)
+    # Each slice reads its own documents, in timestamp order: nothing before a slice's
+    # checkpoint is missing from the copy. The slices are cut by _seq_no, so a new point in
+    # time (as a resumed run opens) cuts them the same way.
+    pit = search.ok("POST", f"{source}/_search/point_in_time?keep_alive=1m")["pit_id"]
+    for slice_id, cp in enumerate(state["slice_checkpoints"]):
+        body = {"query": {"range": {"timestamp": {"lt": cp}}} if cp else {"match_none": {}}, "pit": {"id": pit},
+                "slice": {"id": slice_id, "max": 3, "field": "_seq_no"}, "size": 10000, "_source": False}
+        before = {h["_id"] for h in search.ok("POST", "_search", body)["hits"]["hits"]}
+        assert before <= set(copied)
+    search.request("DELETE", "_search/point_in_time", {"pit_id": [pit]})
+    # A resume asking for one slice keeps the month's three (its checkpoints belong to them).
+    rest = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "20", "--slices", "1", "--json"))
+    assert rest["months"][0]["state"] == "done"
+    assert ids(search, f"{source}-v2.0.0") == expected
+    assert search.count(f"{source}-v2.0.0") == len(expected)
+    assert len(search.ok("GET", f"{p}stats-community-migration/_doc/view-2025-05")["_source"]["slice_checkpoints"]) == 3
+
+
 def test_kill_9_at_random_points_never_loses_or_duplicates(cli_env, cli, search, sample):
     p = sample
     expected = ids(search, legacy(p, "*"))

@@ -46,6 +46,10 @@ pub struct MigrationOptions {
     /// Documents compared field by field when verifying a month.
     #[serde(default = "default_sample")]
     pub verify_sample: usize,
+    /// Point-in-time slices read in parallel per month (1..=16); a month resumes with the
+    /// slices its checkpoints were taken with.
+    #[serde(default = "default_slices")]
+    pub slices: u32,
 }
 
 fn default_batch() -> usize {
@@ -56,6 +60,9 @@ fn default_memory() -> f64 {
 }
 fn default_sample() -> usize {
     100
+}
+fn default_slices() -> u32 {
+    2
 }
 
 /// One month of one event type to migrate.
@@ -95,6 +102,9 @@ pub fn parse_months(text: &str) -> Result<(String, String)> {
 pub fn validate(options: &MigrationOptions) -> Result<Vec<EventType>> {
     if options.batch_size == 0 || options.batch_size > 10_000 {
         return Err(Error::invalid(format!("batch size {} is not between 1 and 10,000", options.batch_size)));
+    }
+    if options.slices == 0 || options.slices > 16 {
+        return Err(Error::invalid(format!("slices {} is not between 1 and 16", options.slices)));
     }
     if !(options.max_memory_percent > 0.0 && options.max_memory_percent <= 100.0) {
         return Err(Error::invalid(format!("max memory percent {} is not between 1 and 100", options.max_memory_percent)));
@@ -342,7 +352,7 @@ mod tests {
         let ok: MigrationOptions = serde_json::from_str("{}").unwrap();
         assert_eq!(validate(&ok).unwrap(), EventType::ALL.to_vec());
         for bad in [r#"{"batch_size":0}"#, r#"{"batch_size":10001}"#, r#"{"max_memory_percent":0}"#,
-                    r#"{"max_memory_percent":101}"#, r#"{"event_types":["click"]}"#, r#"{"months":"2024-13"}"#] {
+                    r#"{"max_memory_percent":101}"#, r#"{"event_types":["click"]}"#, r#"{"months":"2024-13"}"#, r#"{"slices":0}"#, r#"{"slices":17}"#] {
             let o: MigrationOptions = serde_json::from_str(bad).unwrap();
             assert!(validate(&o).is_err(), "{bad}");
         }

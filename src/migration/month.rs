@@ -222,36 +222,52 @@ pub async fn migrate(
     set_refresh(client, &plan.target, "-1").await?;
     progress.set_task(format!("{} {}: copying", plan.event_type, plan.month));
 
-    let query = match &record.checkpoint {
-        Some(cp) => json!({"range": {"timestamp": {"gte": cp}}}),
-        None => json!({"match_all": {}}),
-    };
+    // The slices are fixed when the month's copy starts: a resume reads with the layout its
+    // checkpoints belong to (a checkpoint of an older version is one slice).
+    if record.slice_checkpoints.is_empty() {
+        let slices = if record.checkpoint.is_some() { 1 } else { options.slices.max(1) as usize };
+        record.slice_checkpoints = vec![record.checkpoint.clone(); slices];
+    }
+    let queries: Vec<Value> = record
+        .slice_checkpoints
+        .iter()
+        .map(|cp| match cp {
+            Some(cp) => json!({"range": {"timestamp": {"gte": cp}}}),
+            None => json!({"match_all": {}}),
+        })
+        .collect();
+    let slices = queries.len();
     let sort = json!([{"timestamp": "asc"}, {"visitor_id": {"order": "asc", "missing": "_last"}}, {"unique_id": {"order": "asc", "missing": "_last"}}]);
-    let reader = PitReader::open(client, &plan.source, query, sort, options.batch_size, json!(true)).await?;
-    // Read-ahead: the next page is read while this one is enriched and written.
-    let (page_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Vec<Value>>>(2);
-    let read_ahead = tokio::spawn(async move {
-        let mut reader = reader;
-        loop {
-            let next = reader.next_page().await;
-            let more = matches!(next, Ok(Some(_)));
-            let item = match next {
-                Ok(Some(page)) => Ok(page),
-                Ok(None) => break,
-                Err(e) => Err(e),
-            };
-            if page_tx.send(item).await.is_err() || !more {
-                break;
+    let (readers, pit_id) = PitReader::open_slices(client, &plan.source, queries, sort, options.batch_size, json!(true)).await?;
+    // One reader per slice, reading ahead while pages are enriched and written; each
+    // slice's pages arrive in its sort order.
+    let (page_tx, mut pages) = tokio::sync::mpsc::channel::<Result<(usize, Vec<Value>)>>(2 * slices);
+    let mut read_ahead = tokio::task::JoinSet::new();
+    for (slice, mut reader) in readers.into_iter().enumerate() {
+        let page_tx = page_tx.clone();
+        read_ahead.spawn(async move {
+            loop {
+                let (item, more) = match reader.next_page().await {
+                    Ok(Some(page)) => (Ok((slice, page)), true),
+                    Ok(None) => break,
+                    Err(e) => (Err(e), false),
+                };
+                if page_tx.send(item).await.is_err() || !more {
+                    break;
+                }
             }
-        }
-        let _ = reader.close().await;
-    });
+            let _ = reader.close().await;
+        });
+    }
+    drop(page_tx);
     let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Index, options.batch_size, 2);
     let mut stop: Option<(MonthState, String)> = None;
     let mut cancelled = false;
     // Pages read but not yet checkpointed: their documents are on their way (two bulk
     // requests in flight); the checkpoint moves once all of them are acknowledged.
-    let (mut pending_pages, mut pending_docs, mut pending_checkpoint) = (0u64, 0u64, None::<String>);
+    let (mut pending_pages, mut pending_docs) = (0u64, 0u64);
+    let mut pending_checkpoints: Vec<Option<String>> = vec![None; slices];
+    let pages_per_checkpoint = PAGES_PER_CHECKPOINT.max(slices as u64);
     let loop_result: Result<bool> = async {
         loop {
             let reason = if client.cancel_token().is_cancelled() {
@@ -266,16 +282,18 @@ pub async fn migrate(
                 })
             };
             let page = if reason.is_none() { pages.recv().await.transpose()? } else { None };
-            if let Some(page) = &page {
+            if let Some((slice, page)) = &page {
                 for (id, doc) in enrich_page(client, cache, page, &mut out.records_missing).await? {
                     pipeline.add_raw(&plan.target, &id, doc).await?;
                 }
                 pipeline.dispatch().await?;
                 pending_pages += 1;
                 pending_docs += page.len() as u64;
-                pending_checkpoint = page.last().and_then(|h| h["_source"]["timestamp"].as_str()).map(str::to_string);
+                if let Some(ts) = page.last().and_then(|h| h["_source"]["timestamp"].as_str()) {
+                    pending_checkpoints[*slice] = Some(ts.to_string());
+                }
             }
-            if pending_pages > 0 && (page.is_none() || pending_pages >= PAGES_PER_CHECKPOINT) {
+            if pending_pages > 0 && (page.is_none() || pending_pages >= pages_per_checkpoint) {
                 pipeline.drain().await?;
                 let totals = pipeline.totals().clone();
                 if totals.failed > 0 {
@@ -285,7 +303,12 @@ pub async fn migrate(
                 out.batches += pending_pages;
                 out.written = totals.written;
                 record.migrated += pending_docs;
-                record.checkpoint = pending_checkpoint.take();
+                for (slice, cp) in pending_checkpoints.iter_mut().enumerate() {
+                    if let Some(cp) = cp.take() {
+                        record.slice_checkpoints[slice] = Some(cp);
+                    }
+                }
+                record.checkpoint = record.slice_checkpoints.iter().flatten().min().cloned();
                 if record.state != MonthState::Switching {
                     record.state = MonthState::Copying;
                     record.error = None;
@@ -305,7 +328,8 @@ pub async fn migrate(
     }
     .await;
     drop(pages);
-    let _ = read_ahead.await;
+    while read_ahead.join_next().await.is_some() {}
+    crate::pit::close_pit(client, &pit_id).await;
     let _ = pipeline.finish().await;
     let exhausted = match loop_result {
         Ok(e) => e,

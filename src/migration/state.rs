@@ -43,9 +43,15 @@ pub struct MonthRecord {
     pub source_count: u64,
     /// Documents written into the target so far (acknowledged).
     pub migrated: u64,
-    /// Timestamp (`YYYY-MM-DDTHH:MM:SS`) up to which everything before is acknowledged:
-    /// a re-run reads from here (inclusive; re-writing the same `_id` is harmless).
+    /// The earliest of the slice checkpoints (for display): the copy is acknowledged up to
+    /// here at least.
     pub checkpoint: Option<String>,
+    /// Per point-in-time slice, the timestamp (`YYYY-MM-DDTHH:MM:SS`) up to which the
+    /// slice's documents are acknowledged: a re-run reads each slice from its checkpoint
+    /// (inclusive; re-writing the same `_id` is harmless). Its length is the month's slice
+    /// count, fixed when its copy starts.
+    #[serde(default)]
+    pub slice_checkpoints: Vec<Option<String>>,
     /// The last error, kept after a failure.
     pub error: Option<String>,
     /// Verification summary.
@@ -91,6 +97,7 @@ fn mapping() -> Value {
     json!({"dynamic": "strict", "properties": {
         "event_type": {"type": "keyword"}, "month": {"type": "keyword"}, "state": {"type": "keyword"},
         "source_count": {"type": "long"}, "migrated": {"type": "long"}, "checkpoint": {"type": "keyword"},
+        "slice_checkpoints": {"type": "keyword"},
         "error": {"type": "text"}, "verified": {"type": "text"}, "source_deleted": {"type": "boolean"},
         "seq_watermark": {"type": "long"}, "backup": {"type": "keyword"},
         "updated": {"type": "date"},

@@ -13,6 +13,8 @@ def _copy_options(f):
                      help="Event types (repeatable or comma-separated; default both)."),
         click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True,
                      help="Events per batch (a checkpoint after each)."),
+        click.option("--slices", type=click.IntRange(1, 16), default=2, show_default=True,
+                     help="Point-in-time slices read in parallel per month (a month resumes with the slices it began with)."),
         click.option("--max-batches", type=click.IntRange(0, None), default=0, show_default=True,
                      help="At most this many batches per month in this run (0 = no limit)."),
         click.option("--max-memory-percent", type=click.FloatRange(1, 100), default=85.0, show_default=True,
@@ -26,13 +28,14 @@ def _copy_options(f):
     return f
 
 
-def _run(months, event_types, batch_size, max_batches, max_memory_percent, delete_old_indices, fresh_start, dry_run, as_json):
+def _run(months, event_types, batch_size, slices, max_batches, max_memory_percent, delete_old_indices, fresh_start, dry_run, as_json):
     import json
 
     options = {
         "event_types": split_values(event_types),
         "months": months,
         "batch_size": batch_size,
+        "slices": slices,
         "max_batches": max_batches,
         "max_memory_percent": max_memory_percent,
         "delete_old_indices": delete_old_indices,
