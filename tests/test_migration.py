@@ -145,11 +145,41 @@ def test_delete_old_indices_only_after_verification(cli, search, sample):
     p = sample
     report = js(cli("migrate-events", "--event-types", "download", "--delete-old-indices", "--json"))
     assert report["done"] == 3 and all(m["source_deleted"] for m in report["months"])
-    assert search.indices(legacy(p, "file-download")) == []
+    # The old names are now write aliases of the new indices (no concrete index is left).
+    for m in (4, 5, 6):
+        name = f"{p}events-stats-file-download-2025-0{m}"
+        assert search.ok("GET", f"_alias/{name}") == {f"{name}-v2.0.0": {"aliases": {name: {"is_write_index": True}}}}
     assert len(search.indices(legacy(p, "record-view"))) == 3  # views untouched
     status = js(cli("migration-status", "--event-types", "download", "--json"))
     assert [r["source_count"] for r in status] == [None, None, None]
     assert all(r["state"] == "done" and r["migrated"] > 0 for r in status)
+    # A late write to an old name lands in the read alias, not in a stray new legacy index.
+    before = search.count(f"{p}events-stats-file-download")
+    doc = search.search_all(f"{p}events-stats-file-download-2025-05-v2.0.0", size=1)[0]["_source"]
+    search.ok("PUT", f"{p}events-stats-file-download-2025-05/_doc/late-write?refresh=true", dict(doc, visitor_id="late"))
+    assert search.count(f"{p}events-stats-file-download") == before + 1
+    assert "late-write" in ids(search, f"{p}events-stats-file-download-2025-05-v2.0.0")
+    again = js(cli("migrate-events", "--event-types", "download", "--json"))
+    assert again["done"] == 3 and again["written"] == 0
+
+
+def test_writes_to_a_kept_old_index_after_its_switch_are_copied_by_a_rerun(cli, search, sample):
+    p = sample
+    source = f"{p}events-stats-record-view-2025-05"
+    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--json"))
+    assert first["months"][0]["state"] == "done"
+    doc = search.search_all(source, size=1)[0]["_source"]
+    for n in range(3):
+        search.ok("PUT", f"{source}/_doc/after-switch-{n}", dict(doc, visitor_id=f"after-{n}"))
+    again = js(cli("migrate-month", "2025-05", "--event-types", "view", "--json"))
+    (month,) = again["months"]
+    assert month["state"] == "done" and again["written"] == 3, month
+    assert "3 events written to the old index since were copied" in month["message"]
+    assert ids(search, f"{source}-v2.0.0") == ids(search, source)
+    target = {h["_id"]: h["_source"] for h in search.search_all(f"{source}-v2.0.0", {"ids": {"values": ["after-switch-0"]}})}
+    assert target["after-switch-0"]["visitor_id"] == "after-0" and "community_ids" in target["after-switch-0"]
+    # Nothing new: nothing copied.
+    assert js(cli("migrate-month", "2025-05", "--event-types", "view", "--json"))["written"] == 0
 
 
 class LiveWriter(threading.Thread):

@@ -198,11 +198,20 @@ pub async fn migrate(
     out.source_count = client.count(&plan.source, None).await?;
     record.source_count = out.source_count;
     if record.state == MonthState::Done {
+        // A kept source (closed month, no --delete-old-indices) that took writes after its
+        // switch: a re-run copies them (by `_seq_no`, above the month's watermark).
+        if !options.dry_run && !record.source_deleted && client.exists(&plan.source).await? && !client.is_alias(&plan.source).await? {
+            out.written = catch_up_after_switch(client, plan, event_type, &mut record, options, cache, &mut out.records_missing).await?;
+        }
         out.state = MonthState::Done;
         out.switched = true;
         out.target_count = client.count(&plan.target, None).await?;
         out.checkpoint = record.checkpoint.clone();
-        out.message = Some("already migrated".into());
+        out.message = Some(if out.written > 0 {
+            format!("already migrated; {} events written to the old index since were copied", out.written)
+        } else {
+            "already migrated".into()
+        });
         progress.advance(out.source_count);
         return Ok(out);
     }
@@ -447,7 +456,13 @@ pub async fn migrate(
         return Ok(out);
     }
     let mut actions = vec![json!({"add": {"index": plan.target, "alias": alias}})];
-    if client.in_alias(&plan.source, &alias).await? {
+    if options.delete_old_indices {
+        // One atomic request: the source goes, and its name becomes a write alias of the
+        // target, so a late write to the old name lands in the read alias instead of
+        // creating a stray legacy index that nothing reads.
+        actions.push(json!({"remove_index": {"index": plan.source}}));
+        actions.push(json!({"add": {"index": plan.target, "alias": plan.source, "is_write_index": true}}));
+    } else if client.in_alias(&plan.source, &alias).await? {
         actions.push(json!({"remove": {"index": plan.source, "alias": alias}}));
     }
     client.json(Method::Post, "_aliases", Some(&json!({"actions": actions}))).await?;
@@ -456,7 +471,6 @@ pub async fn migrate(
     record.error = None;
     record.verified = Some(format!("{source_now} documents; sample of {} compared field by field", options.verify_sample.min(source_now as usize)));
     if options.delete_old_indices {
-        client.json(Method::Delete, &plan.source, None).await?;
         record.source_deleted = true;
         out.source_deleted = true;
     }
@@ -464,6 +478,37 @@ pub async fn migrate(
     out.state = MonthState::Done;
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Copies the writes a kept source took after its month was switched (everything above
+/// the month's `_seq_no` watermark) and moves the watermark. A state from before the
+/// watermark existed gets one now (its earlier late writes cannot be told apart).
+async fn catch_up_after_switch(
+    client: &SearchClient,
+    plan: &MonthPlan,
+    event_type: EventType,
+    record: &mut MonthRecord,
+    options: &MigrationOptions,
+    cache: &mut RecordCache,
+    records_missing: &mut u64,
+) -> Result<u64> {
+    let now = live::mark(client, &plan.source).await?;
+    let Some(from) = record.seq_watermark.clone() else {
+        record.seq_watermark = Some(now);
+        state::save(client, event_type, record).await?;
+        return Ok(0);
+    };
+    if from.len() == now.len() && from.iter().zip(&now).all(|(f, n)| n <= f) {
+        return Ok(0);
+    }
+    let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Index, options.batch_size, 2);
+    live::catch_up(client, plan, &from, &now, options.batch_size, cache, &mut pipeline, records_missing).await?;
+    let written = pipeline.finish().await?.written;
+    client.refresh(&plan.target).await?;
+    record.seq_watermark = Some(now);
+    state::save(client, event_type, record).await?;
+    log::info!("{}: {written} events written to it after its switch copied to {}", plan.source, plan.target);
+    Ok(written)
 }
 
 #[cfg(test)]
