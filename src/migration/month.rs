@@ -370,8 +370,10 @@ pub async fn migrate(
     debug_assert!(exhausted);
 
     let mut catch = BulkPipeline::new(client.clone(), BulkOp::Index, options.batch_size, 2);
-    if live {
-        // The month still receives events: reroute, catch up, verify, swap (see `live`).
+    if live || options.delete_old_indices {
+        // The month still receives events, or its source is to be deleted: reroute, catch
+        // up, verify, swap (see `live`). Deleting a closed month's source the same way
+        // leaves no moment in which a late write could land in it and go with it.
         progress.set_task(format!("{} {}: switching over", plan.event_type, plan.month));
         let switched = live::switch_over(
             client,
@@ -398,8 +400,8 @@ pub async fn migrate(
                 out.switched = true;
                 out.source_deleted = true;
                 out.message = Some(match &record.backup {
-                    Some(b) => format!("live month switched over; the legacy name is now an alias of the target; the old index is kept as {b}"),
-                    None => "live month switched over; the legacy name is now an alias of the target; the old index is deleted".into(),
+                    Some(b) => format!("switched over; the legacy name is now an alias of the target; the old index is kept as {b}"),
+                    None => "switched over; the legacy name is now an alias of the target; the old index is deleted".into(),
                 });
             }
             Err(Error::Cancelled(m)) => {
@@ -455,14 +457,9 @@ pub async fn migrate(
         out.seconds = started.elapsed().as_secs_f64();
         return Ok(out);
     }
+    // (With --delete-old-indices the month took the switchover above.)
     let mut actions = vec![json!({"add": {"index": plan.target, "alias": alias}})];
-    if options.delete_old_indices {
-        // One atomic request: the source goes, and its name becomes a write alias of the
-        // target, so a late write to the old name lands in the read alias instead of
-        // creating a stray legacy index that nothing reads.
-        actions.push(json!({"remove_index": {"index": plan.source}}));
-        actions.push(json!({"add": {"index": plan.target, "alias": plan.source, "is_write_index": true}}));
-    } else if client.in_alias(&plan.source, &alias).await? {
+    if client.in_alias(&plan.source, &alias).await? {
         actions.push(json!({"remove": {"index": plan.source, "alias": alias}}));
     }
     client.json(Method::Post, "_aliases", Some(&json!({"actions": actions}))).await?;
@@ -470,10 +467,6 @@ pub async fn migrate(
     record.state = MonthState::Done;
     record.error = None;
     record.verified = Some(format!("{source_now} documents; sample of {} compared field by field", options.verify_sample.min(source_now as usize)));
-    if options.delete_old_indices {
-        record.source_deleted = true;
-        out.source_deleted = true;
-    }
     state::save(client, event_type, &mut record).await?;
     out.state = MonthState::Done;
     out.seconds = started.elapsed().as_secs_f64();
