@@ -217,24 +217,10 @@ pub fn legacy_event<'a>(
         None => ["ui_", recid].concat(),
     };
     let timestamp_text = second_timestamp(timestamp);
-    // The hour time-slice of invenio-stats' unique_session_id: YYYYMMDDHH.
+    // The hour time-slice of invenio-stats' unique_session_id: YYYYMMDDHH (event years have
+    // four digits: the templates' date format takes no other).
     let t = timestamp_text.as_bytes();
-    let hour_slice = [&t[0..4], &t[5..7], &t[8..10], &t[11..13]].concat();
-    let unique_session_id = if timestamp.year() > 9999 || timestamp.year() < 0 {
-        sha1_hex(&[
-            visitor.visitor_id.as_bytes(),
-            format!(
-                "{:04}{:02}{:02}{:02}",
-                timestamp.year(),
-                timestamp.month(),
-                timestamp.day(),
-                timestamp.hour()
-            )
-            .as_bytes(),
-        ])
-    } else {
-        sha1_hex(&[visitor.visitor_id.as_bytes(), &hour_slice])
-    };
+    let unique_session_id = sha1_hex(&[visitor.visitor_id.as_bytes(), &t[0..4], &t[5..7], &t[8..10], &t[11..13]]);
     let id = event_id(timestamp, &unique_id, &visitor.visitor_id);
     let mut updated_timestamp = String::with_capacity(26);
     push_second_timestamp(&mut updated_timestamp, updated);

@@ -47,20 +47,10 @@ impl PitReader {
     /// Opens a point in time on `index` (an alias or pattern). `sort` must end with a
     /// unique field so that `search_after` never skips or repeats a document.
     pub async fn open(client: &SearchClient, index: &str, query: Value, sort: Value, page_size: usize, source: Value) -> Result<Self> {
-        let pit_id = open_pit(client, index).await?;
-        Ok(Self {
-            client: client.clone(),
-            index: index.to_string(),
-            pit_id: Some(pit_id),
-            query,
-            sort,
-            page_size: page_size.max(1),
-            source,
-            after: None,
-            slice: None,
-            owns_pit: true,
-            done: false,
-        })
+        let (mut readers, _) = Self::open_slices(client, index, vec![query], sort, page_size, source).await?;
+        let mut reader = readers.remove(0);
+        reader.owns_pit = true;
+        Ok(reader)
     }
 
     /// `queries.len()` readers of one point in time on `index`, reader `i` reading slice `i`

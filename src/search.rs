@@ -117,11 +117,7 @@ impl SearchClient {
     pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
         match self.json_opt(method, path, body).await? {
             Some(v) => Ok(v),
-            None => Err(Error::Search {
-                status: 404,
-                what: describe(method, path),
-                reason: "not found".into(),
-            }),
+            None => Err(not_found(describe(method, path))),
         }
     }
 
@@ -150,16 +146,8 @@ impl SearchClient {
         let text = self
             .raw_text(Method::Post, &path, Some(ndjson), "application/x-ndjson")
             .await?
-            .ok_or_else(|| Error::Search {
-                status: 404,
-                what: "bulk".into(),
-                reason: "not found".into(),
-            })?;
-        parse_bulk_text(&text).map_err(|e| Error::Search {
-            status: 200,
-            what: "bulk".into(),
-            reason: format!("invalid JSON in reply: {e}"),
-        })
+            .ok_or_else(|| not_found("bulk".into()))?;
+        parse_bulk_text(&text).map_err(|e| invalid_reply("bulk".into(), &e))
     }
 
     /// The core request loop: retries connection errors and back-pressure while the
@@ -178,13 +166,7 @@ impl SearchClient {
         if text.trim().is_empty() {
             return Ok(Some(Value::Null));
         }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::Search {
-                status: 200,
-                what,
-                reason: format!("invalid JSON in reply: {e}"),
-            })
+        serde_json::from_str(&text).map(Some).map_err(|e| invalid_reply(what, &e))
     }
 
     /// [`Self::raw`] without the parse: the text of a 2xx reply, `None` for 404.
@@ -339,6 +321,16 @@ impl SearchClient {
         .await?;
         Ok(())
     }
+}
+
+/// A 404 where the caller needs the thing.
+fn not_found(what: String) -> Error {
+    Error::Search { status: 404, what, reason: "not found".into() }
+}
+
+/// A 2xx reply whose body is not the JSON expected.
+fn invalid_reply(what: String, e: &serde_json::Error) -> Error {
+    Error::Search { status: 200, what, reason: format!("invalid JSON in reply: {e}") }
 }
 
 fn describe(method: Method, path: &str) -> String {

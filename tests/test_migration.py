@@ -299,6 +299,8 @@ def test_dry_run_changes_nothing(cli, search, sample):
     (["--max-memory-percent", "0"], 2, "--max-memory-percent"),
     (["--max-memory-percent", "101"], 2, "--max-memory-percent"),
     (["--event-types", "click"], 2, "unknown event type"),
+    (["--slices", "0"], 2, "--slices"),
+    (["--slices", "17"], 2, "--slices"),
 ])
 def test_bad_input_changes_nothing(cli, search, sample, args, code, text):
     before = sorted(search.indices(f"{sample}*"))

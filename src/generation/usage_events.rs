@@ -8,8 +8,6 @@
 //! `updated_timestamp`, set to the event's time); `_id`s are invenio-stats' and writes
 //! are create-only, so a re-run with the same seed adds nothing.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -340,7 +338,6 @@ pub async fn generate(
     // index; three requests in flight. A cancel waits for that much to be written (< 1 s).
     let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 3)
         .with_buffer_limit(24 * options.batch_size);
-    let mut indices = BTreeSet::new();
     let mut index_names: std::collections::HashMap<(i32, u32, bool), String> =
         std::collections::HashMap::new();
     let suffix = if options.use_migrated_indices {
@@ -419,7 +416,6 @@ pub async fn generate(
                             if !options.dry_run && options.enrich_events {
                                 ensure_v2_fields(client, &name, event_type).await?;
                             }
-                            indices.insert(name.clone());
                             new.insert(name)
                         }
                     };
@@ -441,7 +437,8 @@ pub async fn generate(
     report.already_present = totals.already_present;
     report.failed = totals.failed;
     report.failure_reasons = totals.failure_reasons;
-    report.indices = indices.into_iter().collect();
+    report.indices = index_names.into_values().collect();
+    report.indices.sort();
     if !options.dry_run && !report.indices.is_empty() {
         // The indices written to, not every event index of the instance (a few names per
         // request: a request line is limited to 4 KB).
@@ -456,6 +453,7 @@ pub async fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use chrono::TimeZone;
 
     #[test]

@@ -122,6 +122,28 @@ pub async fn catch_up(
     Ok(copied)
 }
 
+/// Copies everything written to the source above `record.seq_watermark` (all of it when
+/// there is none) up to now, then moves the watermark and saves the state. Returns the
+/// number of documents copied.
+#[allow(clippy::too_many_arguments)]
+pub async fn catch_up_since_watermark(
+    client: &SearchClient,
+    plan: &MonthPlan,
+    event_type: EventType,
+    record: &mut MonthRecord,
+    batch_size: usize,
+    cache: &mut RecordCache,
+    pipeline: &mut BulkPipeline,
+    records_missing: &mut u64,
+) -> Result<u64> {
+    let now = mark(client, &plan.source).await?;
+    let from = record.seq_watermark.clone().unwrap_or_else(|| vec![-1; now.len()]);
+    let copied = catch_up(client, plan, &from, &now, batch_size, cache, pipeline, records_missing).await?;
+    record.seq_watermark = Some(now);
+    state::save(client, event_type, record).await?;
+    Ok(copied)
+}
+
 /// The ingest pipeline that reroutes writes from the legacy name to the target.
 pub fn reroute_pipeline(plan: &MonthPlan) -> String {
     format!("{}-reroute", plan.target)

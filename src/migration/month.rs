@@ -200,7 +200,7 @@ pub async fn migrate(
     if record.state == MonthState::Done {
         // A kept source (closed month, no --delete-old-indices) that took writes after its
         // switch: a re-run copies them (by `_seq_no`, above the month's watermark).
-        if !options.dry_run && !record.source_deleted && client.exists(&plan.source).await? && !client.is_alias(&plan.source).await? {
+        if !options.dry_run && !record.source_deleted && client.exists(&plan.source).await? {
             out.written = catch_up_after_switch(client, plan, event_type, &mut record, options, cache, &mut out.records_missing).await?;
         }
         out.state = MonthState::Done;
@@ -427,11 +427,7 @@ pub async fn migrate(
     }
     // Late writes (older timestamps, indexed after the copy started) are copied by `_seq_no`.
     for _ in 0..3 {
-        let now = live::mark(client, &plan.source).await?;
-        let from = record.seq_watermark.clone().unwrap_or_else(|| vec![-1; now.len()]);
-        let copied = live::catch_up(client, plan, &from, &now, options.batch_size, cache, &mut catch, &mut out.records_missing).await?;
-        record.seq_watermark = Some(now);
-        state::save(client, event_type, &mut record).await?;
+        let copied = live::catch_up_since_watermark(client, plan, event_type, &mut record, options.batch_size, cache, &mut catch, &mut out.records_missing).await?;
         if copied == 0 {
             break;
         }
@@ -474,8 +470,8 @@ pub async fn migrate(
 }
 
 /// Copies the writes a kept source took after its month was switched (everything above
-/// the month's `_seq_no` watermark) and moves the watermark. A state from before the
-/// watermark existed gets one now (its earlier late writes cannot be told apart).
+/// the month's `_seq_no` watermark). A state from before the watermark existed gets one
+/// now (its earlier late writes cannot be told apart).
 async fn catch_up_after_switch(
     client: &SearchClient,
     plan: &MonthPlan,
@@ -485,22 +481,18 @@ async fn catch_up_after_switch(
     cache: &mut RecordCache,
     records_missing: &mut u64,
 ) -> Result<u64> {
-    let now = live::mark(client, &plan.source).await?;
-    let Some(from) = record.seq_watermark.clone() else {
-        record.seq_watermark = Some(now);
+    if record.seq_watermark.is_none() {
+        record.seq_watermark = Some(live::mark(client, &plan.source).await?);
         state::save(client, event_type, record).await?;
-        return Ok(0);
-    };
-    if from.len() == now.len() && from.iter().zip(&now).all(|(f, n)| n <= f) {
         return Ok(0);
     }
     let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Index, options.batch_size, 2);
-    live::catch_up(client, plan, &from, &now, options.batch_size, cache, &mut pipeline, records_missing).await?;
+    live::catch_up_since_watermark(client, plan, event_type, record, options.batch_size, cache, &mut pipeline, records_missing).await?;
     let written = pipeline.finish().await?.written;
-    client.refresh(&plan.target).await?;
-    record.seq_watermark = Some(now);
-    state::save(client, event_type, record).await?;
-    log::info!("{}: {written} events written to it after its switch copied to {}", plan.source, plan.target);
+    if written > 0 {
+        client.refresh(&plan.target).await?;
+        log::info!("{}: {written} events written to it after its switch copied to {}", plan.source, plan.target);
+    }
     Ok(written)
 }
 
