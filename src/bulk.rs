@@ -138,6 +138,7 @@ pub async fn send_items(client: &SearchClient, items: Vec<BulkItem>) -> Result<B
     Err(Error::Search {
         status: 429,
         what: "bulk".into(),
+        kind: String::new(),
         reason: format!("{} items kept being rejected", pending.len()),
     })
 }

@@ -38,17 +38,35 @@ pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
 
 /// Parses a stored timestamp (`2024-06-01T10:00:00+00:00`, `...Z`, `2024-06-01T10:00:00`,
 /// with or without fractions, or a bare date) as UTC.
+/// Every form OpenSearch's `strict_date_optional_time` takes is read: fractions, `Z`,
+/// `+02:00` or `+0200` offsets, minutes or hours only. A time without an offset is UTC.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     let t = text.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z"] {
+        if let Ok(dt) = DateTime::parse_from_str(t, fmt) {
+            return Some(dt.with_timezone(&Utc));
+        }
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
             return Some(Utc.from_utc_datetime(&naive));
         }
     }
+    if t.len() == 13 && t.as_bytes()[10] == b'T' {
+        // `2024-06-01T10`: the hour only.
+        return NaiveDateTime::parse_from_str(&format!("{t}:00"), "%Y-%m-%dT%H:%M").ok().map(|n| Utc.from_utc_datetime(&n));
+    }
     NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().map(start_of_day)
+}
+
+/// A stored timestamp in the form the v2 event mapping takes
+/// (`strict_date_hour_minute_second`): UTC, to the second (fractions dropped). `None` when
+/// it cannot be read.
+pub fn utc_seconds(text: &str) -> Option<String> {
+    parse_timestamp(text).map(crate::events::second_timestamp)
 }
 
 /// The first day an EDTF date or interval stands for: `2020` -> 2020-01-01, `2020-10` ->
@@ -95,6 +113,26 @@ pub fn edtf_start(text: &str) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_form_of_strict_date_optional_time_becomes_utc_seconds() {
+        for (text, utc) in [
+            ("2025-05-01T10:00:00", "2025-05-01T10:00:00"),
+            ("2025-05-01T10:00:00.987654", "2025-05-01T10:00:00"),
+            ("2025-05-01T10:00:00.123Z", "2025-05-01T10:00:00"),
+            ("2025-05-01T10:00:00+02:00", "2025-05-01T08:00:00"),
+            ("2025-05-01T10:00:00.5+0200", "2025-05-01T08:00:00"),
+            ("2025-05-01T01:30:00-03:00", "2025-05-01T04:30:00"),
+            ("2025-05-01T00:30:00+01:00", "2025-04-30T23:30:00"),
+            ("2025-05-01T10:15", "2025-05-01T10:15:00"),
+            ("2025-05-01T10:15Z", "2025-05-01T10:15:00"),
+            ("2025-05-01T10", "2025-05-01T10:00:00"),
+            ("2025-05-01", "2025-05-01T00:00:00"),
+        ] {
+            assert_eq!(utc_seconds(text).as_deref(), Some(utc), "{text}");
+        }
+        assert_eq!(utc_seconds("yesterday"), None);
+    }
 
     fn d(y: i32, m: u32, day: u32) -> Option<NaiveDate> {
         NaiveDate::from_ymd_opt(y, m, day)

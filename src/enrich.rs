@@ -88,10 +88,13 @@ fn source(record: &Value, field: &str) -> Value {
         }
         "journal_title" => record["custom_fields"]["journal:journal"]["title"].clone(),
         "file_types" => {
-            let exts: BTreeSet<String> = as_items(&record["files"]["entries"])
-                .into_iter()
-                .filter_map(|e| e["ext"].as_str().map(str::to_lowercase))
-                .collect();
+            // `files.types` where the index has it (RDM writes it beside the entries), else
+            // the entries' extensions; a record with restricted files has neither.
+            let listed = match &record["files"]["types"] {
+                Value::Array(types) => types.iter().collect(),
+                _ => as_items(&record["files"]["entries"]).into_iter().map(|e| &e["ext"]).collect::<Vec<_>>(),
+            };
+            let exts: BTreeSet<String> = listed.into_iter().filter_map(|e| e.as_str().map(str::to_lowercase)).collect();
             if exts.is_empty() {
                 Value::Null
             } else {
@@ -311,7 +314,7 @@ impl RecordInfo {
 /// The record fields the enrichment reads (so that lookups fetch only these).
 pub const RECORD_SOURCE: &[&str] = &[
     "id", "access.status", "parent.communities.ids", "custom_fields.journal:journal.title",
-    "files.entries.ext", "metadata.resource_type", "metadata.publisher", "metadata.languages",
+    "files.types", "files.entries.ext", "metadata.resource_type", "metadata.publisher", "metadata.languages",
     "metadata.subjects", "metadata.rights", "metadata.funding.funder", "metadata.creators.affiliations",
     "metadata.contributors.affiliations",
 ];

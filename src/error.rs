@@ -18,9 +18,11 @@ pub enum Error {
     /// The cluster refused our credentials.
     #[error("OpenSearch at {host} rejected the credentials (HTTP {status})")]
     Auth { host: String, status: u16 },
-    /// The cluster answered a request with an error.
+    /// The cluster answered a request with an error: `kind` is the type of its root cause
+    /// (`resource_already_exists_exception`, ...; empty when the reply was not an
+    /// OpenSearch error), `reason` one line ending with that root cause.
     #[error("OpenSearch error on {what} (HTTP {status}): {reason}")]
-    Search { status: u16, what: String, reason: String },
+    Search { status: u16, what: String, kind: String, reason: String },
     /// A precondition on the data does not hold (missing index, existing data, ...).
     #[error("{0}")]
     Data(String),

@@ -132,19 +132,51 @@ pub fn event_id(timestamp: DateTime<Utc>, unique_id: &str, visitor_id: &str) -> 
     id
 }
 
+/// RFC 4122 name-based UUID, version 5 (SHA-1), of `name` in `namespace`.
+pub fn uuid5(namespace: &[u8; 16], name: &str) -> String {
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(namespace);
+    sha.update(name.as_bytes());
+    let mut b: [u8; 16] = sha.digest().bytes()[..16].try_into().expect("20 bytes");
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut out = String::with_capacity(36);
+    for (i, chunk) in [&b[0..4], &b[4..6], &b[6..8], &b[8..10], &b[10..16]].into_iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        push_hex(&mut out, chunk);
+    }
+    out
+}
+
+/// The RFC 4122 URL namespace (`uuid.NAMESPACE_URL` in Python).
+const NAMESPACE_URL: [u8; 16] = [
+    0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8,
+];
+
+/// A stable files-bucket id for a record whose index document has none (a real records
+/// index never has one): `uuid5(NAMESPACE_URL, "invenio-community-stats:bucket:<record id>")`,
+/// i.e. in Python `uuid.uuid5(uuid.NAMESPACE_URL, f"invenio-community-stats:bucket:{recid}")`.
+pub fn derived_bucket_id(recid: &str) -> String {
+    uuid5(&NAMESPACE_URL, &format!("invenio-community-stats:bucket:{recid}"))
+}
+
 /// What an event needs to know about its visitor.
 #[derive(Clone, Debug)]
 pub struct Visitor {
     /// Anonymised visitor id (sha224-shaped hex).
     pub visitor_id: String,
-    /// ISO country code.
-    pub country: String,
-    /// Referrer URL, if any.
+    /// ISO country code; `None` where GeoIP knows none (written as `null`, as invenio-stats does).
+    pub country: Option<String>,
+    /// Referrer URL; `None` is written as `null` (a request without a referrer).
     pub referrer: Option<String>,
-    /// Flagged as a robot.
+    /// Flagged as a robot (invenio-stats' `filter_robots` drops robots, so real events say false).
     pub is_robot: bool,
     /// Flagged as a machine client.
     pub is_machine: bool,
+    /// Made through the REST API (views then have the unique id `api_<recid>`).
+    pub via_api: bool,
 }
 
 /// The file of a download event.
@@ -176,7 +208,7 @@ pub enum Size {
 pub struct LegacyEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     bucket_id: Option<&'a str>,
-    country: &'a str,
+    country: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,7 +217,6 @@ pub struct LegacyEvent<'a> {
     is_robot: bool,
     parent_recid: &'a str,
     recid: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     referrer: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<Size>,
@@ -214,7 +245,7 @@ pub fn legacy_event<'a>(
     };
     let unique_id = match download {
         Some(f) => [f.bucket_id.as_str(), "_", f.file_id.as_str()].concat(),
-        None => ["ui_", recid].concat(),
+        None => [if visitor.via_api { "api_" } else { "ui_" }, recid].concat(),
     };
     let timestamp_text = second_timestamp(timestamp);
     // The hour time-slice of invenio-stats' unique_session_id: YYYYMMDDHH (event years have
@@ -222,7 +253,8 @@ pub fn legacy_event<'a>(
     let t = timestamp_text.as_bytes();
     let unique_session_id = sha1_hex(&[visitor.visitor_id.as_bytes(), &t[0..4], &t[5..7], &t[8..10], &t[11..13]]);
     let id = event_id(timestamp, &unique_id, &visitor.visitor_id);
-    let mut updated_timestamp = String::with_capacity(26);
+    // As invenio-stats writes it: `datetime.now(timezone.utc).isoformat()`.
+    let mut updated_timestamp = String::with_capacity(32);
     push_second_timestamp(&mut updated_timestamp, updated);
     updated_timestamp.push('.');
     push_digits(
@@ -230,9 +262,10 @@ pub fn legacy_event<'a>(
         updated.timestamp_subsec_micros().min(999_999),
         6,
     );
+    updated_timestamp.push_str("+00:00");
     let event = LegacyEvent {
         bucket_id: download.map(|f| f.bucket_id.as_str()),
-        country: &visitor.country,
+        country: visitor.country.as_deref(),
         file_id: download.map(|f| f.file_id.as_str()),
         file_key: download.map(|f| f.file_key.as_str()),
         is_machine: visitor.is_machine,
@@ -251,7 +284,7 @@ pub fn legacy_event<'a>(
         unique_id,
         unique_session_id,
         updated_timestamp,
-        via_api: false,
+        via_api: visitor.via_api,
         visitor_id: &visitor.visitor_id,
     };
     (id, event)
@@ -309,10 +342,11 @@ mod tests {
             );
             let v = Visitor {
                 visitor_id: rng.hex(56),
-                country: "DE".into(),
+                country: Some("DE".into()),
                 referrer: None,
                 is_robot: false,
                 is_machine: false,
+                via_api: false,
             };
             let (id, event) = build_event(EventType::View, ts, "r", "p", &v, None, ts);
             // The fields as the straightforward `format!` versions write them.
@@ -322,7 +356,7 @@ mod tests {
             assert_eq!(event["unique_session_id"], sha.digest().to_string());
             assert_eq!(
                 event["updated_timestamp"],
-                ts.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+                ts.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
             );
             let mut sha = sha1_smol::Sha1::new();
             sha.update(format!("ui_r{}", v.visitor_id).as_bytes());
@@ -335,14 +369,23 @@ mod tests {
     }
 
     #[test]
+    fn derived_bucket_ids_are_python_uuid5() {
+        // uuid.uuid5(uuid.NAMESPACE_URL, "python.org") == 7af94e2b-4dd9-50f0-9c9a-8a48519bdef0
+        assert_eq!(uuid5(&NAMESPACE_URL, "python.org"), "7af94e2b-4dd9-50f0-9c9a-8a48519bdef0");
+        assert_eq!(derived_bucket_id("abcde-12345"), derived_bucket_id("abcde-12345"));
+        assert_ne!(derived_bucket_id("abcde-12345"), derived_bucket_id("abcde-12346"));
+    }
+
+    #[test]
     fn download_carries_its_file_and_view_does_not() {
         let ts = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
         let v = Visitor {
             visitor_id: "x".into(),
-            country: "DE".into(),
+            country: None,
             referrer: None,
             is_robot: false,
             is_machine: false,
+            via_api: true,
         };
         let f = FileRef {
             bucket_id: "b".into(),
@@ -352,7 +395,8 @@ mod tests {
         };
         let (_, view) = build_event(EventType::View, ts, "r", "p", &v, Some(&f), ts);
         assert!(view.get("file_id").is_none());
-        assert_eq!(view["unique_id"], "ui_r");
+        assert_eq!(view["unique_id"], "api_r");
+        assert!(view["country"].is_null() && view["referrer"].is_null() && view["via_api"] == true);
         let (_, dl) = build_event(EventType::Download, ts, "r", "p", &v, Some(&f), ts);
         assert_eq!(dl["unique_id"], "b_f");
         assert_eq!(dl["size"], 10.0);

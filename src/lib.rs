@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod generation;
 pub mod info;
+pub mod invenio_packages;
 pub mod migration;
 pub mod process;
 pub mod progress;

@@ -14,7 +14,7 @@ async fn open_pit(client: &SearchClient, index: &str) -> Result<String> {
         .ok_or_else(|| Error::Data(format!("index {index} does not exist")))?;
     Ok(reply["pit_id"]
         .as_str()
-        .ok_or_else(|| Error::Search { status: 200, what: "point in time".into(), reason: "no pit_id in reply".into() })?
+        .ok_or_else(|| Error::Search { status: 200, what: "point in time".into(), kind: String::new(), reason: "no pit_id in reply".into() })?
         .to_string())
 }
 
@@ -117,9 +117,9 @@ impl PitReader {
             Ok(r) => r,
             // A cluster restart (or an expired keep-alive) drops the point in time: open a
             // new one and go on from the same search_after position.
-            Err(Error::Search { status, reason, .. })
-                if status == 404 || reason.contains("search_phase_execution_exception") || reason.contains("search_context_missing") =>
-            {
+            // Only a missing search context is a lost point in time: a 400 (a bad query, a
+            // text field sorted on) is the request's own fault and is reported as such.
+            Err(Error::Search { status, kind, .. }) if status != 400 && (status == 404 || kind == "search_context_missing_exception") => {
                 log::warn!("point in time on {} was lost; reopening it and continuing", self.index);
                 let new_id = open_pit(&self.client, &self.index).await?;
                 body["pit"]["id"] = json!(new_id);

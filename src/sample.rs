@@ -1,27 +1,34 @@
-//! A small InvenioRDM-shaped sample for demos, the Quick start and tests: communities,
-//! records (with `parent.communities.ids`, files, metadata, a few tombstones) and legacy
-//! monthly view/download event indices. Deterministic for a given seed and end date.
+//! A small InvenioRDM instance's worth of data for demos, the Quick start and tests:
+//! communities, records and legacy monthly view/download event indices, created with the
+//! mappings and templates that InvenioRDM itself ships (read from its packages, see
+//! [`crate::invenio_packages`]) and in the shapes a real instance holds: versions sharing a
+//! parent, public records with restricted or embargoed files whose index document says only
+//! `files: {"enabled": true}`, no bucket id on records, `parent.communities` as `{}`,
+//! licences, subjects, funders and affiliations without an id, multilingual vocabulary
+//! titles with `props`, `custom_fields: {}`, events with a null `referrer` or `country`,
+//! `api_` unique ids and `updated_timestamp` with microseconds and an offset.
+//! Deterministic for a given seed and end date.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::bulk::{BulkOp, BulkPipeline};
 use crate::error::{Error, Result};
 use crate::events::{build_event, EventType, FileRef, Visitor};
+use crate::invenio_packages::{self as packages, PackageFiles};
 use crate::progress::Progress;
 use crate::rng::SeededRng;
-use crate::bulk::{BulkOp, BulkPipeline};
 use crate::search::SearchClient;
-use crate::templates;
 
 /// What to generate.
 #[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SampleOptions {
     /// Number of communities.
     #[serde(default = "d_communities")]
     pub communities: u32,
-    /// Number of records.
+    /// Number of records (every version counts as one).
     #[serde(default = "d_records")]
     pub records: u32,
     /// Usage events per record (views and downloads together), on average.
@@ -36,6 +43,10 @@ pub struct SampleOptions {
     /// Random seed.
     #[serde(default = "d_seed")]
     pub seed: u64,
+    /// Directories laid out like site-packages where InvenioRDM's packages (their mapping
+    /// files) are looked up, in order.
+    #[serde(default)]
+    pub package_roots: Vec<String>,
 }
 
 fn d_communities() -> u32 {
@@ -67,53 +78,110 @@ pub struct SampleReport {
     pub index_prefix: String,
     /// Communities written.
     pub communities: u64,
-    /// Records written (including tombstones).
+    /// Records written (every version, tombstones included).
     pub records: u64,
     /// Records that are deleted (tombstones).
     pub deleted_records: u64,
+    /// Records whose files are restricted or embargoed (indexed without file entries).
+    pub records_with_hidden_files: u64,
+    /// Records that are not the first version of their parent.
+    pub new_versions: u64,
     /// View events written.
     pub view_events: u64,
     /// Download events written.
     pub download_events: u64,
     /// Monthly event indices written to.
     pub event_indices: Vec<String>,
+    /// The records and communities indices created (invenio-search's names).
+    pub created_indices: Vec<String>,
 }
 
-const RESOURCE_TYPES: &[(&str, &str)] = &[
-    ("publication-article", "Journal article"),
-    ("dataset", "Dataset"),
-    ("software", "Software"),
-    ("image-figure", "Figure"),
-    ("publication-book", "Book"),
+/// (id, English title, German title, props.type, props.subtype)
+const RESOURCE_TYPES: &[(&str, &str, &str, &str, &str)] = &[
+    ("publication-article", "Journal article", "Zeitschriftenartikel", "publication", "publication-article"),
+    ("dataset", "Dataset", "Datensatz", "dataset", ""),
+    ("software", "Software", "Software", "software", ""),
+    ("image-figure", "Figure", "Abbildung", "image", "image-figure"),
+    ("publication-book", "Book", "Buch", "publication", "publication-book"),
 ];
-const LANGUAGES: &[(&str, &str)] = &[("eng", "English"), ("fra", "French"), ("deu", "German"), ("spa", "Spanish")];
+const LANGUAGES: &[(&str, &str, &str)] =
+    &[("eng", "English", "Englisch"), ("fra", "French", "Französisch"), ("deu", "German", "Deutsch"), ("spa", "Spanish", "Spanisch")];
 const SUBJECTS: &[(&str, &str)] = &[
-    ("fos-1", "Natural sciences"),
-    ("fos-2", "Engineering and technology"),
-    ("fos-5", "Social sciences"),
-    ("fos-6", "Humanities"),
+    ("https://w3id.org/oecd-fos-2007/1", "Natural sciences"),
+    ("https://w3id.org/oecd-fos-2007/2", "Engineering and technology"),
+    ("https://w3id.org/oecd-fos-2007/5", "Social sciences"),
+    ("https://w3id.org/oecd-fos-2007/6", "Humanities"),
 ];
-const RIGHTS: &[(&str, &str)] = &[
-    ("cc-by-4.0", "Creative Commons Attribution 4.0 International"),
-    ("cc0-1.0", "Creative Commons Zero v1.0 Universal"),
-    ("mit", "MIT License"),
+const KEYWORDS: &[&str] = &["open data", "climate", "digital humanities", "software citation"];
+/// (id, title, spdx url, icon)
+const RIGHTS: &[(&str, &str, &str, &str)] = &[
+    ("cc-by-4.0", "Creative Commons Attribution 4.0 International", "https://creativecommons.org/licenses/by/4.0/legalcode", "cc-by-icon"),
+    ("cc0-1.0", "Creative Commons Zero v1.0 Universal", "https://creativecommons.org/publicdomain/zero/1.0/legalcode", "cc-cc0-icon"),
+    ("mit", "MIT License", "https://opensource.org/licenses/MIT", ""),
 ];
+const CUSTOM_LICENCES: &[&str] = &["All rights reserved", "Licence agreed with the publisher"];
 const FUNDERS: &[(&str, &str)] = &[
     ("00k4n6c32", "European Commission"),
     ("021nxhr62", "National Science Foundation"),
     ("01cwqze88", "National Institutes of Health"),
 ];
+const FREE_FUNDERS: &[&str] = &["Local Heritage Trust", "Departmental seed fund"];
 const AFFILIATIONS: &[(&str, &str)] = &[
     ("01ggx4157", "CERN"),
     ("05a28rw58", "ETH Zurich"),
     ("052gg0110", "University of Oxford"),
     ("042nb2s44", "Massachusetts Institute of Technology"),
 ];
+const FREE_AFFILIATIONS: &[&str] = &["Independent researcher", "Institute for Open Things"];
 const PUBLISHERS: &[&str] = &["Zenodo", "Knowledge Commons", "Springer", "Elsevier"];
 const JOURNALS: &[&str] = &["Journal of Open Research", "Digital Humanities Quarterly", "Data in Brief"];
 const COUNTRIES: &[&str] = &["US", "DE", "FR", "GB", "BR", "IN", "JP", "ZA"];
-const EXTENSIONS: &[(&str, &str)] = &[("pdf", "application/pdf"), ("csv", "text/csv"), ("zip", "application/zip"), ("png", "image/png")];
-const ACCESS: &[&str] = &["open", "open", "open", "restricted", "embargoed"];
+/// Extensions and MIME types of files (`bin` and `gz` are what real uploads often have).
+const EXTENSIONS: &[(&str, &str)] = &[
+    ("pdf", "application/pdf"),
+    ("csv", "text/csv"),
+    ("zip", "application/zip"),
+    ("png", "image/png"),
+    ("bin", "application/octet-stream"),
+    ("gz", "application/gzip"),
+];
+
+/// How a record's files can be seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FileAccess {
+    Open,
+    Restricted,
+    Embargoed,
+    MetadataOnly,
+}
+
+impl FileAccess {
+    fn status(self) -> &'static str {
+        match self {
+            FileAccess::Open => "open",
+            FileAccess::Restricted => "restricted",
+            FileAccess::Embargoed => "embargoed",
+            FileAccess::MetadataOnly => "metadata-only",
+        }
+    }
+}
+
+/// One community as the sample knows it.
+struct Community {
+    id: String,
+    slug: String,
+    title: String,
+    created: String,
+}
+
+/// A parent (a concept record) shared by its versions: communities belong to it.
+struct Parent {
+    id: String,
+    uuid: String,
+    owner: u64,
+    communities: Vec<usize>,
+    access: FileAccess,
+}
 
 /// An InvenioRDM-style persistent id: `abcde-12345`.
 fn rdm_id(rng: &mut SeededRng) -> String {
@@ -128,18 +196,21 @@ fn rdm_id(rng: &mut SeededRng) -> String {
     s
 }
 
-fn vocab_list(rng: &mut SeededRng, items: &[(&str, &str)], max: u64, make: impl Fn(&str, &str) -> Value) -> Vec<Value> {
-    let n = 1 + rng.below(max);
-    let mut out: Vec<Value> = Vec::new();
-    let mut used = Vec::new();
-    for _ in 0..n {
-        let (id, title) = rng.pick(items);
-        if !used.contains(id) {
-            used.push(*id);
-            out.push(make(id, title));
+/// RDM's timestamps: microseconds and an offset.
+fn rdm_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+}
+
+/// 1 to `max` distinct items of `items`, built by `make`.
+fn some_of<T: PartialEq + Copy>(rng: &mut SeededRng, items: &[T], max: u64, make: impl Fn(T) -> Value) -> Vec<Value> {
+    let mut used: Vec<T> = Vec::new();
+    for _ in 0..1 + rng.below(max) {
+        let item = *rng.pick(items);
+        if !used.contains(&item) {
+            used.push(item);
         }
     }
-    out
+    used.into_iter().map(make).collect()
 }
 
 /// The sample's last day.
@@ -167,10 +238,26 @@ fn validate(options: &SampleOptions) -> Result<()> {
     Ok(())
 }
 
+/// The first day of the event window: the first of the month `months - 1` before `end`'s.
+fn first_month(end: NaiveDate, months: u32) -> NaiveDate {
+    let index = end.format("%Y").to_string().parse::<i32>().unwrap_or(2000) * 12
+        + end.format("%m").to_string().parse::<i32>().unwrap_or(1)
+        - 1
+        - (months as i32 - 1);
+    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1).expect("valid month")
+}
+
 /// Loads the sample into the cluster. Refuses to touch a prefix that already has a records index.
 pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<SampleReport> {
     validate(options)?;
     let end = end_day(options)?;
+    let files = PackageFiles::new(&options.package_roots);
+    // Read every file first: a missing package changes nothing.
+    files.read(packages::RECORDS_MAPPING, "")?;
+    files.read(packages::COMMUNITIES_MAPPING, "")?;
+    for template in packages::EVENT_TEMPLATES {
+        files.read(template, "")?;
+    }
     let records_alias = client.index("rdmrecords-records");
     if client.exists(&records_alias).await? {
         return Err(Error::Data(format!(
@@ -179,47 +266,53 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
     }
     let now = Utc::now();
     let end_ts = Utc.from_utc_datetime(&end.and_hms_opt(23, 59, 59).expect("valid time"));
-    let first_month = {
-        let mut y = end.format("%Y").to_string().parse::<i32>().unwrap_or(2000);
-        let mut m = end.format("%m").to_string().parse::<i32>().unwrap_or(1) - (options.months as i32 - 1);
-        while m <= 0 {
-            m += 12;
-            y -= 1;
-        }
-        NaiveDate::from_ymd_opt(y, m as u32, 1).expect("valid month")
-    };
-    let events_start = Utc.from_utc_datetime(&first_month.and_hms_opt(0, 0, 0).expect("valid time"));
+    let events_start = Utc.from_utc_datetime(&first_month(end, options.months).and_hms_opt(0, 0, 0).expect("valid time"));
 
-    create_sample_indices(client).await?;
-    templates::install(client, &["record-view-v1.0.0", "file-download-v1.0.0"]).await?;
+    let mut report = SampleReport { index_prefix: client.settings().index_prefix.clone(), ..Default::default() };
+    // invenio-search's index suffix is the creation time; a fixed one keeps the sample deterministic.
+    let suffix = "1700000000";
+    report.created_indices.push(packages::create_index(client, &files, packages::RECORDS_MAPPING, suffix).await?);
+    report.created_indices.push(packages::create_index(client, &files, packages::COMMUNITIES_MAPPING, suffix).await?);
+    packages::add_dashboard_flag(client).await?;
+    for template in packages::EVENT_TEMPLATES {
+        packages::install_legacy_template(client, &files, template).await?;
+    }
 
     let progress = Progress::from_env("load-sample-data");
     progress.set_total(u64::from(options.records));
     progress.set_task("writing communities");
     let mut rng = SeededRng::new(options.seed);
-    let mut report = SampleReport { index_prefix: client.settings().index_prefix.clone(), ..Default::default() };
     let mut writer = BulkPipeline::new(client.clone(), BulkOp::Index, 1000, 2);
 
-    // Communities.
-    let mut community_ids = Vec::new();
+    let mut communities = Vec::new();
     for i in 0..options.communities {
         let id = rng.uuid();
-        let created = events_start - Duration::days(400 + i64::from(i));
+        let created = rdm_time(events_start - Duration::days(400 + i64::from(i)));
+        let community = Community {
+            id: id.clone(),
+            slug: format!("sample-community-{}", i + 1),
+            title: format!("Sample community {}", i + 1),
+            created: created.clone(),
+        };
+        // Every second community has never had the custom field set: `custom_fields: {}`.
+        let custom_fields = if i % 2 == 0 { json!({packages::DASHBOARD_FLAG: true}) } else { json!({}) };
         let doc = json!({
-            "id": id, "uuid": id, "slug": format!("sample-community-{}", i + 1),
-            "created": created.to_rfc3339(), "updated": created.to_rfc3339(),
-            "metadata": {"title": format!("Sample community {}", i + 1)},
-            "access": {"visibility": "public"},
-            "custom_fields": {"stats:dashboard_enabled": true},
+            "id": id, "uuid": id, "slug": community.slug, "created": created, "updated": created,
+            "version_id": 2, "is_verified": true, "deletion_status": "P", "is_deleted": false,
+            "access": {"visibility": "public", "members_visibility": "public", "record_submission_policy": "open",
+                       "review_policy": "open"},
+            "metadata": {"title": community.title, "type": {"id": "organization", "title": {"en": "Organization", "de": "Organisation"}}},
+            "custom_fields": custom_fields,
+            "children": {"allow": false},
         });
         writer.add(&client.index("communities"), &id, &doc).await?;
-        community_ids.push(id);
+        communities.push(community);
         report.communities += 1;
     }
 
-    // Records, and their events.
     let span_secs = (end_ts - events_start).num_seconds().max(1);
-    for _ in 0..options.records {
+    let mut versions: Vec<(String, DateTime<Utc>, Vec<FileRef>)> = Vec::new();
+    while report.records < u64::from(options.records) {
         if client.cancel_token().is_cancelled() {
             let done = writer.finish().await?;
             return Err(Error::Cancelled(format!(
@@ -227,133 +320,105 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
                 report.records, done.written
             )));
         }
-        let recid = rdm_id(&mut rng);
-        let parent = rdm_id(&mut rng);
-        let mut rrng = SeededRng::for_key(options.seed, &recid);
-        // Created between 6 months before the event window and its end.
-        let created = events_start - Duration::days(180) + Duration::seconds(rrng.below((span_secs + 180 * 86400) as u64) as i64);
-        let communities: Vec<String> = if community_ids.is_empty() || rrng.below(5) == 0 {
+        // A parent and its versions (about one parent in five has two or three), which share
+        // its communities, owner and file access.
+        let parent_id = rdm_id(&mut rng);
+        let mut prng = SeededRng::for_key(options.seed, &parent_id);
+        let member_of = if communities.is_empty() || prng.below(5) == 0 {
             Vec::new()
         } else {
-            let mut c = vec![rrng.pick(&community_ids).clone()];
-            if rrng.below(4) == 0 {
-                let other = rrng.pick(&community_ids).clone();
-                if !c.contains(&other) {
-                    c.push(other);
-                }
+            let mut c = vec![prng.below(communities.len() as u64) as usize];
+            let other = prng.below(communities.len() as u64) as usize;
+            if prng.below(4) == 0 && !c.contains(&other) {
+                c.push(other);
             }
             c
         };
-        let has_files = rrng.below(10) != 0;
-        let deleted = rrng.below(30) == 0;
-        let bucket_id = rrng.uuid();
-        let files: Vec<Value> = if has_files {
-            (0..1 + rrng.below(3))
-                .map(|n| {
-                    let (ext, mime) = rrng.pick(EXTENSIONS);
-                    json!({"key": format!("file{}.{ext}", n + 1), "ext": ext, "mimetype": mime,
-                           "size": 1000 + rrng.below(50_000_000), "file_id": rrng.uuid(), "id": rrng.uuid()})
-                })
-                .collect()
-        } else {
-            Vec::new()
+        let access = match prng.below(20) {
+            0..=11 => FileAccess::Open,
+            12..=14 => FileAccess::Restricted,
+            15..=16 => FileAccess::Embargoed,
+            _ => FileAccess::MetadataOnly,
         };
-        let (rt_id, rt_title) = rrng.pick(RESOURCE_TYPES);
-        let access = *rrng.pick(if has_files { ACCESS } else { &["metadata-only"] });
-        let affiliation = |r: &mut SeededRng| {
-            vocab_list(r, AFFILIATIONS, 2, |id, name| json!({"id": id, "name": name}))
-        };
-        let creators: Vec<Value> = (0..1 + rrng.below(3))
-            .map(|n| json!({"person_or_org": {"type": "personal", "name": format!("Author {n}")}, "affiliations": affiliation(&mut rrng)}))
-            .collect();
-        let contributors: Vec<Value> = (0..rrng.below(2))
-            .map(|n| json!({"person_or_org": {"type": "personal", "name": format!("Editor {n}")}, "affiliations": affiliation(&mut rrng)}))
-            .collect();
-        let publication_year = created.format("%Y").to_string();
-        let mut record = json!({
-            "id": recid, "uuid": rrng.uuid(), "pid": {"pk": rrng.below(1_000_000), "status": "R"},
-            "created": created.to_rfc3339(), "updated": created.to_rfc3339(),
-            "is_published": true, "is_deleted": deleted, "deletion_status": if deleted {"D"} else {"P"},
-            "versions": {"index": 1, "is_latest": true},
-            "parent": {"id": parent, "communities": {"ids": communities, "default": communities.first()}},
-            "access": {"status": access, "record": "public", "files": if access == "open" {"public"} else {"restricted"}},
-            "bucket_id": bucket_id,
-            "files": {"enabled": has_files, "count": files.len(), "entries": files,
-                      "total_bytes": files.iter().map(|f| f["size"].as_u64().unwrap_or(0)).sum::<u64>()},
-            "metadata": {
-                "title": format!("Sample record {recid}"),
-                "publication_date": publication_year,
-                "resource_type": {"id": rt_id, "title": {"en": rt_title}},
-                "languages": vocab_list(&mut rrng, LANGUAGES, 2, |id, t| json!({"id": id, "title": {"en": t}})),
-                "subjects": vocab_list(&mut rrng, SUBJECTS, 2, |id, t| json!({"id": id, "subject": t, "scheme": "FOS"})),
-                "rights": vocab_list(&mut rrng, RIGHTS, 1, |id, t| json!({"id": id, "title": {"en": t}})),
-                "funding": vocab_list(&mut rrng, FUNDERS, 2, |id, n| json!({"funder": {"id": id, "name": n}})),
-                "publisher": rrng.pick(PUBLISHERS),
-                "creators": creators,
-                "contributors": contributors,
-            },
-            "custom_fields": {"journal:journal": {"title": rrng.pick(JOURNALS)}},
-        });
-        if deleted {
-            let removal = created + Duration::days(1 + rrng.below(60) as i64);
-            let removal = removal.min(end_ts);
-            record["tombstone"] = json!({"removal_date": removal.to_rfc3339(), "removal_reason": {"id": "spam"}});
-            report.deleted_records += 1;
+        let parent = Parent { id: parent_id, uuid: prng.uuid(), owner: 1 + prng.below(40), communities: member_of, access };
+        let count = match prng.below(10) {
+            0 => 3,
+            1 => 2,
+            _ => 1,
         }
-        writer.add(&records_alias, &recid, &record).await?;
-        report.records += 1;
-        progress.advance(1);
-        if report.records % 1000 == 1 {
-            progress.set_task(format!("writing records and their events ({} of {})", report.records, options.records));
+        .min(u64::from(options.records) - report.records);
+        // Created between 6 months before the event window and its end; later versions after.
+        let mut created = events_start - Duration::days(180)
+            + Duration::seconds(prng.below((span_secs + 180 * 86400) as u64) as i64)
+            + Duration::microseconds(prng.below(1_000_000) as i64);
+        versions.clear();
+        for version in 1..=count {
+            if version > 1 {
+                created = (created + Duration::days(1 + prng.below(60) as i64)).min(end_ts - Duration::minutes(version as i64));
+                report.new_versions += 1;
+            }
+            let recid = rdm_id(&mut rng);
+            let mut rrng = SeededRng::for_key(options.seed, &recid);
+            let deleted = rrng.below(30) == 0;
+            let (mut record, record_files) =
+                record_document(&mut rrng, &recid, &parent, &communities, created, deleted, end_ts);
+            record["versions"] = json!({"index": version, "is_latest": version == count, "latest_index": count});
+            if matches!(parent.access, FileAccess::Restricted | FileAccess::Embargoed) {
+                report.records_with_hidden_files += 1;
+            }
+            if deleted {
+                report.deleted_records += 1;
+            }
+            writer.add(&records_alias, &recid, &record).await?;
+            report.records += 1;
+            progress.advance(1);
+            if report.records % 1000 == 1 {
+                progress.set_task(format!("writing records and their events ({} of {})", report.records, options.records));
+            }
+            versions.push((recid, created, record_files));
         }
-
-        // Usage events between max(created, window start) and the end.
+        for (recid, created, record_files) in &versions {
+            let created = *created;
+            let mut rrng = SeededRng::for_key(options.seed.wrapping_add(1), recid);
+        // Usage events between max(created, window start) and the end. Downloads name the
+        // record's files, also those the index does not list (restricted or embargoed files
+        // are downloaded by the people allowed to), in a bucket the index never shows.
         let first = created.max(events_start);
         let window = (end_ts - first).num_seconds();
         if window <= 0 || options.events_per_record == 0 {
             continue;
         }
-        let files_refs: Vec<FileRef> = record["files"]["entries"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|f| FileRef {
-                        bucket_id: bucket_id.clone(),
-                        file_id: f["file_id"].as_str().unwrap_or_default().into(),
-                        file_key: f["key"].as_str().unwrap_or_default().into(),
-                        size: f["size"].as_f64().unwrap_or(0.0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let n_events = 1 + rrng.below(u64::from(options.events_per_record) * 2);
         for _ in 0..n_events {
             let ts: DateTime<Utc> = first + Duration::seconds(rrng.below(window as u64) as i64);
-            let event_type = if !files_refs.is_empty() && rrng.below(3) == 0 { EventType::Download } else { EventType::View };
+            let event_type =
+                if !record_files.is_empty() && rrng.below(3) == 0 { EventType::Download } else { EventType::View };
             let visitor = Visitor {
-                visitor_id: format!("{}", rrng.hex(56)),
-                country: rrng.pick(COUNTRIES).to_string(),
+                visitor_id: rrng.hex(56),
+                country: if rrng.below(10) == 0 { None } else { Some(rrng.pick(COUNTRIES).to_string()) },
                 referrer: if rrng.below(2) == 0 { Some(format!("https://example.org/search?q={}", rrng.below(100))) } else { None },
-                is_robot: rrng.below(50) == 0,
+                is_robot: false,
                 is_machine: rrng.below(40) == 0,
+                via_api: rrng.below(12) == 0,
             };
-            let file = if event_type == EventType::Download { Some(rrng.pick(&files_refs)) } else { None };
-            let (id, doc) = build_event(event_type, ts, &recid, &parent, &visitor, file, now);
-            let month = ts.format("%Y-%m").to_string();
-            let index = client.index(&event_type.monthly_index(&month));
+            let file = if event_type == EventType::Download { Some(rrng.pick(record_files)) } else { None };
+            let updated = ts + Duration::microseconds(1 + rrng.below(3_000_000_000) as i64);
+            let (id, doc) = build_event(event_type, ts, recid, &parent.id, &visitor, file, updated.min(now.max(ts)));
+            let index = client.index(&event_type.monthly_index(&ts.format("%Y-%m").to_string()));
             if !report.event_indices.contains(&index) {
                 report.event_indices.push(index.clone());
             }
             writer.add(&index, &id, &doc).await?;
-            match event_type {
-                EventType::View => report.view_events += 1,
-                EventType::Download => report.download_events += 1,
-            }
+        }
         }
     }
     let written = writer.finish().await?;
     if written.failed > 0 {
-        return Err(Error::Search { status: 400, what: "sample bulk write".into(), reason: written.failure_reasons.join("; ") });
+        return Err(Error::Data(format!(
+            "the cluster refused {} sample documents: {}",
+            written.failed,
+            written.failure_reasons.join("; ")
+        )));
     }
     progress.set_task("refreshing indices");
     progress.flush();
@@ -365,43 +430,186 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
     Ok(report)
 }
 
-async fn create_sample_indices(client: &SearchClient) -> Result<()> {
-    let kw = json!({"type": "keyword"});
-    let records = json!({
-        "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
-        "aliases": {client.index("rdmrecords-records"): {}},
-        "mappings": {"dynamic": true, "properties": {
-            "id": kw, "uuid": kw, "created": {"type": "date"}, "updated": {"type": "date"},
-            "is_published": {"type": "boolean"}, "is_deleted": {"type": "boolean"}, "deletion_status": kw,
-            "bucket_id": kw,
-            "parent": {"properties": {"id": kw, "communities": {"properties": {"ids": kw, "default": kw}}}},
-            "access": {"properties": {"status": kw, "record": kw, "files": kw}},
-            "tombstone": {"properties": {"removal_date": {"type": "date"}}},
-            "files": {"properties": {"enabled": {"type": "boolean"}, "count": {"type": "integer"},
-                "total_bytes": {"type": "long"},
-                "entries": {"properties": {"key": kw, "ext": kw, "mimetype": kw, "size": {"type": "long"}, "file_id": kw, "id": kw}}}},
-            "metadata": {"properties": {
-                "title": {"type": "text"},
-                "publication_date": kw,
-                "resource_type": {"properties": {"id": kw, "title": {"properties": {"en": kw}}}},
-                "languages": {"properties": {"id": kw, "title": {"properties": {"en": kw}}}},
-                "subjects": {"properties": {"id": kw, "subject": kw, "scheme": kw}},
-                "rights": {"properties": {"id": kw, "title": {"properties": {"en": kw}}}},
-                "funding": {"properties": {"funder": {"properties": {"id": kw, "name": {"type": "text", "fields": {"keyword": kw}}}}}},
-                "publisher": {"type": "text", "fields": {"keyword": kw}},
-                "creators": {"properties": {"affiliations": {"properties": {"id": kw, "name": {"type": "text", "fields": {"keyword": kw}}}}}},
-                "contributors": {"properties": {"affiliations": {"properties": {"id": kw, "name": {"type": "text", "fields": {"keyword": kw}}}}}},
-            }},
-            "custom_fields": {"properties": {"journal:journal": {"properties": {"title": {"type": "text", "fields": {"keyword": kw}}}}}},
-        }}
+/// One record version as RDM's dumper indexes it, and the files its events may name (all of
+/// its files, also those the index does not list).
+#[allow(clippy::too_many_arguments)]
+fn record_document(
+    rng: &mut SeededRng,
+    recid: &str,
+    parent: &Parent,
+    communities: &[Community],
+    created: DateTime<Utc>,
+    deleted: bool,
+    end_ts: DateTime<Utc>,
+) -> (Value, Vec<FileRef>) {
+    let bucket_id = rng.uuid();
+    let file_refs: Vec<FileRef> = if parent.access == FileAccess::MetadataOnly {
+        Vec::new()
+    } else {
+        (0..1 + rng.below(3))
+            .map(|n| {
+                let (ext, _) = rng.pick(EXTENSIONS);
+                FileRef {
+                    bucket_id: bucket_id.clone(),
+                    file_id: rng.uuid(),
+                    file_key: format!("data-{}.{ext}", n + 1),
+                    size: (1000 + rng.below(50_000_000)) as f64,
+                }
+            })
+            .collect()
+    };
+    let files = match parent.access {
+        FileAccess::MetadataOnly => json!({"enabled": false}),
+        // What RDM indexes for a public record whose files are restricted or embargoed.
+        FileAccess::Restricted | FileAccess::Embargoed => json!({"enabled": true}),
+        FileAccess::Open => {
+            let mime = |key: &str| {
+                let ext = key.rsplit('.').next().unwrap_or_default();
+                EXTENSIONS.iter().find(|(e, _)| *e == ext).map(|(_, m)| *m).unwrap_or("application/octet-stream")
+            };
+            let entries: Vec<Value> = file_refs
+                .iter()
+                .map(|f| {
+                    let ext = f.file_key.rsplit('.').next().unwrap_or_default();
+                    json!({"key": f.file_key, "ext": ext, "size": f.size as u64, "mimetype": mime(&f.file_key),
+                           "checksum": format!("md5:{}", rng.hex(32)), "file_id": f.file_id,
+                           "object_version_id": rng.uuid(), "version_id": 1, "metadata": {}, "access": {"hidden": false}})
+                })
+                .collect();
+            let mut types: Vec<&str> = file_refs.iter().map(|f| f.file_key.rsplit('.').next().unwrap_or_default()).collect();
+            types.sort_unstable();
+            types.dedup();
+            let mut mimetypes: Vec<&str> = file_refs.iter().map(|f| mime(&f.file_key)).collect();
+            mimetypes.sort_unstable();
+            mimetypes.dedup();
+            json!({"enabled": true, "count": entries.len(), "totalbytes": file_refs.iter().map(|f| f.size as u64).sum::<u64>(),
+                   "types": types, "mimetypes": mimetypes, "entries": entries,
+                   "default_preview": file_refs.first().map(|f| f.file_key.clone())})
+        }
+    };
+    let member: Vec<&Community> = parent.communities.iter().map(|&i| &communities[i]).collect();
+    let parent_communities = if member.is_empty() {
+        json!({})
+    } else {
+        json!({
+            "ids": member.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+            "default": member[0].id,
+            "entries": member.iter().map(|c| json!({"id": c.id, "uuid": c.id, "slug": c.slug, "created": c.created,
+                "updated": c.created, "version_id": 2, "is_verified": true, "metadata": {"title": c.title}})).collect::<Vec<_>>(),
+        })
+    };
+    let affiliations = |r: &mut SeededRng| -> Vec<Value> {
+        if r.below(4) == 0 {
+            vec![json!({"name": r.pick(FREE_AFFILIATIONS)})]
+        } else {
+            some_of(r, AFFILIATIONS, 2, |(id, name)| json!({"id": id, "name": name}))
+        }
+    };
+    let creators: Vec<Value> = (0..1 + rng.below(3))
+        .map(|n| {
+            json!({"person_or_org": {"type": "personal", "name": format!("Author{n}, Sam"), "given_name": "Sam",
+                                     "family_name": format!("Author{n}")},
+                   "affiliations": affiliations(rng)})
+        })
+        .collect();
+    let contributors: Vec<Value> = (0..rng.below(2))
+        .map(|n| {
+            json!({"person_or_org": {"type": "personal", "name": format!("Editor{n}, Kim"), "family_name": format!("Editor{n}")},
+                   "role": {"id": "editor", "title": {"en": "Editor"}}, "affiliations": affiliations(rng)})
+        })
+        .collect();
+    let (rt_id, rt_en, rt_de, rt_type, rt_subtype) = *rng.pick(RESOURCE_TYPES);
+    let rights = if rng.below(5) == 0 {
+        vec![json!({"title": {"en": rng.pick(CUSTOM_LICENCES)}, "description": {"en": "See the record's notes."}})]
+    } else {
+        some_of(rng, RIGHTS, 1, |(id, title, url, icon)| {
+            let mut r = json!({"id": id, "title": {"en": title}, "description": {"en": format!("{title}.")},
+                               "props": {"url": url, "scheme": "spdx"}});
+            if !icon.is_empty() {
+                r["icon"] = json!(icon);
+            }
+            r
+        })
+    };
+    let mut subjects = some_of(rng, SUBJECTS, 2, |(id, s)| json!({"id": id, "subject": s, "scheme": "FOS"}));
+    if rng.below(2) == 0 {
+        subjects.push(json!({"subject": rng.pick(KEYWORDS)}));
+    }
+    let funding = if rng.below(3) == 0 {
+        Vec::new()
+    } else if rng.below(4) == 0 {
+        vec![json!({"funder": {"name": rng.pick(FREE_FUNDERS)}})]
+    } else {
+        some_of(rng, FUNDERS, 2, |(id, name)| json!({"funder": {"id": id, "name": name}}))
+    };
+    let mut access = json!({"record": "public", "files": if parent.access == FileAccess::Open { "public" } else { "restricted" },
+                            "status": parent.access.status(), "embargo": {"active": false, "reason": null}});
+    if parent.access == FileAccess::Embargoed {
+        access["embargo"] = json!({"active": true, "until": (end_ts + Duration::days(365)).format("%Y-%m-%d").to_string(), "reason": null});
+    }
+    let publication = match rng.below(3) {
+        0 => created.format("%Y").to_string(),
+        1 => created.format("%Y-%m").to_string(),
+        _ => created.format("%Y-%m-%d").to_string(),
+    };
+    let custom_fields = if rng.below(3) == 0 { json!({"journal:journal": {"title": rng.pick(JOURNALS), "volume": "12"}}) } else { json!({}) };
+    let mut record = json!({
+        "id": recid, "uuid": rng.uuid(), "version_id": 3,
+        "pid": {"pk": rng.below(1_000_000), "pid_type": "recid", "obj_type": "rec", "status": "R"},
+        "created": rdm_time(created), "updated": rdm_time(created),
+        "is_published": true, "is_deleted": deleted, "deletion_status": if deleted { "D" } else { "P" },
+        "has_draft": false,
+            "parent": {"id": parent.id, "uuid": parent.uuid,
+                   "pid": {"pk": 1, "pid_type": "recid", "obj_type": "rec", "status": "R"},
+                   "access": {"owned_by": {"user": parent.owner.to_string()},
+                              "settings": {"allow_user_requests": false, "allow_guest_requests": false, "secret_link_expiration": 0}},
+                   "communities": parent_communities, "pids": {}},
+        "pids": {},
+        "access": access,
+        "files": files,
+        "media_files": {"enabled": false},
+        "metadata": {
+            "title": format!("Sample record {recid}"),
+            "publication_date": publication,
+            "resource_type": {"id": rt_id, "title": {"en": rt_en, "de": rt_de}, "props": {"type": rt_type, "subtype": rt_subtype}},
+            "languages": some_of(rng, LANGUAGES, 2, |(id, en, de)| json!({"id": id, "title": {"en": en, "de": de}})),
+            "subjects": subjects,
+            "rights": rights,
+            "funding": funding,
+            "publisher": rng.pick(PUBLISHERS),
+            "creators": creators,
+            "contributors": contributors,
+        },
+        "custom_fields": custom_fields,
     });
-    let communities = json!({
-        "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
-        "aliases": {client.index("communities"): {}},
-        "mappings": {"dynamic": true, "properties": {"id": kw, "uuid": kw, "slug": kw, "created": {"type": "date"}}}
-    });
-    client.json(Method::Put, &client.index("rdmrecords-records-record-v7.0.0"), Some(&records)).await?;
-    client.json(Method::Put, &client.index("communities-communities-v1.0.0"), Some(&communities)).await?;
-    Ok(())
+    if deleted {
+        let removal = (created + Duration::days(1 + rng.below(60) as i64)).min(end_ts);
+        record["tombstone"] = json!({"removal_date": rdm_time(removal), "removal_reason": {"id": "spam-record"},
+                                     "note": "", "removed_by": {"user": "1"}, "citation_text": "", "is_visible": true});
+    }
+    (record, file_refs)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_month_counts_back_over_year_ends() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(first_month(d(2025, 6, 30), 3), d(2025, 4, 1));
+        assert_eq!(first_month(d(2025, 2, 10), 3), d(2024, 12, 1));
+        assert_eq!(first_month(d(2025, 1, 1), 25), d(2023, 1, 1));
+    }
+
+    #[test]
+    fn hidden_files_are_not_listed_but_still_downloadable() {
+        let parent = Parent { id: "p".into(), uuid: "u".into(), owner: 1, communities: vec![], access: FileAccess::Restricted };
+        let end = Utc.with_ymd_and_hms(2025, 6, 30, 23, 59, 59).unwrap();
+        let (doc, files) = record_document(&mut SeededRng::new(1), "r", &parent, &[], end - Duration::days(3), false, end);
+        assert_eq!(doc["files"], json!({"enabled": true}));
+        assert!(!files.is_empty());
+        assert!(doc.get("bucket_id").is_none());
+        assert_eq!(doc["parent"]["communities"], json!({}));
+    }
+}

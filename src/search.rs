@@ -211,11 +211,8 @@ impl SearchClient {
                         }
                         429 | 502 | 503 | 504 => format!("HTTP {status}: {}", error_reason(&text)),
                         _ => {
-                            return Err(Error::Search {
-                                status,
-                                what,
-                                reason: error_reason(&text),
-                            });
+                            let (kind, reason) = parse_error(&text);
+                            return Err(Error::Search { status, what, kind, reason });
                         }
                     }
                 }
@@ -229,11 +226,7 @@ impl SearchClient {
             };
             if started.elapsed() >= budget || self.cancel.is_cancelled() {
                 if retry_reason.starts_with("HTTP ") {
-                    return Err(Error::Search {
-                        status: 503,
-                        what,
-                        reason: retry_reason,
-                    });
+                    return Err(Error::Search { status: 503, what, kind: String::new(), reason: retry_reason });
                 }
                 return Err(Error::Connection {
                     host: self.settings.hosts_display(),
@@ -325,12 +318,12 @@ impl SearchClient {
 
 /// A 404 where the caller needs the thing.
 fn not_found(what: String) -> Error {
-    Error::Search { status: 404, what, reason: "not found".into() }
+    Error::Search { status: 404, what, kind: String::new(), reason: "not found".into() }
 }
 
 /// A 2xx reply whose body is not the JSON expected.
 fn invalid_reply(what: String, e: &serde_json::Error) -> Error {
-    Error::Search { status: 200, what, reason: format!("invalid JSON in reply: {e}") }
+    Error::Search { status: 200, what, kind: String::new(), reason: format!("invalid JSON in reply: {e}") }
 }
 
 fn describe(method: Method, path: &str) -> String {
@@ -364,24 +357,47 @@ fn connection_reason(e: &opensearch::Error) -> String {
     }
 }
 
-/// The `reason` of an OpenSearch error body, or the body itself (shortened).
-pub fn error_reason(text: &str) -> String {
+/// What an OpenSearch error body says: the type of its root cause (the most specific error:
+/// for `search_phase_execution_exception: all shards failed` the shard's own error) and a
+/// one-line reason that ends with that root cause. A body that is not an OpenSearch error
+/// gives an empty type and the body itself (shortened).
+pub fn parse_error(text: &str) -> (String, String) {
+    let one_line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
     if let Ok(v) = serde_json::from_str::<Value>(text) {
         let err = &v["error"];
         if let Some(reason) = err["reason"].as_str() {
             let kind = err["type"].as_str().unwrap_or("error");
-            return format!("{kind}: {reason}");
+            let root = err["root_cause"].as_array().and_then(|r| r.first()).filter(|r| r["reason"].is_string());
+            // A search that failed on its shards names the cause in `failed_shards`.
+            let shard = err["failed_shards"].as_array().and_then(|f| f.first()).map(|f| &f["reason"]).filter(|r| r["reason"].is_string());
+            let cause = shard.filter(|_| kind == "search_phase_execution_exception").or(root);
+            return match cause {
+                Some(c) if c["reason"].as_str() != Some(reason) || c["type"].as_str() != Some(kind) => {
+                    let ckind = c["type"].as_str().unwrap_or("error");
+                    (ckind.to_string(), one_line(&format!("{kind}: {reason}; caused by {ckind}: {}", c["reason"].as_str().unwrap_or_default())))
+                }
+                _ => (kind.to_string(), one_line(&format!("{kind}: {reason}"))),
+            };
         }
         if let Some(s) = err.as_str() {
-            return s.to_string();
+            return (String::new(), one_line(s));
         }
     }
-    let mut t = text.trim().to_string();
+    let mut t = one_line(text);
     if t.len() > 300 {
-        t.truncate(300);
+        let mut end = 300;
+        while !t.is_char_boundary(end) {
+            end -= 1;
+        }
+        t.truncate(end);
         t.push('…');
     }
-    t
+    (String::new(), t)
+}
+
+/// The one-line reason of an OpenSearch error body (see [`parse_error`]).
+pub fn error_reason(text: &str) -> String {
+    parse_error(text).1
 }
 
 /// Sorts a `_bulk` reply's items.
@@ -484,6 +500,18 @@ mod tests {
             "index_not_found_exception: no such index [x]"
         );
         assert_eq!(error_reason("plain"), "plain");
+    }
+
+    #[test]
+    fn a_failed_search_names_its_root_cause() {
+        let body = r#"{"error":{"root_cause":[{"type":"illegal_argument_exception","reason":"Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default."}],
+            "type":"search_phase_execution_exception","reason":"all shards failed","phase":"query","grouped":true,
+            "failed_shards":[{"shard":0,"index":"x","node":"n","reason":{"type":"illegal_argument_exception","reason":"Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default."}}]},"status":400}"#;
+        let (kind, reason) = parse_error(body);
+        assert_eq!(kind, "illegal_argument_exception");
+        assert!(reason.starts_with("search_phase_execution_exception: all shards failed; caused by illegal_argument_exception: Text fields are not optimised"), "{reason}");
+        let (kind, _) = parse_error(r#"{"error":{"root_cause":[{"type":"resource_already_exists_exception","reason":"index [x/1] already exists"}],"type":"resource_already_exists_exception","reason":"index [x/1] already exists"},"status":400}"#);
+        assert_eq!(kind, "resource_already_exists_exception");
     }
 
     #[test]

@@ -5,6 +5,8 @@ independently of the code under test."""
 import json
 from collections import defaultdict
 
+import invenio_rdm
+
 from invenio_community_stats import _core
 
 COMMUNITY_A = "c0a1a1a1-0000-4000-8000-00000000000a"  # slug alpha, dashboard enabled
@@ -18,14 +20,10 @@ def install_templates(search, prefix):
 
 
 def write_communities(search, prefix):
-    search.ok("PUT", f"{prefix}communities-communities-v1.0.0", {
-        "aliases": {f"{prefix}communities": {}},
-        "mappings": {"properties": {"id": {"type": "keyword"}, "slug": {"type": "keyword"},
-                                    "custom_fields": {"properties": {"stats:dashboard_enabled": {"type": "boolean"}}}}},
-    })
-    for cid, slug, enabled in [(COMMUNITY_A, "alpha", True), (COMMUNITY_B, "beta", False)]:
-        search.ok("PUT", f"{prefix}communities/_doc/{cid}?refresh=true",
-                  {"id": cid, "slug": slug, "custom_fields": {"stats:dashboard_enabled": enabled}})
+    """The two communities, in the instance's own communities index (invenio-communities'
+    mapping, with the opt-in custom field)."""
+    invenio_rdm.write(search, prefix, [], [invenio_rdm.community(COMMUNITY_A, "alpha", True),
+                                            invenio_rdm.community(COMMUNITY_B, "beta", False)])
 
 
 RECORDS = {
@@ -70,12 +68,18 @@ def scenario_events():
 
 
 def _doc(recid, parent, comms, md, ts, visitor, kind, i):
+    """An enriched (v2) event: invenio-stats' fields (a null referrer, a null country now and
+    then) plus the migration's enrichment."""
     d = {"timestamp": ts, "recid": recid, "parent_recid": parent, "visitor_id": visitor, "community_ids": comms,
-         "unique_session_id": f"s-{visitor}", "country": ["CH", "US", "FR"][i % 3], "is_robot": False, "is_machine": False}
+         "unique_session_id": f"s-{visitor}", "country": ["CH", "US", None][i % 3], "is_robot": False, "is_machine": False,
+         "referrer": None, "via_api": False, "updated_timestamp": f"{ts}.000000+00:00"}
     d.update(md)
     if kind == "download":
         d.update({"file_id": f"{recid}-file-{i % 2}", "file_key": f"data-{i % 2}.bin", "bucket_id": f"b-{recid}",
                   "size": 1000 * (ord(recid[-1]) - 48) + (i % 2)})
+        d["unique_id"] = f"b-{recid}_{d['file_id']}"
+    else:
+        d["unique_id"] = f"ui_{recid}"
     return d
 
 

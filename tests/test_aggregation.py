@@ -13,7 +13,7 @@ import pytest
 from aggregation_fixture import (
     COMMUNITY_A, COMMUNITY_B, expected_daily, install_templates, scenario_events, write_communities, write_events,
 )
-from test_templates import reference
+import reference_facts
 
 DELTA, SNAPSHOT = "community-usage-delta-agg", "community-usage-snapshot-agg"
 METRICS = {
@@ -119,12 +119,11 @@ def test_subcounts_funders_labels_and_top_lists(cli, search, index_prefix, scena
     assert {i["id"]: i["view"]["total_events"] for i in last["resource_types"]} == {k[0]: v for k, v in rt_views.items()}
     # Documents index without error under the reference's strict templates.
     for kind in ("delta", "snapshot"):
-        ref = reference(f"stats-community-usage-{kind}-v1.0.0")
-        body = json.loads(json.dumps(ref).replace("kc-", f"{index_prefix}ref-"))
-        search.ok("PUT", f"_index_template/{index_prefix}ref-usage-{kind}", body)
+        target = f"{index_prefix}ref-stats-community-usage-{kind}-2025"
+        search.ok("PUT", target, {"mappings": reference_facts.mappings(f"stats-community-usage-{kind}-v1.0.0")})
         lines = []
         for source in docs(search, index_prefix, kind, COMMUNITY_A).values():
-            lines += [json.dumps({"index": {"_index": f"{index_prefix}ref-stats-community-usage-{kind}-2025"}}), json.dumps(source)]
+            lines += [json.dumps({"index": {"_index": target}}), json.dumps(source)]
         reply = search.bulk(("\n".join(lines) + "\n").encode())
         assert not reply["errors"], [i for i in reply["items"] if "error" in i["index"]][:2]
 

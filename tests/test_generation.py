@@ -4,6 +4,7 @@ with expected figures computed from the records each test writes."""
 import json
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -35,7 +36,7 @@ def test_community_events_backfill_exact_fields_and_idempotent(cli, search, inde
         record("aaaaa-00004", "2024-04-01T00:00:00+00:00", [C2], deleted_at="2024-05-01T08:00:00+00:00"),
     ]
     write(search, index_prefix, records, COMMUNITIES)
-    expected = {(r["id"], c) for r in records for c in ["global", *r["parent"]["communities"]["ids"]]}
+    expected = {(r["id"], c) for r in records for c in ["global", *r["parent"]["communities"].get("ids", [])]}
 
     dry = js(cli("community-events-status", "--json"))
     assert dry["events_created"] == len(expected) and dry["events_existing"] == 0
@@ -163,17 +164,44 @@ def test_reference_scenario_exact_counts_inside_the_window(cli, search, index_pr
         assert created <= d["timestamp"] <= "2024-12-31T23:59:59", d["timestamp"]
         assert hit["_index"].endswith(d["timestamp"][:7])
         months[d["timestamp"][:7]] += 1
-        assert isinstance(d["visitor_id"], str) and isinstance(d["via_api"], bool) and len(d["country"]) == 2
+        assert isinstance(d["visitor_id"], str) and isinstance(d["via_api"], bool)
+        # As invenio-stats writes them: a country or null, a referrer or null, never a robot.
+        assert d["country"] is None or len(d["country"]) == 2
+        assert "referrer" in d and d["is_robot"] is False
+        assert d["updated_timestamp"].endswith("+00:00") and len(d["updated_timestamp"]) == 32
     # Spread over the whole window, not piled into the first months.
     assert set(months) == {f"2024-{m:02d}" for m in range(6, 13)}
     for hit in views:
-        assert not {"bucket_id", "file_id", "file_key", "size"} & set(hit["_source"])
-        assert hit["_source"]["unique_id"] == f"ui_{hit['_source']['recid']}"
+        d = hit["_source"]
+        assert not {"bucket_id", "file_id", "file_key", "size"} & set(d)
+        assert d["unique_id"] == f"{'api' if d['via_api'] else 'ui'}_{d['recid']}"
+    assert {h["_source"]["via_api"] for h in views} == {True, False}
+    # Real records carry no bucket id: it is derived from the record id (README).
     for hit in downloads:
         d = hit["_source"]
-        assert d["bucket_id"] == f"bucket-{d['recid']}" and d["file_id"] == f"file-{d['recid']}-0"
-        assert d["file_key"] == "f0.pdf" and d["size"] == 1000
+        assert d["bucket_id"] == str(uuid.uuid5(uuid.NAMESPACE_URL, f"invenio-community-stats:bucket:{d['recid']}"))
+        assert d["file_id"] == f"file-{d['recid']}-0" and d["file_key"] == "f0.pdf" and d["size"] == 1000
         assert d["unique_id"] == f"{d['bucket_id']}_{d['file_id']}"
+
+
+def test_records_with_restricted_files_get_views_and_the_report_says_why_no_downloads(cli, search, index_prefix):
+    """A public record with restricted or embargoed files is indexed as files: {enabled: true}
+    (no entries): no download can name its files, and the run says so instead of a silent 0."""
+    write(search, index_prefix, [
+        record("rrrrr-00001", "2024-06-01T10:00:00Z", [C1], files=2, file_access="restricted"),
+        record("rrrrr-00002", "2024-06-01T10:00:00Z", [C1], files=1, file_access="embargoed"),
+        record("rrrrr-00003", "2024-06-01T10:00:00Z", [C1], files=1),
+        record("rrrrr-00004", "2024-06-01T10:00:00Z", [C1]),
+    ], COMMUNITIES)
+    proc = cli("generate-usage-events", "--events-per-record", "4", "--event-start-date", "2024-06-01",
+               "--event-end-date", "2024-06-30", check=True)
+    assert "2 records have files that the records index does not list" in proc.stderr
+    report = js(cli("generate-usage-events", "--events-per-record", "4", "--event-start-date", "2024-06-01",
+                    "--event-end-date", "2024-06-30", "--json"))
+    assert report["records_with_unlisted_files"] == 2 and report["already_present"] == 20
+    downloads = usage(search, index_prefix, "file-download")
+    assert {h["_source"]["recid"] for h in downloads} == {"rrrrr-00003"} and len(downloads) == 4
+    assert len(usage(search, index_prefix, "record-view")) == 16
 
 
 def test_documents_the_node_refuses_are_counted_with_their_reasons_and_fail_the_run(cli, search, index_prefix):
@@ -262,7 +290,8 @@ def test_enriched_events_have_membership_of_their_day_and_fit_the_reference_temp
         day = d["timestamp"][:10]
         expected = sorted(([C1] if "2024-02-01" <= day <= "2024-03-15" else []) + ([C2] if day >= "2024-03-01" else []))
         assert d["community_ids"] == expected, d["timestamp"]
-        assert d["resource_type"] == {"id": "dataset", "title": {"en": "Dataset"}}
+        assert d["resource_type"] == {"id": "dataset", "title": {"en": "Dataset", "de": "Datensatz"},
+                                      "props": {"type": "dataset", "subtype": ""}}
         assert d["funders"] == [{"id": "00k4n6c32", "name": "European Commission"}]
         assert d["journal_title"] == "Journal of Tests" and d["publisher"] == "Test Press"
     for kind, tpl in [("record-view", "record-view-v2.0.0"), ("file-download", "file-download-v2.0.0")]:

@@ -62,11 +62,14 @@ def test_migration_enriches_verifies_and_switches_atomically(cli, search, sample
     for hit in search.search_all(f"{p}events-stats-file-download-*-v2.0.0"):
         d = hit["_source"]
         r = records[d["recid"]]
-        assert d["community_ids"] == sorted(set(r["parent"]["communities"]["ids"]))
+        assert d["community_ids"] == sorted(set(r["parent"]["communities"].get("ids", [])))
         assert d["resource_type"]["id"] == r["metadata"]["resource_type"]["id"]
         assert d["access_status"] == r["access"]["status"]
-        assert d["journal_title"] == r["custom_fields"]["journal:journal"]["title"]
-        assert sorted(f["name"] for f in d["funders"]) == sorted(f["funder"]["name"] for f in r["metadata"]["funding"])
+        assert d.get("journal_title") == r["custom_fields"].get("journal:journal", {}).get("title")
+        assert sorted(f["name"] for f in d.get("funders", [])) == sorted(f["funder"]["name"] for f in r["metadata"]["funding"])
+        # What RDM indexes for restricted files has no entries: `files.types` is read where
+        # present, and a record with hidden files has no file types.
+        assert d.get("file_types", []) == r["files"].get("types", [])
     # Our documents index under the reference's strict v2 template.
     errors, n = reindex_under_reference_mapping(search, f"{p}events-stats-file-download-*-v2.0.0", "file-download-v2.0.0", f"{p}ref-dl")
     assert errors == [] and n == len(dl_ids)
@@ -249,7 +252,7 @@ def test_live_month_switches_over_while_events_are_written(cli_env, cli, search,
     # Copied events are enriched.
     records = {h["_id"]: h["_source"] for h in search.search_all(f"{p}rdmrecords-records")}
     for hit in search.search_all(target, {"ids": {"values": original[:30]}}):
-        assert hit["_source"]["community_ids"] == sorted(set(records[hit["_source"]["recid"]]["parent"]["communities"]["ids"]))
+        assert hit["_source"]["community_ids"] == sorted(set(records[hit["_source"]["recid"]]["parent"]["communities"].get("ids", [])))
     # The old index is kept as a write-blocked backup outside every alias (no --delete-old-indices).
     backup = f"{legacy_name}-backup"
     kept = set(ids(search, backup))

@@ -48,8 +48,43 @@ def write_community_events(search, prefix, events):
 
 
 def owned(rec, user=1):
-    rec["parent"]["access"] = {"owned_by": {"user": user}}
+    rec["parent"]["access"] = {"owned_by": {"user": str(user)}}
     return rec
+
+
+def test_restricted_files_count_as_files_and_free_text_licences_by_title(cli, search, index_prefix):
+    """A public record with restricted or embargoed files is indexed as files: {enabled:
+    true} without entries: it is a record with files (its count and bytes are unknown to
+    the index); a licence without an id is counted under its title."""
+    install_templates(search, index_prefix)
+    created = f"{day(-2)}T09:00:00"
+    free = {"rights": [{"title": {"en": "All rights reserved"}, "description": {"en": "Ask the author."}}]}
+    records = [
+        owned(record("o1", created, [ALPHA], files=2)),
+        owned(record("x1", created, [ALPHA], files=2, file_access="restricted", metadata=free)),
+        owned(record("x2", created, [ALPHA], files=1, file_access="embargoed")),
+        owned(record("m1", created, [ALPHA], metadata=free)),
+    ]
+    write(search, index_prefix, records, [{"id": ALPHA, "slug": "alpha"}])
+    assert records[1]["files"] == {"enabled": True}
+    write_community_events(search, index_prefix, [community_event(r["id"], ALPHA, "added", day(-2)) for r in records])
+    js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--aggregation-type", RDELTA,
+           "--aggregation-type", RSNAP, "--start-date", day(-2), "--end-date", day(-2), "--json"))
+    opened = records[0]["files"]
+    for community in ("global", ALPHA):
+        t = rdocs(search, index_prefix, "delta", community)[day(-2)]
+        assert t["records"]["added"] == {"metadata_only": 1, "with_files": 3}, community
+        assert t["parents"]["added"] == {"metadata_only": 1, "with_files": 3}
+        # What the index holds: the open record's files only.
+        assert t["files"]["added"] == {"file_count": opened["count"], "data_volume": opened["totalbytes"]}
+        access = {i["id"]: i["records"]["added"] for i in t["subcounts"]["access_statuses"]}
+        assert access == {"open": {"metadata_only": 0, "with_files": 1}, "restricted": {"metadata_only": 0, "with_files": 1},
+                          "embargoed": {"metadata_only": 0, "with_files": 1}, "metadata-only": {"metadata_only": 1, "with_files": 0}}
+        assert {i["id"]: i["records"]["added"]["with_files"] for i in t["subcounts"]["file_types"]} == {"pdf": 1}
+        rights = {i["id"]: (i["label"], i["records"]["added"]) for i in t["subcounts"]["rights"]}
+        assert rights == {"All rights reserved": ({"en": "All rights reserved"}, {"metadata_only": 1, "with_files": 1})}
+        snap = rdocs(search, index_prefix, "snapshot", community)[day(-2)]
+        assert snap["total_records"] == {"metadata_only": 1, "with_files": 3}
 
 
 def test_records_scenario_global_by_creation_community_by_addition(cli, search, index_prefix):
@@ -69,8 +104,8 @@ def test_records_scenario_global_by_creation_community_by_addition(cli, search, 
     report = js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--aggregation-type", RDELTA,
                     "--aggregation-type", RSNAP, "--end-date", D, "--json"))
     assert report["errors"] == 0
-    size = {r["id"]: sum(e["size"] for e in r["files"]["entries"]) for r in records}
-    nfiles = {r["id"]: len(r["files"]["entries"]) for r in records}
+    size = {r["id"]: sum(e["size"] for e in r["files"].get("entries", [])) for r in records}
+    nfiles = {r["id"]: len(r["files"].get("entries", [])) for r in records}
 
     g = rdocs(search, index_prefix, "delta", "global")
     assert sorted(g) == [day(i) for i in range(-10, 1)]

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime
 
 from conftest import wait_for
@@ -31,10 +32,11 @@ def test_sample_loads_invenio_shaped_data_and_info_reports_it(cli, search, index
         assert doc["timestamp"] <= "2025-06-30T23:59:59"
         assert doc["unique_id"] == f"{doc['bucket_id']}_{doc['file_id']}"
         assert doc["size"] > 0
-    # Records point at communities that exist.
+    # Records point at communities that exist (or at none: `parent.communities` is {}).
     community_ids = {h["_id"] for h in search.search_all(f"{index_prefix}communities")}
-    for hit in search.search_all(f"{index_prefix}rdmrecords-records"):
-        assert set(hit["_source"]["parent"]["communities"]["ids"]) <= community_ids
+    records = [h["_source"] for h in search.search_all(f"{index_prefix}rdmrecords-records")]
+    for r in records:
+        assert set(r["parent"]["communities"].get("ids", [])) <= community_ids
 
     info = json.loads(cli("info", "--json", check=True).stdout)
     assert info["index_prefix"] == index_prefix
@@ -45,6 +47,63 @@ def test_sample_loads_invenio_shaped_data_and_info_reports_it(cli, search, index
 
     human = cli("info", check=True).stdout
     assert index_prefix in human and "view events" in human
+
+
+def test_sample_has_the_shapes_of_a_real_instance(cli, search, index_prefix):
+    """Under InvenioRDM's own strict mappings (which refuse any invented field), in the shapes
+    a real instance's indices hold (the project's notes on real instance shapes)."""
+    report = json.loads(cli("load-sample-data", "--records", "300", "--communities", "4", "--events-per-record", "6",
+                            "--months", "2", "--end-date", "2025-06-30", "--json", check=True).stdout)
+    p = index_prefix
+    # Indices named and aliased as invenio-search does, from the packages' mappings.
+    aliases = search.ok("GET", f"{p}rdmrecords-records/_alias")
+    (records_index,) = aliases
+    assert records_index.startswith(f"{p}rdmrecords-records-record-v7.0.0-")
+    assert set(aliases[records_index]["aliases"]) == {f"{p}rdmrecords", f"{p}rdmrecords-records", f"{p}rdmrecords-records-record-v7.0.0"}
+    mapping = search.ok("GET", f"{p}rdmrecords-records/_mapping")[records_index]["mappings"]
+    assert mapping["dynamic"] == "strict"
+    assert mapping["properties"]["metadata"]["properties"]["locations"]["properties"]["features"]["properties"]["geometry"]["type"] == "geo_shape"
+    flag = search.ok("GET", f"{p}communities/_mapping")
+    assert next(iter(flag.values()))["mappings"]["properties"]["custom_fields"]["properties"]["stats:dashboard_enabled"] == {"type": "boolean"}
+    assert search.ok("GET", f"_template/{p}record-view-v1.0.0")[f"{p}record-view-v1.0.0"]["mappings"]["properties"]["timestamp"]["format"] == "strict_date_optional_time"
+
+    records = [h["_source"] for h in search.search_all(f"{p}rdmrecords-records")]
+    assert len(records) == 300 == report["records"]
+    text = json.dumps(records)
+    assert "bucket_id" not in text
+    hidden = [r for r in records if r["access"]["status"] in ("restricted", "embargoed")]
+    assert hidden and all(r["files"] == {"enabled": True} for r in hidden)
+    assert len(hidden) == report["records_with_hidden_files"]
+    open_files = [r for r in records if r["access"]["status"] == "open"]
+    assert open_files and all(r["files"]["count"] == len(r["files"]["entries"]) > 0 for r in open_files)
+    assert all(r["files"]["totalbytes"] == sum(e["size"] for e in r["files"]["entries"]) for r in open_files)
+    assert all(r["files"] == {"enabled": False} for r in records if r["access"]["status"] == "metadata-only")
+    parents = Counter(r["parent"]["id"] for r in records)
+    assert max(parents.values()) >= 2 and report["new_versions"] == sum(n - 1 for n in parents.values())
+    for parent, n in parents.items():
+        versions = sorted((r for r in records if r["parent"]["id"] == parent), key=lambda r: r["versions"]["index"])
+        assert [v["versions"]["index"] for v in versions] == list(range(1, n + 1))
+        assert [v["versions"]["is_latest"] for v in versions] == [False] * (n - 1) + [True]
+        assert len({json.dumps(v["parent"]["communities"], sort_keys=True) for v in versions}) == 1
+    assert any(r["parent"]["communities"] == {} for r in records)
+    assert any(r["custom_fields"] == {} for r in records) and any("journal:journal" in r["custom_fields"] for r in records)
+    md = [r["metadata"] for r in records]
+    assert any("id" not in x for m in md for x in m["rights"])
+    assert any("id" not in x for m in md for x in m["subjects"])
+    assert any("id" not in f["funder"] for m in md for f in m["funding"])
+    assert any("id" not in a for m in md for c in m["creators"] for a in c["affiliations"])
+    assert all(len(m["resource_type"]["title"]) > 1 and "props" in m["resource_type"] for m in md)
+    assert any(r["is_deleted"] and r["tombstone"]["removal_date"] for r in records)
+    communities = [h["_source"] for h in search.search_all(f"{p}communities")]
+    assert {json.dumps(c["custom_fields"]) for c in communities} == {"{}", '{"stats:dashboard_enabled": true}'}
+
+    events = [h["_source"] for h in search.search_all(f"{p}events-stats-*")]
+    assert any(e["referrer"] is None for e in events) and any(e["country"] is None for e in events)
+    assert any(e["unique_id"].startswith("api_") and e["via_api"] for e in events)
+    assert all(e["updated_timestamp"].endswith("+00:00") and "." in e["updated_timestamp"] for e in events)
+    # Downloads also of files the index does not list (restricted files are downloaded too).
+    hidden_ids = {r["id"] for r in hidden}
+    assert any(e["recid"] in hidden_ids for e in events if "file_id" in e)
 
 
 def test_sample_is_deterministic_for_a_seed(cli, search, index_prefix):

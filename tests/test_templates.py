@@ -1,14 +1,15 @@
-"""Our index templates agree field by field with the reference implementation's (data in
-``../shared/reference/index-templates``), and install on the real node."""
+"""Our index templates agree field by field with the reference implementation's (recorded
+facts, ``tests/data/reference_template_facts.json``), and install on the real node; every
+index and template of an InvenioRDM 14 instance can be created on the project's node."""
 
 import json
-from pathlib import Path
 
 import pytest
+import reference_facts
+from invenio_rdm import all_package_files, package_json
 
 from invenio_community_stats import _core
 
-REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "index-templates"
 COMPARED = [
     "record-view-v2.0.0",
     "file-download-v2.0.0",
@@ -20,36 +21,35 @@ COMPARED = [
 ]
 
 
-def reference(name):
-    path = REFERENCE / f"{name}.json"
-    assert path.exists(), f"reference templates not found at {REFERENCE} (CI has ../shared beside the checkout)"
-    return json.loads(path.read_text().replace("__SEARCH_INDEX_PREFIX__", "kc-"))
-
-
 def ours(name):
     return json.loads(_core.index_template(name, "kc-"))
 
 
-def flatten(mapping, path=""):
-    """Every leaf of a mapping as path -> value, so differences name the field."""
-    out = {}
-    for key, value in mapping.items():
-        p = f"{path}.{key}" if path else key
-        if isinstance(value, dict):
-            out.update(flatten(value, p))
-        else:
-            out[p] = value
-    return out
-
-
 @pytest.mark.parametrize("name", COMPARED)
 def test_mappings_agree_field_by_field(name):
-    ref, our = reference(name), ours(name)
-    assert flatten(our["template"]["mappings"]) == flatten(ref["template"]["mappings"])
+    ref, our = reference_facts.facts(name, "kc-"), ours(name)
+    assert reference_facts.flatten(our["template"]["mappings"]) == ref["mappings"]
     assert our["index_patterns"] == ref["index_patterns"]
-    assert our["template"]["aliases"] == ref["template"]["aliases"]
+    assert sorted(our["template"]["aliases"]) == ref["aliases"]
     assert our["priority"] == ref["priority"]
-    assert flatten(our["template"]["settings"].get("analysis", {})) == flatten(ref["template"]["settings"].get("analysis", {}))
+    assert reference_facts.flatten(our["template"]["settings"].get("analysis", {})) == ref["analysis"]
+
+
+@pytest.mark.skipif(not reference_facts.SHARED_TEMPLATES.is_dir(), reason="no shared reference templates beside the checkout")
+def test_recorded_facts_still_match_the_shared_reference_templates():
+    recorded = reference_facts.all_facts()
+    files = sorted(reference_facts.SHARED_TEMPLATES.glob("*.json"))
+    assert sorted(p.stem for p in files) == sorted(recorded)
+    for path in files:
+        template = json.loads(path.read_text())
+        body = template.get("template", {})
+        assert recorded[path.stem] == {
+            "index_patterns": template.get("index_patterns"),
+            "priority": template.get("priority"),
+            "aliases": sorted(body.get("aliases", {})),
+            "mappings": reference_facts.flatten(body.get("mappings", {})),
+            "analysis": reference_facts.flatten(body.get("settings", {}).get("analysis", {})),
+        }, path.stem
 
 
 def test_every_template_installs_and_applies(search, index_prefix):
@@ -62,3 +62,33 @@ def test_every_template_installs_and_applies(search, index_prefix):
     assert "community_ids" in props and props["timestamp"]["format"] == "strict_date_hour_minute_second"
     aliases = search.ok("GET", f"{index_prefix}events-stats-record-view-2024-01-v2.0.0/_alias")
     assert f"{index_prefix}events-stats-record-view" in next(iter(aliases.values()))["aliases"]
+
+
+def test_every_index_and_template_of_an_invenio_rdm_instance_can_be_created(search, index_prefix):
+    """The mappings and templates of invenio-app-rdm 14's packages (geo_shape, join and
+    percolator fields included) are accepted by the node the project starts."""
+    files = all_package_files()
+    assert any("record-v7.0.0" in f for f in files) and any("request-v1.0.0" in f for f in files)
+    refused, created = {}, []
+    try:
+        for n, relative in enumerate(files):
+            body = package_json(relative, index_prefix)
+            stem = relative.rsplit("/", 1)[1][: -len(".json")].lower()
+            name = f"{index_prefix}{n}-{stem}"
+            if "/component_templates/" in relative:
+                path = f"_component_template/{name}"
+            elif "index_patterns" in body and ("template" in body or "data_stream" in body):
+                path = f"_index_template/{name}"
+            elif "index_patterns" in body:
+                path = f"_template/{name}"
+            else:
+                path = name
+            status, reply = search.request("PUT", path, body)
+            if status == 200:
+                created.append(path)
+            else:
+                refused[relative] = reply
+    finally:
+        for path in created:
+            search.request("DELETE", path)
+    assert refused == {}

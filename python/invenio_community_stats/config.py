@@ -38,3 +38,10 @@ COMMUNITY_STATS_TOP_N = 20
 COMMUNITY_STATS_AGGREGATION_SCHEDULE = None
 """Celery beat schedule of the aggregation task (a ``crontab`` or ``timedelta``), e.g.
 ``crontab(minute=40)`` for hourly runs. None (the default): no scheduled runs."""
+
+COMMUNITY_STATS_INVENIO_PACKAGES_DIR = None
+"""Where ``load-sample-data`` finds InvenioRDM's own index mappings and event templates
+when invenio-rdm-records and invenio-communities are not installed: a directory laid out
+like site-packages, as ``scripts/fetch-invenio-packages`` makes from the PyPI wheels
+(``.cache/invenio-packages/site``, used by default in a source checkout). Installed
+packages are always looked at too."""

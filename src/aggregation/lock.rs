@@ -57,7 +57,7 @@ async fn ensure_index(client: &SearchClient) -> Result<()> {
     }}});
     match client.json(Method::Put, &index, Some(&body)).await {
         Ok(_) => Ok(()),
-        Err(Error::Search { status: 400, reason, .. }) if reason.contains("already_exists") => Ok(()),
+        Err(Error::Search { kind, .. }) if kind == "resource_already_exists_exception" => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -170,6 +170,9 @@ pub struct AggregateReport {
     pub errors: u64,
     /// Communities that stopped at the catch-up limit (run again to continue).
     pub incomplete: Vec<String>,
+    /// Events that invenio-stats wrote unenriched since the migration (to a switched
+    /// month's legacy name, or a month created since), enriched before the usage delta.
+    pub late_enrichment: Option<crate::migration::late_events::LateEnrichmentReport>,
     /// Seconds spent.
     pub duration_seconds: f64,
 }
@@ -245,15 +248,15 @@ impl AggContext {
             .client
             .raw(Method::Post, "_msearch", Some(body), "application/x-ndjson")
             .await?
-            .ok_or_else(|| Error::Search { status: 404, what: "POST /_msearch".into(), reason: "not found".into() })?;
+            .ok_or_else(|| Error::Search { status: 404, what: "POST /_msearch".into(), kind: String::new(), reason: "not found".into() })?;
         let responses = reply["responses"].as_array().cloned().unwrap_or_default();
         if responses.len() != searches.len() {
-            return Err(Error::Search { status: 200, what: "POST /_msearch".into(), reason: format!("{} replies to {} searches", responses.len(), searches.len()) });
+            return Err(Error::Search { status: 200, what: "POST /_msearch".into(), kind: String::new(), reason: format!("{} replies to {} searches", responses.len(), searches.len()) });
         }
         for r in &responses {
             if !r["error"].is_null() {
-                let reason = crate::search::error_reason(&json!({"error": r["error"]}).to_string());
-                return Err(Error::Search { status: r["status"].as_u64().unwrap_or(500) as u16, what: "POST /_msearch".into(), reason });
+                let (kind, reason) = crate::search::parse_error(&json!({"error": r["error"]}).to_string());
+                return Err(Error::Search { status: r["status"].as_u64().unwrap_or(500) as u16, what: "POST /_msearch".into(), kind, reason });
             }
         }
         Ok(responses)
@@ -360,7 +363,14 @@ pub async fn run(client: &SearchClient, options: &AggregateOptions, progress: &P
     let held = lock::acquire(client, lock::AGGREGATION_LOCK, Duration::from_secs(options.lock_ttl_seconds.max(3))).await?;
     let ctx = AggContext::new(client.clone(), progress.clone(), options.concurrency, options.top_n);
     let mut report = AggregateReport { communities: communities.clone(), ..Default::default() };
-    let result = run_locked(&ctx, options, &v, &communities, &mut report).await;
+    let result = async {
+        if v.aggregators.contains(&usage_delta::NAME) {
+            progress.set_task("enriching events written since the migration");
+            report.late_enrichment = Some(crate::migration::late_events::enrich_late_events(client).await?);
+        }
+        run_locked(&ctx, options, &v, &communities, &mut report).await
+    }
+    .await;
     let released = held.release().await;
     report.searches = ctx.searches();
     report.duration_seconds = started.elapsed().as_secs_f64();

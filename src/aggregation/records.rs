@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
-use super::subcounts::SnapshotKind;
+use super::subcounts::{title_text, SnapshotKind};
 
 /// How a records subcount labels its items.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +53,8 @@ pub const RECORD_SUBCOUNTS: &[RecordSubcount] = &[
 pub fn record_source() -> Vec<&'static str> {
     let mut s: Vec<&'static str> = crate::enrich::RECORD_SOURCE.to_vec();
     s.extend([
-        "parent.id", "files.enabled", "files.entries.size", "files.entries.key", "parent.access.owned_by",
-        "created", "is_published", "is_deleted", "tombstone.removal_date",
+        "parent.id", "files.enabled", "files.count", "files.totalbytes", "files.entries.size", "files.entries.key",
+        "parent.access.owned_by", "created", "is_published", "is_deleted", "tombstone.removal_date",
     ]);
     s
 }
@@ -66,11 +66,12 @@ pub struct RecordFacts {
     pub id: String,
     /// Parent id (the record id when missing).
     pub parent: String,
-    /// Files enabled and at least one file.
+    /// The record has files (`files.enabled`), whether or not the index lists them: a
+    /// public record with restricted or embargoed files is indexed as `{"enabled": true}`.
     pub with_files: bool,
-    /// Files.
+    /// Files: `files.count`, else the listed entries (0 when the index does not say).
     pub file_count: u64,
-    /// Bytes.
+    /// Bytes: `files.totalbytes`, else the listed entries' sizes (0 when the index does not say).
     pub volume: u64,
     /// The owner (uploader), if known.
     pub uploader: Option<String>,
@@ -97,10 +98,14 @@ fn items_of(sub: &RecordSubcount, value: &Value) -> Vec<(String, Value)> {
     for v in list {
         let pair = match (sub.label, v) {
             (RecordLabel::Empty, Value::String(s)) if !s.is_empty() => Some((s.clone(), json!(""))),
-            (RecordLabel::Title, Value::Object(_)) => v["id"].as_str().map(|id| {
-                let label = if v["title"].is_object() { v["title"].clone() } else { json!({"en": id}) };
-                (id.to_string(), label)
-            }),
+            (RecordLabel::Title, Value::Object(_)) => match v["id"].as_str() {
+                Some(id) => {
+                    let label = if v["title"].is_object() { v["title"].clone() } else { json!({"en": id}) };
+                    Some((id.to_string(), label))
+                }
+                // A free-text item (a licence without an id): counted by its title.
+                None => title_text(&v["title"]).map(|t| (t.to_string(), v["title"].clone())),
+            },
             (RecordLabel::Name | RecordLabel::Subject, Value::Object(_)) => {
                 let text_key = if sub.label == RecordLabel::Name { "name" } else { "subject" };
                 let text = v[text_key].as_str();
@@ -125,10 +130,11 @@ fn items_of(sub: &RecordSubcount, value: &Value) -> Vec<(String, Value)> {
 pub fn facts(record: &Value) -> RecordFacts {
     let id = record["id"].as_str().unwrap_or_default().to_string();
     let parent = record["parent"]["id"].as_str().map(String::from).unwrap_or_else(|| id.clone());
-    let files = entries(&record["files"]);
-    let file_count = files.len() as u64;
-    let volume = files.iter().filter_map(|e| e["size"].as_u64()).sum();
-    let with_files = record["files"]["enabled"].as_bool().unwrap_or(file_count > 0) && file_count > 0;
+    let files = &record["files"];
+    let listed = entries(files);
+    let file_count = files["count"].as_u64().unwrap_or(listed.len() as u64);
+    let volume = files["totalbytes"].as_u64().unwrap_or_else(|| listed.iter().filter_map(|e| e["size"].as_u64()).sum());
+    let with_files = files["enabled"].as_bool().unwrap_or(!listed.is_empty());
     let owner = &record["parent"]["access"]["owned_by"];
     let uploader = match owner {
         Value::Array(a) => a.first().and_then(|o| o["user"].as_str().map(String::from).or_else(|| o["user"].as_u64().map(|u| u.to_string()))),

@@ -99,7 +99,7 @@ async fn save_state<S: CumulativeState>(ctx: &AggContext, spec: &SnapshotSpec, c
         }}});
         match ctx.client.json(Method::Put, &index, Some(&body)).await {
             Ok(_) => {}
-            Err(Error::Search { status: 400, reason, .. }) if reason.contains("already_exists") => {}
+            Err(Error::Search { kind, .. }) if kind == "resource_already_exists_exception" => {}
             Err(e) => return Err(e),
         }
     }

@@ -34,7 +34,8 @@ pub struct Subcount {
     pub base: &'static str,
     /// The label source.
     pub label: LabelKind,
-    /// Items without an id are counted by name (`<base>.name`): funders, affiliations.
+    /// Items without an id (free text) are counted by their text: `<base>.name` for
+    /// funders and affiliations, the title (English, else the first) for licences.
     pub name_fallback: bool,
     /// How the snapshot keeps it.
     pub snapshot: SnapshotKind,
@@ -56,7 +57,7 @@ pub const USAGE_SUBCOUNTS: &[Subcount] = &[
     Subcount { key: "access_statuses", base: "access_status", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::All },
     Subcount { key: "file_types", base: "file_types", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::All },
     Subcount { key: "languages", base: "languages", label: LabelKind::Title, name_fallback: false, snapshot: SnapshotKind::Top },
-    Subcount { key: "rights", base: "rights", label: LabelKind::Title, name_fallback: false, snapshot: SnapshotKind::Top },
+    Subcount { key: "rights", base: "rights", label: LabelKind::Title, name_fallback: true, snapshot: SnapshotKind::Top },
     Subcount { key: "funders", base: "funders", label: LabelKind::Name, name_fallback: true, snapshot: SnapshotKind::Top },
     Subcount { key: "periodicals", base: "journal_title", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::Top },
     Subcount { key: "publishers", base: "publisher", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::Top },
@@ -67,6 +68,11 @@ pub const USAGE_SUBCOUNTS: &[Subcount] = &[
 /// Subcounts declared in the documents' mappings (for compatibility with the dashboards'
 /// templates) that are not computed: (key, in delta, in snapshot).
 const DECLARED_ONLY: &[(&str, bool, bool)] = &[("subjects", true, true), ("referrers", true, true), ("user_agents", false, true)];
+
+/// The text of a multilingual title: English, else the first language's.
+pub fn title_text(title: &Value) -> Option<&str> {
+    title["en"].as_str().or_else(|| title.as_object().and_then(|o| o.values().find_map(Value::as_str)))
+}
 
 /// Label of an item: the matching array element's title or name in an event's `_source`
 /// (`source` is the event's value at `base`, an object or an array of objects), else the

@@ -12,7 +12,7 @@ use rustc_hash::FxHashSet;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use super::subcounts::{label_from_source, LabelKind, Subcount, USAGE_SUBCOUNTS};
+use super::subcounts::{label_from_source, title_text, LabelKind, Subcount, USAGE_SUBCOUNTS};
 use super::usage::{Item, Items, Metrics, Pair};
 use crate::dates::parse_timestamp;
 
@@ -139,7 +139,11 @@ fn event_items<'a>(sub: &Subcount, value: &'a Value) -> (BTreeSet<Cow<'a, str>>,
                 if let Some(id) = text(&e["id"]) {
                     ids.insert(id);
                 } else if sub.name_fallback {
-                    if let Some(name) = text(&e["name"]) {
+                    let name = match sub.label {
+                        LabelKind::Title => title_text(&e["title"]).map(Cow::Borrowed),
+                        _ => text(&e["name"]),
+                    };
+                    if let Some(name) = name {
                         names.insert(name);
                     }
                 }
@@ -182,10 +186,12 @@ impl<'a> DayFold<'a> {
                 for (id, (label, counter)) in &day.by_id {
                     these.insert(id.to_string(), Item { label: label.clone(), figures: counter.pair() });
                 }
-                let id_labels: BTreeSet<&str> = day.by_id.values().filter_map(|(l, _)| l.as_str()).collect();
+                let id_labels: BTreeSet<&str> =
+                    day.by_id.values().filter_map(|(l, _)| l.as_str().or_else(|| title_text(l))).collect();
                 for (name, counter) in &day.by_name {
                     if !id_labels.contains(name.as_ref()) && !these.contains_key(name.as_ref()) {
-                        these.insert(name.to_string(), Item { label: json!(name), figures: counter.pair() });
+                        let label = if sub.label == LabelKind::Title { json!({"en": name}) } else { json!(name) };
+                        these.insert(name.to_string(), Item { label, figures: counter.pair() });
                     }
                 }
             }

@@ -5,7 +5,11 @@
 //! all versions share it; usage events of any version can then be attributed);
 //! `event_date` is the record's `created` (the real add date is unknown for a backfill);
 //! tombstoned records carry `is_deleted` and `deleted_date`. Idempotent by construction:
-//! `_id` = `<record_id>-<community_id>-added`, written create-only.
+//! `_id` = `<record_id>-<community_id>-added`, written create-only; and a record and
+//! community that already have an `added` event under another `_id` (written by another
+//! tool) get none from the backfill.
+
+use std::collections::HashSet;
 
 use chrono::Utc;
 use opensearch::http::Method;
@@ -167,10 +171,17 @@ pub async fn generate(client: &SearchClient, options: &CommunityEventsOptions, p
                 events.extend(record_events(client, &hit["_source"], &selected, &now, &mut report));
             }
             report.records_processed += page.len() as u64;
+            // An `added` event of the same record and community already recorded (ours, or
+            // another tool's under another `_id`) is not written again.
+            let recorded = recorded_additions(client, &page).await?;
+            let before = events.len();
+            events.retain(|(_, _, doc)| {
+                let key = (doc["record_id"].as_str().unwrap_or_default(), doc["community_id"].as_str().unwrap_or_default());
+                !recorded.contains(&(key.0.to_string(), key.1.to_string()))
+            });
+            report.events_existing += (before - events.len()) as u64;
             if options.dry_run {
-                let (missing, present) = count_missing(client, &events).await?;
-                report.events_created += missing;
-                report.events_existing += present;
+                report.events_created += events.len() as u64;
             } else {
                 for (index, id, doc) in &events {
                     pipeline.add(index, id, doc).await?;
@@ -190,7 +201,7 @@ pub async fn generate(client: &SearchClient, options: &CommunityEventsOptions, p
     let totals = finish(reader, pipeline, result).await?;
     if !options.dry_run {
         report.events_created = totals.written;
-        report.events_existing = totals.already_present;
+        report.events_existing += totals.already_present;
         report.events_failed = totals.failed;
         report.failure_reasons = totals.failure_reasons;
         client.refresh(&client.index("stats-community-events-*")).await?;
@@ -199,13 +210,37 @@ pub async fn generate(client: &SearchClient, options: &CommunityEventsOptions, p
     Ok(report)
 }
 
-/// How many of `events` do not exist yet (one `_mget` per page, no per-record searches).
-async fn count_missing(client: &SearchClient, events: &[(String, String, Value)]) -> Result<(u64, u64)> {
-    if events.is_empty() {
-        return Ok((0, 0));
+/// The (record, community) pairs of `page`'s records that already have an `added` event,
+/// whatever its `_id` or day (an instance that ran invenio-stats-dashboard has them under
+/// generated ids, dated when the record joined). One search per page of records.
+async fn recorded_additions(client: &SearchClient, page: &[Value]) -> Result<HashSet<(String, String)>> {
+    let mut out = HashSet::new();
+    let ids: Vec<&str> = page.iter().filter_map(|h| h["_source"]["id"].as_str()).collect();
+    let index = client.index("stats-community-events");
+    if ids.is_empty() || !client.exists(&index).await? {
+        return Ok(out);
     }
-    let docs: Vec<Value> = events.iter().map(|(index, id, _)| json!({"_index": index, "_id": id, "_source": false})).collect();
-    let reply = client.json(Method::Post, "_mget", Some(&json!({"docs": docs}))).await?;
-    let found = reply["docs"].as_array().map(|d| d.iter().filter(|x| x["found"].as_bool() == Some(true)).count()).unwrap_or(0) as u64;
-    Ok((events.len() as u64 - found, found))
+    let mut after: Option<Value> = None;
+    loop {
+        let mut body = json!({
+            "size": 10_000,
+            "query": {"bool": {"filter": [{"terms": {"record_id": ids}}, {"term": {"event_type": "added"}}]}},
+            "sort": [{"record_id": "asc"}, {"community_id": "asc"}, {"event_date": "asc"}],
+            "_source": ["record_id", "community_id"],
+        });
+        if let Some(a) = after.take() {
+            body["search_after"] = a;
+        }
+        let reply = client.json(Method::Post, &format!("{index}/_search"), Some(&body)).await?;
+        let hits = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        for h in &hits {
+            if let (Some(r), Some(c)) = (h["_source"]["record_id"].as_str(), h["_source"]["community_id"].as_str()) {
+                out.insert((r.to_string(), c.to_string()));
+            }
+        }
+        if hits.len() < 10_000 {
+            return Ok(out);
+        }
+        after = hits.last().map(|h| h["sort"].clone());
+    }
 }

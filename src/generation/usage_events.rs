@@ -17,7 +17,7 @@ use crate::bulk::{BulkOp, BulkPipeline};
 use crate::dates::{check_range, end_of_day, parse_day_opt, parse_timestamp, start_of_day};
 use crate::enrich::{current_communities, record_fields, Membership, RecordInfo};
 use crate::error::{Error, Result};
-use crate::events::{legacy_event, EventType, FileRef, Visitor};
+use crate::events::{derived_bucket_id, legacy_event, EventType, FileRef, Visitor};
 use crate::pit::PitReader;
 use crate::progress::Progress;
 use crate::rng::SeededRng;
@@ -82,6 +82,9 @@ pub struct UsageEventsReport {
     pub records_processed: u64,
     /// Records whose window was empty (created after the event end).
     pub records_skipped: u64,
+    /// Records with files the index does not list (restricted or embargoed files are indexed
+    /// as `files: {"enabled": true}` only): no download can name them, so they get views only.
+    pub records_with_unlisted_files: u64,
     /// View events generated.
     pub view_events: u64,
     /// Download events generated.
@@ -107,7 +110,7 @@ const COUNTRIES: &[&str] = &[
 fn visitor(rng: &mut SeededRng) -> Visitor {
     Visitor {
         visitor_id: rng.hex(56),
-        country: rng.pick(COUNTRIES).to_string(),
+        country: if rng.below(20) == 0 { None } else { Some(rng.pick(COUNTRIES).to_string()) },
         referrer: if rng.below(3) == 0 {
             None
         } else {
@@ -116,8 +119,10 @@ fn visitor(rng: &mut SeededRng) -> Visitor {
                 rng.below(50)
             ))
         },
-        is_robot: rng.below(100) == 0,
+        // invenio-stats drops robots before indexing: real events are never flagged.
+        is_robot: false,
         is_machine: rng.below(50) == 0,
+        via_api: rng.below(10) == 0,
     }
 }
 
@@ -150,35 +155,40 @@ fn stratified(
         .collect()
 }
 
-fn files_of(record: &Value) -> Vec<FileRef> {
+/// The files a record's download events can name. A real records index has no bucket id
+/// (its strict mapping has none), so one is derived from the record id
+/// ([`derived_bucket_id`]) unless the document carries one. A record whose files are
+/// restricted or embargoed is indexed as `files: {"enabled": true}` without entries: its
+/// files cannot be named, and the second value says so.
+fn files_of(record: &Value) -> (Vec<FileRef>, bool) {
+    let files = &record["files"];
+    if files["enabled"].as_bool() == Some(false) {
+        return (Vec::new(), false);
+    }
+    let recid = record["id"].as_str().unwrap_or_default();
     let bucket = record["bucket_id"]
         .as_str()
-        .or_else(|| record["files"]["bucket_id"].as_str());
-    let Some(bucket) = bucket else {
-        return Vec::new();
-    };
-    if record["files"]["enabled"].as_bool() == Some(false) {
-        return Vec::new();
-    }
-    let entries: Vec<&Value> = match &record["files"]["entries"] {
+        .or_else(|| files["bucket_id"].as_str())
+        .map(String::from)
+        .unwrap_or_else(|| derived_bucket_id(recid));
+    let entries: Vec<&Value> = match &files["entries"] {
         Value::Array(a) => a.iter().collect(),
         Value::Object(o) => o.values().collect(),
         _ => Vec::new(),
     };
-    entries
+    let refs: Vec<FileRef> = entries
         .into_iter()
         .filter_map(|e| {
             Some(FileRef {
-                bucket_id: bucket.to_string(),
-                file_id: e["file_id"]
-                    .as_str()
-                    .or_else(|| e["id"].as_str())?
-                    .to_string(),
+                bucket_id: bucket.clone(),
+                file_id: e["file_id"].as_str().or_else(|| e["id"].as_str())?.to_string(),
                 file_key: e["key"].as_str()?.to_string(),
                 size: e["size"].as_f64().unwrap_or(0.0),
             })
         })
-        .collect()
+        .collect();
+    let unlisted = refs.is_empty() && files["enabled"].as_bool() == Some(true);
+    (refs, unlisted)
 }
 
 /// An existing monthly index created with the strict v1 mapping cannot take enriched
@@ -374,7 +384,10 @@ pub async fn generate(
                 }
                 let parent = record["parent"]["id"].as_str().unwrap_or(recid);
                 let mut rng = SeededRng::for_key(options.seed, recid);
-                let files = files_of(record);
+                let (files, unlisted) = files_of(record);
+                if unlisted {
+                    report.records_with_unlisted_files += 1;
+                }
                 let fields = if options.enrich_events { Some(RecordInfo::new(&record_fields(record), Vec::new())) } else { None };
                 let fallback = current_communities(record);
                 let mut emit = Vec::new();

@@ -68,8 +68,75 @@ pub async fn mark(client: &SearchClient, source: &str) -> Result<Vec<i64>> {
     Ok(marks)
 }
 
-/// Copies (enriched) every source document written after `from` up to `to`, shard by shard
-/// in `_seq_no` order. Returns the number of documents written.
+/// Where [`copy_seq_range`] writes the enriched documents.
+#[derive(Clone, Copy, Debug)]
+pub enum Destination<'a> {
+    /// Into this index (the month's target).
+    Index(&'a str),
+    /// Back into the concrete index each document was read from.
+    SameIndex,
+}
+
+/// Copies (enriched) every document of `index` written after `from` up to `to` (per shard
+/// `_seq_no`s), shard by shard in `_seq_no` order, to `destination`. `filter` narrows what
+/// is read; `skip` drops a read document (it is not written). Returns the documents written.
+#[allow(clippy::too_many_arguments)]
+pub async fn copy_seq_range(
+    client: &SearchClient,
+    index: &str,
+    destination: Destination<'_>,
+    from: &[i64],
+    to: &[i64],
+    filter: Option<&Value>,
+    skip: impl Fn(&Value) -> bool,
+    batch_size: usize,
+    cache: &mut RecordCache,
+    pipeline: &mut BulkPipeline,
+    records_missing: &mut u64,
+) -> Result<u64> {
+    if from.len() != to.len() {
+        return Err(Error::Data(format!("{index}: the shard count changed during the run")));
+    }
+    client.refresh(index).await?;
+    let mut copied = 0u64;
+    for (shard, (&low, &high)) in from.iter().zip(to).enumerate() {
+        let mut after = low;
+        while after < high {
+            let mut query = json!({"bool": {"filter": [{"range": {"_seq_no": {"gt": after, "lte": high}}}]}});
+            if let Some(f) = filter {
+                query["bool"]["filter"].as_array_mut().expect("array").push(f.clone());
+            }
+            let body = json!({"size": batch_size, "seq_no_primary_term": true, "sort": [{"_seq_no": "asc"}], "query": query});
+            let path = format!("{index}/_search?preference=_shards:{shard}");
+            let reply = client.json(Method::Post, &path, Some(&body)).await?;
+            let mut page: Vec<Value> = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
+            let Some(last) = page.last().and_then(|h| h["_seq_no"].as_i64()) else { break };
+            page.retain(|h| !skip(h));
+            for ((id, doc), hit) in enrich_page(client, cache, &page, records_missing).await?.into_iter().zip(&page) {
+                let target = match destination {
+                    Destination::Index(name) => name,
+                    Destination::SameIndex => hit["_index"].as_str().unwrap_or(index),
+                };
+                pipeline.add_raw(target, &id, doc).await?;
+            }
+            pipeline.drain().await?;
+            let totals = pipeline.totals();
+            if totals.failed > 0 {
+                return Err(Error::Data(format!(
+                    "{index}: {} documents were rejected: {}",
+                    totals.failed,
+                    totals.failure_reasons.join("; ")
+                )));
+            }
+            copied += page.len() as u64;
+            after = last;
+        }
+    }
+    Ok(copied)
+}
+
+/// Copies (enriched) every source document written after `from` up to `to` to the month's
+/// target. Returns the number of documents written.
 #[allow(clippy::too_many_arguments)]
 pub async fn catch_up(
     client: &SearchClient,
@@ -81,41 +148,13 @@ pub async fn catch_up(
     pipeline: &mut BulkPipeline,
     records_missing: &mut u64,
 ) -> Result<u64> {
-    if from.len() != to.len() {
-        return Err(Error::Data(format!("{}: the shard count changed during the migration", plan.source)));
-    }
-    client.refresh(&plan.source).await?;
-    let mut copied = 0u64;
-    for (shard, (&low, &high)) in from.iter().zip(to).enumerate() {
-        let mut after = low;
-        while after < high {
-            let body = json!({
-                "size": batch_size,
-                "seq_no_primary_term": true,
-                "sort": [{"_seq_no": "asc"}],
-                "query": {"range": {"_seq_no": {"gt": after, "lte": high}}},
-            });
-            let path = format!("{}/_search?preference=_shards:{shard}", plan.source);
-            let reply = client.json(Method::Post, &path, Some(&body)).await?;
-            let page: Vec<Value> = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
-            let Some(last) = page.last().and_then(|h| h["_seq_no"].as_i64()) else { break };
-            for (id, doc) in enrich_page(client, cache, &page, records_missing).await? {
-                pipeline.add_raw(&plan.target, &id, doc).await?;
-            }
-            pipeline.drain().await?;
-            let totals = pipeline.totals();
-            if totals.failed > 0 {
-                return Err(Error::Data(format!(
-                    "{}: {} documents were rejected while catching up: {}",
-                    plan.target,
-                    totals.failed,
-                    totals.failure_reasons.join("; ")
-                )));
-            }
-            copied += page.len() as u64;
-            after = last;
-        }
-    }
+    let dest = Destination::Index(&plan.target);
+    let copied = copy_seq_range(client, &plan.source, dest, from, to, None, |_| false, batch_size, cache, pipeline, records_missing)
+        .await
+        .map_err(|e| match e {
+            Error::Data(reason) => Error::Data(format!("while catching up writes made after the copy started: {reason}")),
+            other => other,
+        })?;
     if copied > 0 {
         log::info!("{}: caught up {copied} documents written after the copy started", plan.source);
     }

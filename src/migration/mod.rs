@@ -3,6 +3,7 @@
 //! `-v2.0.0` indices with the same `_id`s, checkpointed per month and event type, verified,
 //! then switched in the read alias with one atomic `_aliases` request.
 
+pub mod late_events;
 pub mod live;
 pub mod month;
 pub mod state;

@@ -15,7 +15,7 @@ use super::live;
 use super::state::{self, MonthRecord, MonthState};
 use super::{MigrationOptions, MonthPlan};
 use crate::bulk::{BulkOp, BulkPipeline};
-use crate::dates::parse_timestamp;
+use crate::dates::{parse_timestamp, utc_seconds};
 use crate::enrich::{RecordCache, RecordInfo};
 use crate::error::{Error, Result};
 use crate::events::EventType;
@@ -115,7 +115,11 @@ pub(crate) async fn verify_sample(client: &SearchClient, source: &str, target: &
             return Ok(Some(format!("document {} is missing from {target}", hit["_id"])));
         }
         for (field, value) in hit["_source"].as_object().into_iter().flatten() {
-            if &doc["_source"][field] != value {
+            let expected = match (field.as_str(), value) {
+                ("timestamp", Value::String(t)) => utc_seconds(t).map(Value::String).unwrap_or_else(|| value.clone()),
+                _ => value.clone(),
+            };
+            if doc["_source"][field] != expected {
                 return Ok(Some(format!("document {} differs in field {field}", hit["_id"])));
             }
         }
@@ -135,7 +139,13 @@ pub(crate) fn splice_document(source: &Value, info: Option<&RecordInfo>, communi
         }
         serde_json::to_writer(&mut doc, k).expect("serialises");
         doc.push(b':');
-        serde_json::to_writer(&mut doc, v).expect("serialises");
+        match (k.as_str(), v) {
+            // The legacy mapping takes any `strict_date_optional_time` (fractions, `Z`,
+            // offsets, a bare date); the v2 mapping only UTC seconds.
+            ("timestamp", Value::String(t)) => serde_json::to_writer(&mut doc, &utc_seconds(t).unwrap_or_else(|| t.clone())),
+            _ => serde_json::to_writer(&mut doc, v),
+        }
+        .expect("serialises");
         doc.push(b',');
     }
     if let Some(r) = info.filter(|r| !r.fields_json.is_empty()) {
@@ -298,8 +308,10 @@ pub async fn migrate(
                 pipeline.dispatch().await?;
                 pending_pages += 1;
                 pending_docs += page.len() as u64;
-                if let Some(ts) = page.last().and_then(|h| h["_source"]["timestamp"].as_str()) {
-                    pending_checkpoints[*slice] = Some(ts.to_string());
+                // Checkpoints are UTC seconds (floored), so that they compare as text and a
+                // resumed `gte` query includes the event they name.
+                if let Some(ts) = page.last().and_then(|h| h["_source"]["timestamp"].as_str()).and_then(utc_seconds) {
+                    pending_checkpoints[*slice] = Some(ts);
                 }
             }
             if pending_pages > 0 && (page.is_none() || pending_pages >= pages_per_checkpoint) {

@@ -101,6 +101,7 @@ fn mapping() -> Value {
         "error": {"type": "text"}, "verified": {"type": "text"}, "source_deleted": {"type": "boolean"},
         "seq_watermark": {"type": "long"}, "backup": {"type": "keyword"},
         "updated": {"type": "date"},
+        "index": {"type": "keyword"}, "index_uuid": {"type": "keyword"}, "enriched": {"type": "long"},
     }})
 }
 

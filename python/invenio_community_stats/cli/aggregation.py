@@ -17,6 +17,10 @@ _READ_TYPES = ("usage-delta", "usage-snapshot", "records-delta-added", "records-
 
 
 def _print_report(report):
+    late = report.get("late_enrichment") or {}
+    if late.get("events_enriched"):
+        click.echo(f"Enriched {late['events_enriched']} events written since the migration "
+                   f"({late['records_missing']} of unknown records) in {late['indices']} indices.")
     for agg in report["aggregators"]:
         click.echo(f"{agg['aggregator']}: {agg['documents']} documents, {agg['errors']} errors, {agg['duration_seconds']:.1f} s")
         for c in agg["communities"]:

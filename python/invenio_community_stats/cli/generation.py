@@ -144,4 +144,11 @@ def generate_usage_events(start_date, end_date, event_start_date, event_end_date
         + (f", {report['failed']} failed ({'; '.join(report['failure_reasons'])})" if report["failed"] else "")
         + f" in {len(report['indices'])} monthly indices."
     )
+    if report["records_with_unlisted_files"]:
+        click.echo(
+            f"Note: {report['records_with_unlisted_files']} records have files that the records index does not "
+            "list (restricted or embargoed files are indexed without entries): no download can name them, "
+            "so they got views only.",
+            err=True,
+        )
     _exit_if_failed(report["failed"], report["failure_reasons"])

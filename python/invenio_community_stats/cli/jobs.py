@@ -26,6 +26,25 @@ def info(as_json):
         click.echo(f"  {kind:32} {family['indices']:5} indices {family['documents']:10} documents")
 
 
+def invenio_package_roots():
+    """Where InvenioRDM's mapping files are looked up, in order: the configured directory,
+    the source checkout's ``.cache/invenio-packages/site``, then ``sys.path`` (installed
+    packages)."""
+    import sys
+    from pathlib import Path
+
+    from flask import current_app
+
+    roots = []
+    configured = current_app.config.get("COMMUNITY_STATS_INVENIO_PACKAGES_DIR")
+    if configured:
+        roots.append(str(configured))
+    checkout = Path(__file__).resolve().parents[3] / ".cache" / "invenio-packages" / "site"
+    roots.append(str(checkout))
+    roots.extend(p for p in sys.path if p)
+    return roots
+
+
 @job("sample-data-load")
 @community_stats.command("load-sample-data")
 @click.option("--communities", default=5, show_default=True, type=click.IntRange(0, 10_000))
@@ -37,9 +56,12 @@ def info(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
 def load_sample_data(communities, records, events_per_record, months, end_date, seed, as_json):
-    """Load a small InvenioRDM-shaped sample (communities, records, legacy usage events).
+    """Load a small InvenioRDM instance's worth of data (communities, records, legacy usage
+    events), under the mappings InvenioRDM ships and in the shapes a real instance holds.
 
-    Only for an empty index prefix: refuses to write if the records index exists.
+    Only for an empty index prefix: refuses to write if the records index exists. Needs
+    InvenioRDM's mapping files: installed packages, or COMMUNITY_STATS_INVENIO_PACKAGES_DIR
+    (scripts/fetch-invenio-packages makes one).
     """
     import json
 
@@ -50,6 +72,7 @@ def load_sample_data(communities, records, events_per_record, months, end_date, 
         "months": months,
         "end_date": end_date,
         "seed": seed,
+        "package_roots": invenio_package_roots(),
     }
     report = json.loads(core().load_sample_data(search_settings(retry=True), json.dumps(options)))
     if as_json:

@@ -7,12 +7,15 @@ import org.opensearch.analysis.common.CommonAnalysisPlugin;
 import org.opensearch.common.logging.LogConfigurator;
 import org.opensearch.common.settings.Settings;
 import org.opensearch.env.Environment;
+import org.opensearch.geo.GeoModulePlugin;
 import org.opensearch.index.mapper.MapperExtrasPlugin;
 import org.opensearch.ingest.common.IngestCommonPlugin;
+import org.opensearch.join.ParentJoinPlugin;
 import org.opensearch.index.reindex.ReindexPlugin;
 import org.opensearch.node.InternalSettingsPreparer;
 import org.opensearch.node.Node;
 import org.opensearch.painless.PainlessPlugin;
+import org.opensearch.percolator.PercolatorPlugin;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.transport.Netty4Plugin;
 
@@ -45,7 +48,10 @@ public final class DevNode extends Node {
         PainlessPlugin.class,
         ReindexPlugin.class,
         MapperExtrasPlugin.class,
-        IngestCommonPlugin.class
+        IngestCommonPlugin.class,
+        GeoModulePlugin.class,
+        ParentJoinPlugin.class,
+        PercolatorPlugin.class
     );
 
     private DevNode(Environment environment) {
