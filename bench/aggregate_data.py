@@ -20,60 +20,112 @@ The "truth" is the exact number of view/download events and the download volume 
 import datetime as dt
 import hashlib
 import json
+import os
 import random
-import subprocess
-import threading
+import sys
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import bulk_error, count, delete, http, post_bulks  # noqa: E402
 
 SEED = 20250101
 START = dt.date(2025, 1, 1)
 END = dt.date(2025, 12, 31)
+N_DAYS = (END - START).days + 1
+DAY_STRS = [(START + dt.timedelta(days=i)).isoformat() for i in range(N_DAYS)]
 
 RESOURCE_TYPES = [
-    ("publication-article", "Journal article"), ("dataset", "Dataset"), ("software", "Software"),
-    ("image-figure", "Figure"), ("publication-book", "Book"), ("publication-section", "Book section"),
-    ("presentation", "Presentation"), ("poster", "Poster"), ("publication-preprint", "Preprint"),
-    ("lesson", "Lesson"), ("video", "Video/Audio"), ("other", "Other"),
+    ("publication-article", "Journal article"),
+    ("dataset", "Dataset"),
+    ("software", "Software"),
+    ("image-figure", "Figure"),
+    ("publication-book", "Book"),
+    ("publication-section", "Book section"),
+    ("presentation", "Presentation"),
+    ("poster", "Poster"),
+    ("publication-preprint", "Preprint"),
+    ("lesson", "Lesson"),
+    ("video", "Video/Audio"),
+    ("other", "Other"),
 ]
 ACCESS = ["open", "open", "open", "restricted", "embargoed", "metadata-only"]
-LANGUAGES = [(c, n) for c, n in [
-    ("eng", "English"), ("fra", "French"), ("deu", "German"), ("spa", "Spanish"), ("ita", "Italian"),
-    ("por", "Portuguese"), ("nld", "Dutch"), ("pol", "Polish"), ("rus", "Russian"), ("jpn", "Japanese"),
-    ("zho", "Chinese"), ("ara", "Arabic"), ("hin", "Hindi"), ("swe", "Swedish"), ("tur", "Turkish")]]
+LANGUAGES = [
+    (c, n)
+    for c, n in [
+        ("eng", "English"),
+        ("fra", "French"),
+        ("deu", "German"),
+        ("spa", "Spanish"),
+        ("ita", "Italian"),
+        ("por", "Portuguese"),
+        ("nld", "Dutch"),
+        ("pol", "Polish"),
+        ("rus", "Russian"),
+        ("jpn", "Japanese"),
+        ("zho", "Chinese"),
+        ("ara", "Arabic"),
+        ("hin", "Hindi"),
+        ("swe", "Swedish"),
+        ("tur", "Turkish"),
+    ]
+]
 RIGHTS = [
     ("cc-by-4.0", "Creative Commons Attribution 4.0 International"),
     ("cc-by-sa-4.0", "Creative Commons Attribution Share Alike 4.0 International"),
     ("cc-by-nc-4.0", "Creative Commons Attribution Non Commercial 4.0 International"),
-    ("cc0-1.0", "Creative Commons Zero v1.0 Universal"), ("mit", "MIT License"),
-    ("apache-2.0", "Apache License 2.0"), ("gpl-3.0", "GNU General Public License v3.0"),
+    ("cc0-1.0", "Creative Commons Zero v1.0 Universal"),
+    ("mit", "MIT License"),
+    ("apache-2.0", "Apache License 2.0"),
+    ("gpl-3.0", "GNU General Public License v3.0"),
     ("arr", "All rights reserved"),
 ]
-FUNDERS = [("fund%04d" % i, "Funder %d" % i) for i in range(40)]
-AFFILIATIONS = [("aff%05d" % i, "Institution %d" % i) for i in range(300)]
-PUBLISHERS = ["Publisher %d" % i for i in range(60)]
-JOURNALS = ["Journal of Things %d" % i for i in range(150)]
-COUNTRIES = ["US", "DE", "FR", "GB", "BR", "IN", "JP", "ZA", "CA", "AU", "MX", "AR", "ES", "IT", "NL", "SE",
-             "NO", "FI", "DK", "PL", "CZ", "AT", "CH", "BE", "PT", "IE", "GR", "TR", "RU", "UA", "CN", "KR",
-             "SG", "ID", "PH", "NG", "KE", "EG", "CL", "CO"]
+FUNDERS = [(f"fund{i:04d}", f"Funder {i}") for i in range(40)]
+AFFILIATIONS = [(f"aff{i:05d}", f"Institution {i}") for i in range(300)]
+PUBLISHERS = [f"Publisher {i}" for i in range(60)]
+JOURNALS = [f"Journal of Things {i}" for i in range(150)]
+COUNTRIES = [
+    "US",
+    "DE",
+    "FR",
+    "GB",
+    "BR",
+    "IN",
+    "JP",
+    "ZA",
+    "CA",
+    "AU",
+    "MX",
+    "AR",
+    "ES",
+    "IT",
+    "NL",
+    "SE",
+    "NO",
+    "FI",
+    "DK",
+    "PL",
+    "CZ",
+    "AT",
+    "CH",
+    "BE",
+    "PT",
+    "IE",
+    "GR",
+    "TR",
+    "RU",
+    "UA",
+    "CN",
+    "KR",
+    "SG",
+    "ID",
+    "PH",
+    "NG",
+    "KE",
+    "EG",
+    "CL",
+    "CO",
+]
 EXTENSIONS = ["pdf", "csv", "zip", "png", "docx", "txt", "json", "xlsx", "tif", "mp4"]
-
-
-def http(method, url, body=None, ctype="application/json", timeout=600):
-    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": ctype})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            text = r.read()
-            return json.loads(text) if text.strip() else None
-    except urllib.error.HTTPError as e:
-        text = e.read()
-        try:
-            return json.loads(text or b"{}")
-        except ValueError:
-            return {"error": text.decode(errors="replace"), "status": e.code}
 
 
 def rdm_id(rng):
@@ -83,7 +135,7 @@ def rdm_id(rng):
 
 
 def community_ids(n):
-    return ["comm-%03d" % i for i in range(n)]
+    return [f"comm-{i:03d}" for i in range(n)]
 
 
 def days(start=START, end=END):
@@ -97,19 +149,10 @@ def event_indices(prefix):
     return f"{prefix}events-stats-record-view-*,{prefix}events-stats-file-download-*"
 
 
-def count(host, pattern):
-    r = http("GET", f"{host}/{pattern}/_count?allow_no_indices=true&ignore_unavailable=true&expand_wildcards=open")
-    return (r or {}).get("count", 0)
-
-
-def delete(host, pattern):
-    http("DELETE", f"{host}/{pattern}?expand_wildcards=open,closed&allow_no_indices=true&ignore_unavailable=true")
-
-
 def make_records(rng, n_records, comms):
     """The records: dicts with the enrichment fields, plus their files."""
     records = []
-    for i in range(n_records):
+    for _ in range(n_records):
         recid, parent = rdm_id(rng), rdm_id(rng)
         c = [rng.choice(comms)] if comms else []
         if comms and rng.random() < 0.25:
@@ -122,11 +165,19 @@ def make_records(rng, n_records, comms):
         if has_files:
             for k in range(rng.randint(1, 3)):
                 ext = rng.choice(EXTENSIONS)
-                files.append({"file_id": "%032x" % rng.getrandbits(128), "file_key": f"file{k + 1}.{ext}",
-                              "size": rng.randint(1_000, 50_000_000), "ext": ext})
+                files.append(
+                    {
+                        "file_id": f"{rng.getrandbits(128):032x}",
+                        "file_key": f"file{k + 1}.{ext}",
+                        "size": rng.randint(1_000, 50_000_000),
+                        "ext": ext,
+                    }
+                )
         access = "metadata-only" if not has_files else rng.choice(ACCESS[:5])
         src = {
-            "recid": recid, "parent_recid": parent, "community_ids": c,
+            "recid": recid,
+            "parent_recid": parent,
+            "community_ids": c,
             "resource_type": {"id": rt[0], "title": {"en": rt[1]}},
             "access_status": access,
             "languages": [{"id": a, "title": {"en": b}} for a, b in rng.sample(LANGUAGES, rng.randint(1, 2))],
@@ -135,11 +186,13 @@ def make_records(rng, n_records, comms):
             "affiliations": [{"id": a, "name": b} for a, b in rng.sample(AFFILIATIONS, rng.randint(1, 3))],
             "publisher": rng.choice(PUBLISHERS),
             "file_types": sorted({f["ext"] for f in files}),
-            "is_robot": False, "is_machine": False, "via_api": False,
+            "is_robot": False,
+            "is_machine": False,
+            "via_api": False,
         }
         if rng.random() < 0.7:
             src["journal_title"] = rng.choice(JOURNALS)
-        records.append({"src": src, "files": files, "bucket_id": "%032x" % rng.getrandbits(128), "comms": c})
+        records.append({"src": src, "files": files, "bucket_id": f"{rng.getrandbits(128):032x}", "comms": c})
     weights = [1.0 / (i + 10) ** 0.8 for i in range(n_records)]
     rng.shuffle(weights)  # popularity independent of creation order
     for r, w in zip(records, weights):
@@ -157,7 +210,6 @@ def cumulate(ws):
 
 def generate(host, prefix, n_events, n_records, n_communities, seed=SEED, batch=5000, in_flight=2, log=print):
     """(Re)creates the bench data under ``prefix``; returns (seconds, documents, truth)."""
-    from invenio_community_stats import _core
 
     t0 = time.perf_counter()
     delete(host, f"{prefix}*")
@@ -177,25 +229,39 @@ def generate(host, prefix, n_events, n_records, n_communities, seed=SEED, batch=
         r["view_uid"] = f"ui_{r['src']['recid']}"
         r["keys"] = ["global", *r["comms"]]
         r["file_frags"] = [
-            (json.dumps({"bucket_id": r["bucket_id"], "file_id": f["file_id"], "file_key": f["file_key"],
-                         "size": f["size"]}, separators=(",", ":"))[1:-1],
-             f"{r['bucket_id']}_{f['file_id']}", f["size"]) for f in r["files"]]
-    visitors = ["%056x" % rng.getrandbits(224) for _ in range(max(10, n_events // 5))]
-    start_ts = int(dt.datetime(START.year, START.month, START.day, tzinfo=dt.timezone.utc).timestamp())
-    n_days = (END - START).days + 1
-    day_strs = [(START + dt.timedelta(days=d)).isoformat() for d in range(n_days)]
-    hms = ["%02d:%02d" % (m // 60, m % 60) for m in range(1440)]
+            (
+                json.dumps(
+                    {
+                        "bucket_id": r["bucket_id"],
+                        "file_id": f["file_id"],
+                        "file_key": f["file_key"],
+                        "size": f["size"],
+                    },
+                    separators=(",", ":"),
+                )[1:-1],
+                f"{r['bucket_id']}_{f['file_id']}",
+                f["size"],
+            )
+            for f in r["files"]
+        ]
+    visitors = [f"{rng.getrandbits(224):056x}" for _ in range(max(10, n_events // 5))]
+    n_days, day_strs = N_DAYS, DAY_STRS
+    hms = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
     # truth[key] = [views per day], [downloads per day], [volume per day]
     truth = {k: [[0] * n_days, [0] * n_days, [0] * n_days] for k in ["global", *comms]}
 
     n_views = round(n_events * 0.7) if with_files else n_events
     n_downloads = n_events - n_views
-    view_tpl = ('{"index":{"_index":"%sevents-stats-record-view-%s-v2.0.0","_id":"%s"}}\n'
-                '{"timestamp":"%s","visitor_id":"%s","unique_session_id":"%s","country":"%s","unique_id":"%s",'
-                '"updated_timestamp":"%s",%s}\n')
-    dl_tpl = ('{"index":{"_index":"%sevents-stats-file-download-%s-v2.0.0","_id":"%s"}}\n'
-              '{"timestamp":"%s","visitor_id":"%s","unique_session_id":"%s","country":"%s","unique_id":"%s",'
-              '"updated_timestamp":"%s",%s,%s}\n')
+    view_tpl = (
+        '{"index":{"_index":"%sevents-stats-record-view-%s-v2.0.0","_id":"%s"}}\n'
+        '{"timestamp":"%s","visitor_id":"%s","unique_session_id":"%s","country":"%s","unique_id":"%s",'
+        '"updated_timestamp":"%s",%s}\n'
+    )
+    dl_tpl = (
+        '{"index":{"_index":"%sevents-stats-file-download-%s-v2.0.0","_id":"%s"}}\n'
+        '{"timestamp":"%s","visitor_id":"%s","unique_session_id":"%s","country":"%s","unique_id":"%s",'
+        '"updated_timestamp":"%s",%s,%s}\n'
+    )
 
     def chunks():
         seq = 0
@@ -215,12 +281,17 @@ def generate(host, prefix, n_events, n_records, n_communities, seed=SEED, batch=
                     _id = f"{ts}-{kind}{seq:08d}"
                     seq += 1
                     if kind == "v":
-                        parts.append(view_tpl % (prefix, ts[:7], _id, ts, visitor, session, country, r["view_uid"], ts, r["frag"]))
+                        parts.append(
+                            view_tpl
+                            % (prefix, ts[:7], _id, ts, visitor, session, country, r["view_uid"], ts, r["frag"])
+                        )
                         for key in r["keys"]:
                             truth[key][0][d] += 1
                     else:
                         ffrag, uid, size = r["file_frags"][rng.randrange(len(r["file_frags"]))]
-                        parts.append(dl_tpl % (prefix, ts[:7], _id, ts, visitor, session, country, uid, ts, r["frag"], ffrag))
+                        parts.append(
+                            dl_tpl % (prefix, ts[:7], _id, ts, visitor, session, country, uid, ts, r["frag"], ffrag)
+                        )
                         for key in r["keys"]:
                             t = truth[key]
                             t[1][d] += 1
@@ -228,59 +299,100 @@ def generate(host, prefix, n_events, n_records, n_communities, seed=SEED, batch=
                 done += k
                 yield k, "".join(parts).encode()
 
-    written, errors = 0, 0
-    last = time.perf_counter()
-    with ThreadPoolExecutor(in_flight) as pool:
-        futures = []
+    written, errors, last = 0, 0, time.perf_counter()
 
-        def settle(fs):
-            nonlocal errors
-            for k, fu in fs:
-                r = fu.result() or {}
-                if r.get("errors") or "items" not in r:
-                    errors += 1
-                    if errors <= 3:
-                        bad = next((i for i in r.get("items", []) if list(i.values())[0].get("error")), r)
-                        log(f"  bulk error: {json.dumps(bad)[:400]}")
-
+    def bodies():
+        nonlocal written, last
         for k, body in chunks():
-            futures.append((k, pool.submit(http, "POST", f"{host}/_bulk", body, "application/x-ndjson")))
+            yield body
             written += k
-            if len(futures) >= in_flight * 2:
-                settle(futures[:in_flight])
-                futures = futures[in_flight:]
             if time.perf_counter() - last > 15:
                 last = time.perf_counter()
                 log(f"  ... {written:,} events sent ({written / (last - t0):,.0f}/s)")
-        settle(futures)
+
+    def settle(reply):
+        nonlocal errors
+        bad = bulk_error(reply)
+        if bad is not None:
+            errors += 1
+            if errors <= 3:
+                log(f"  bulk error: {json.dumps(bad)[:400]}")
+
+    post_bulks(host, bodies(), in_flight, settle)
     if errors:
         raise SystemExit(f"{errors} bulk requests had errors")
     http("POST", f"{host}/{event_indices(prefix)}/_refresh")
     n = count(host, event_indices(prefix))
-    meta = {"events": n_events, "records": n_records, "communities": n_communities, "seed": seed,
-            "count": n, "truth": truth}
-    http("PUT", f"{host}/{prefix}bench-meta", {"settings": {"number_of_shards": 1, "number_of_replicas": 0},
-                                              "mappings": {"dynamic": False, "properties": {"events": {"type": "long"}}}})
+    meta = {
+        "events": n_events,
+        "records": n_records,
+        "communities": n_communities,
+        "seed": seed,
+        "count": n,
+        "truth": truth,
+    }
+    write_meta(host, prefix, meta, {"events": {"type": "long"}})
+    return time.perf_counter() - t0, n, truth
+
+
+def write_meta(host, prefix, meta, properties):
+    """The data set's description, `<prefix>bench-meta/_doc/meta` (``properties`` indexed)."""
+    http(
+        "PUT",
+        f"{host}/{prefix}bench-meta",
+        {
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "mappings": {"dynamic": False, "properties": properties},
+        },
+    )
     r = http("PUT", f"{host}/{prefix}bench-meta/_doc/meta?refresh=true", meta)
     if (r or {}).get("result") not in ("created", "updated"):
         raise SystemExit(f"writing the bench meta document failed: {str(r)[:400]}")
-    return time.perf_counter() - t0, n, truth
+
+
+def read_meta(host, prefix):
+    """The data set's description written by write_meta, None if there is none."""
+    r = http("GET", f"{host}/{prefix}bench-meta/_doc/meta")
+    if not r or not r.get("found"):
+        return None
+    return r["_source"]
 
 
 def write_communities(host, prefix, comms):
     """`<prefix>communities-communities-v1.0.0` (alias `<prefix>communities`), opted in."""
-    http("PUT", f"{host}/{prefix}communities-communities-v1.0.0", {
-        "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
-        "aliases": {f"{prefix}communities": {}},
-        "mappings": {"dynamic": True, "properties": {"id": {"type": "keyword"}, "uuid": {"type": "keyword"},
-                                                     "slug": {"type": "keyword"}, "created": {"type": "date"}}},
-    })
+    http(
+        "PUT",
+        f"{host}/{prefix}communities-communities-v1.0.0",
+        {
+            "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}},
+            "aliases": {f"{prefix}communities": {}},
+            "mappings": {
+                "dynamic": True,
+                "properties": {
+                    "id": {"type": "keyword"},
+                    "uuid": {"type": "keyword"},
+                    "slug": {"type": "keyword"},
+                    "created": {"type": "date"},
+                },
+            },
+        },
+    )
     lines = []
     for i, c in enumerate(comms):
         lines.append(json.dumps({"index": {"_index": f"{prefix}communities-communities-v1.0.0", "_id": c}}))
-        lines.append(json.dumps({"id": c, "uuid": c, "slug": f"bench-community-{i}", "created": "2024-01-01T00:00:00",
-                                 "metadata": {"title": f"Bench community {i}"}, "access": {"visibility": "public"},
-                                 "custom_fields": {"stats:dashboard_enabled": True}}))
+        lines.append(
+            json.dumps(
+                {
+                    "id": c,
+                    "uuid": c,
+                    "slug": f"bench-community-{i}",
+                    "created": "2024-01-01T00:00:00",
+                    "metadata": {"title": f"Bench community {i}"},
+                    "access": {"visibility": "public"},
+                    "custom_fields": {"stats:dashboard_enabled": True},
+                }
+            )
+        )
     r = http("POST", f"{host}/_bulk?refresh=true", ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
     if (r or {}).get("errors"):
         raise SystemExit(f"writing communities failed: {json.dumps(r)[:400]}")
@@ -288,11 +400,13 @@ def write_communities(host, prefix, comms):
 
 def cached(host, prefix, n_events, n_records, n_communities, seed=SEED):
     """The truth if ``prefix`` already holds exactly this data set, else None."""
-    r = http("GET", f"{host}/{prefix}bench-meta/_doc/meta")
-    if not r or not r.get("found"):
-        return None
-    m = r["_source"]
-    if (m.get("events"), m.get("records"), m.get("communities"), m.get("seed")) != (n_events, n_records, n_communities, seed):
+    m = read_meta(host, prefix)
+    if m is None or (m.get("events"), m.get("records"), m.get("communities"), m.get("seed")) != (
+        n_events,
+        n_records,
+        n_communities,
+        seed,
+    ):
         return None
     http("POST", f"{host}/{event_indices(prefix)}/_refresh")
     if count(host, event_indices(prefix)) != n_events or count(host, f"{prefix}communities") != n_communities:
@@ -300,7 +414,7 @@ def cached(host, prefix, n_events, n_records, n_communities, seed=SEED):
     return m["truth"]
 
 
-# ------------------------------------------------------------------ shared by the benches
+# ------------------------------------------------------------------ shared with bench/aggregate_records.py
 def install_templates(host, prefix):
     """The package's index templates, named with ``prefix``."""
     from invenio_community_stats import _core
@@ -309,65 +423,3 @@ def install_templates(host, prefix):
         r = http("PUT", f"{host}/_index_template/{prefix}{name}", json.loads(_core.index_template(name, prefix)))
         if not (r or {}).get("acknowledged"):
             raise SystemExit(f"installing template {name} failed: {r}")
-
-
-def run_measured(cmd, env=None, timeout=None):
-    """Runs ``cmd``; returns (seconds, peak RSS MiB of the process tree, rc, stdout, stderr).
-    After ``timeout`` seconds the process (ours, started here) gets SIGTERM, then SIGKILL."""
-    import psutil
-
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, stop = [0], threading.Event()
-
-    def watch():
-        try:
-            proc = psutil.Process(p.pid)
-        except psutil.Error:
-            return
-        while not stop.is_set():
-            total = 0
-            try:
-                procs = [proc, *proc.children(recursive=True)]
-            except psutil.Error:
-                procs = []
-            for q in procs:
-                try:
-                    total += q.memory_info().rss
-                except psutil.Error:
-                    pass
-            try:  # the main process's own high-water mark catches peaks between samples
-                for line in open(f"/proc/{p.pid}/status"):
-                    if line.startswith("VmHWM:"):
-                        total = max(total, int(line.split()[1]) * 1024)
-            except OSError:
-                pass
-            peak[0] = max(peak[0], total)
-            stop.wait(0.1)
-
-    w = threading.Thread(target=watch, daemon=True)
-    w.start()
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.terminate()
-        try:
-            out, err = p.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-        err = (err or "") + f"\n[bench] stopped after the {timeout} s timeout"
-    secs = time.perf_counter() - t
-    stop.set()
-    w.join()
-    return secs, peak[0] / 2**20, p.returncode, out, err
-
-
-def shard_queries(host):
-    """Sum of the nodes' search query_total (shard-level query phases)."""
-    r = http("GET", f"{host}/_nodes/stats/indices/search")
-    return sum(n["indices"]["search"]["query_total"] for n in r["nodes"].values())
-
-
-def fmt(v, spec=",.0f"):
-    return "—" if v is None else format(v, spec)

@@ -14,58 +14,31 @@ Also reports our peak RSS after ~100k events and at the end.
 import argparse
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from generate import count, cs, delete, http  # noqa: E402
-
-
-def peak_rss_run(host, prefix, *args, sample_at=None):
-    """Runs our CLI; returns (seconds, peak RSS MiB, RSS MiB when `sample_at()` first became true)."""
-    env = dict(os.environ, COMMUNITY_STATS_APP_MODE="standalone", INVENIO_SEARCH_HOSTS=repr([host]),
-               INVENIO_SEARCH_INDEX_PREFIX=prefix)
-    t = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "invenio_community_stats", *args], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    peak, early = [0], [None]
-
-    def watch():
-        while p.poll() is None:
-            try:
-                for line in open(f"/proc/{p.pid}/status"):
-                    if line.startswith("VmRSS:"):
-                        rss = int(line.split()[1])
-                        peak[0] = max(peak[0], rss)
-                        if early[0] is None and sample_at and sample_at():
-                            early[0] = rss
-            except OSError:
-                pass
-            time.sleep(0.2)
-
-    w = threading.Thread(target=watch)
-    w.start()
-    out, _ = p.communicate()
-    w.join()
-    if p.returncode != 0:
-        raise SystemExit(f"{args} failed")
-    return time.perf_counter() - t, peak[0] / 1024, (early[0] or 0) / 1024, out
+import common  # noqa: E402
+from common import count, cs, delete, http  # noqa: E402
 
 
 def python_loop(host, prefix, batch=1000):
-    from opensearchpy import OpenSearch, helpers
+    from opensearchpy import helpers
 
-    client = OpenSearch([host], timeout=300)
+    client = common.opensearch(host, 300)
     records_index = f"{prefix}rdmrecords-records"
 
     def enrich(docs):
         recids = list({d["_source"]["recid"] for d in docs})
-        recs = {h["_source"]["id"]: h["_source"] for h in
-                client.search(index=records_index, body={"size": len(recids), "query": {"terms": {"id": recids}}})["hits"]["hits"]}
-        ev = client.search(index=f"{prefix}stats-community-events", body={"size": 10000, "query": {"terms": {"record_id": recids}}})
+        recs = {
+            h["_source"]["id"]: h["_source"]
+            for h in client.search(index=records_index, body={"size": len(recids), "query": {"terms": {"id": recids}}})[
+                "hits"
+            ]["hits"]
+        }
+        ev = client.search(
+            index=f"{prefix}stats-community-events", body={"size": 10000, "query": {"terms": {"record_id": recids}}}
+        )
         membership = {}
         for h in ev["hits"]["hits"]:
             s = h["_source"]
@@ -89,8 +62,12 @@ def python_loop(host, prefix, batch=1000):
 
     def actions():
         buf = []
-        for hit in helpers.scan(client, index=f"{prefix}events-stats-record-view-20*,{prefix}events-stats-file-download-20*",
-                                query={"query": {"match_all": {}}}, size=batch):
+        for hit in helpers.scan(
+            client,
+            index=f"{prefix}events-stats-record-view-20*,{prefix}events-stats-file-download-20*",
+            query={"query": {"match_all": {}}},
+            size=batch,
+        ):
             if hit["_index"].endswith("-v2.0.0"):
                 continue
             buf.append(hit)
@@ -100,14 +77,12 @@ def python_loop(host, prefix, batch=1000):
         if buf:
             yield from enrich(buf)
 
-    t = time.perf_counter()
-    ok = sum(1 for success, _ in helpers.streaming_bulk(client, actions(), raise_on_error=False) if success)
-    return time.perf_counter() - t, ok
+    return common.timed_streaming_bulk(client, actions())
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--search-host", default=os.environ.get("COMMUNITY_STATS_BENCH_SEARCH_HOST", "http://127.0.0.1:9200"))
+    common.add_search_host(ap, "http://127.0.0.1:9200")
     ap.add_argument("--records", type=int, default=10_000)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=2000)
@@ -118,31 +93,59 @@ def main():
     per_record = max(1, a.events // (2 * a.records))
     cs(host, p, "load-sample-data", "--records", str(a.records), "--events-per-record", "0", "--end-date", "2025-12-31")
     cs(host, p, "generate-community-events")
-    cs(host, p, "generate-usage-events", "--events-per-record", str(per_record), "--event-start-date", "2025-01-01",
-       "--event-end-date", "2025-12-31")
+    cs(
+        host,
+        p,
+        "generate-usage-events",
+        "--events-per-record",
+        str(per_record),
+        "--event-start-date",
+        "2025-01-01",
+        "--event-end-date",
+        "2025-12-31",
+    )
     legacy = f"{p}events-stats-record-view-2025-*,{p}events-stats-file-download-2025-*"
-    n = count(host, legacy)
-    print(f"node {host}: {http('GET', host)['version']['number']}; {n} legacy events over 12 months, {a.records} records")
+    n = count(host, legacy, refresh=True)
+    print(f"node {host}: {common.node_version(host)}; {n} legacy events over 12 months, {a.records} records")
 
-    migrated = lambda: count(host, f"{p}events-stats-*-v2.0.0") >= 100_000  # noqa: E731
-    secs, peak, early, out = peak_rss_run(host, p, "migrate-events", "--batch-size", str(a.batch_size), "--json", sample_at=migrated)
+    migrated = lambda: count(host, f"{p}events-stats-*-v2.0.0", refresh=True) >= 100_000  # noqa: E731
+    secs, peak, early, out = common.run_cli(
+        host,
+        p,
+        "migrate-events",
+        "--batch-size",
+        str(a.batch_size),
+        "--json",
+        field="VmRSS",
+        every=0.2,
+        sample_at=migrated,
+    )
     report = json.loads(out)
     assert report["done"] == 24, report
     ours = n / secs
-    print(f"(a) ours, migrate-events:     {n:9d} docs in {secs:7.1f} s = {ours:8.0f} docs/s; RSS {early:.0f} MiB at 100k, peak {peak:.0f} MiB")
+    print(
+        f"(a) ours, migrate-events:     {n:9d} docs in {secs:7.1f} s = {ours:8.0f} docs/s; "
+        f"RSS {early:.0f} MiB at 100k, peak {peak:.0f} MiB"
+    )
     delete(host, f"{p}events-stats-*-v2.0.0")
 
     t = time.perf_counter()
-    http("POST", f"{host}/_reindex?wait_for_completion=true&refresh=true",
-         {"source": {"index": legacy.split(",")}, "dest": {"index": f"{p}reindexed"}, "conflicts": "proceed"})
+    http(
+        "POST",
+        f"{host}/_reindex?wait_for_completion=true&refresh=true",
+        {"source": {"index": legacy.split(",")}, "dest": {"index": f"{p}reindexed"}, "conflicts": "proceed"},
+    )
     secs_b = time.perf_counter() - t
-    b = count(host, f"{p}reindexed")
+    b = count(host, f"{p}reindexed", refresh=True)
     print(f"(b) server-side _reindex:     {b:9d} docs in {secs_b:7.1f} s = {b / secs_b:8.0f} docs/s (no enrichment)")
     delete(host, f"{p}reindexed")
 
     secs_c, ok = python_loop(host, p, batch=1000)
     print(f"(c) Python scan+streaming_bulk: {ok:7d} docs in {secs_c:7.1f} s = {ok / secs_c:8.0f} docs/s")
-    print(f"ratio ours / _reindex = {ours / (b / secs_b):.2f} (goal >= 0.8); ours / Python loop = {ours / (ok / secs_c):.1f}x (goal >= 5)")
+    print(
+        f"ratio ours / _reindex = {ours / (b / secs_b):.2f} (goal >= 0.8); "
+        f"ours / Python loop = {ours / (ok / secs_c):.1f}x (goal >= 5)"
+    )
     delete(host, f"{p}*")
 
 

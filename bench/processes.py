@@ -20,6 +20,9 @@ import time
 
 from invenio_community_stats import processes
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import proc_status_kib  # noqa: E402
+
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 CLI = shutil.which("community-stats") or None
 
@@ -54,14 +57,6 @@ def make_status_files(pid_dir, n):
             f.write("line\n" * 100)
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def main():
     work = tempfile.mkdtemp(prefix="cs-bench-proc-")
     pid_dir = os.path.join(work, "run")
@@ -70,15 +65,26 @@ def main():
         entry = [CLI] if CLI else [sys.executable, "-m", "invenio_community_stats"]
         bare_med, bare_min = timed([sys.executable, "-c", "pass"])
         st_med, st_min = timed([*entry, "process-status", "bench-job-0500", "--pid-dir", pid_dir])
-        st_json_med, _ = timed([*entry, "process-status", "bench-job-0500", "--pid-dir", pid_dir, "--json", "--show-log"])
+        st_json_med, _ = timed(
+            [*entry, "process-status", "bench-job-0500", "--pid-dir", pid_dir, "--json", "--show-log"]
+        )
         ls_med, ls_min = timed([*entry, "list-processes", "--all", "--pid-dir", pid_dir])
         lsj_med, _ = timed([*entry, "list-processes", "--all", "--pid-dir", pid_dir, "--json"])
         print(f"Status files in the PID directory: 1000 (median of {RUNS} runs, ms)")
         print(f"  bare python -c pass                 {bare_med:7.1f}")
-        print(f"  process-status NAME                 {st_med:7.1f}   added over bare start: {st_med - bare_med:6.1f} ms (target < 50)")
+        print(
+            f"  process-status NAME                 {st_med:7.1f}   "
+            f"added over bare start: {st_med - bare_med:6.1f} ms (target < 50)"
+        )
         print(f"  process-status NAME --json --show-log {st_json_med:5.1f}   added: {st_json_med - bare_med:6.1f} ms")
-        print(f"  list-processes --all (1000 rows)    {ls_med:7.1f}   added over bare start: {ls_med - bare_med:6.1f} ms (target < 50)")
-        print(f"  list-processes --all --json (1000)  {lsj_med:7.1f}   added over bare start: {lsj_med - bare_med:6.1f} ms")
+        print(
+            f"  list-processes --all (1000 rows)    {ls_med:7.1f}   "
+            f"added over bare start: {ls_med - bare_med:6.1f} ms (target < 50)"
+        )
+        print(
+            f"  list-processes --all --json (1000)  {lsj_med:7.1f}   "
+            f"added over bare start: {lsj_med - bare_med:6.1f} ms"
+        )
 
         # Cancel-to-exit latency and supervisor memory.
         graceful = (
@@ -93,19 +99,24 @@ def main():
             started = processes.start(name, [sys.executable, "-c", graceful], pid_dir=pid_dir)
             while "ready" not in processes.status(name, pid_dir, log_lines=3)["log_tail"]:
                 time.sleep(0.02)
-            rss.append(rss_kib(started["supervisor_pid"]))
+            rss.append(proc_status_kib(started["supervisor_pid"], "VmRSS") or 0)
             result = processes.cancel(name, pid_dir, timeout=30)
             assert result["outcome"] == "graceful", result
             latencies.append(result["seconds"] * 1000)
-        print(f"Cancel to exit (SIGTERM -> final state recorded), 5 jobs: median {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms")
+        print(
+            "Cancel to exit (SIGTERM -> final state recorded), 5 jobs: "
+            f"median {statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms"
+        )
         print(f"Supervisor resident memory: median {statistics.median(rss) / 1024:.1f} MiB")
 
         # Progress write cost: the real writer (Rust), many times; jobs write at most once a second.
         from invenio_community_stats import _core
 
         per_write = _core.measure_status_write(os.path.join(work, "writes"), 200)
-        print(f"One progress write into the status file: {per_write * 1000:.2f} ms "
-              f"= {per_write * 100:.2f} % of a job's time at one write per second (target < 1 %)")
+        print(
+            f"One progress write into the status file: {per_write * 1000:.2f} ms "
+            f"= {per_write * 100:.2f} % of a job's time at one write per second (target < 1 %)"
+        )
     finally:
         for job in processes.list_jobs(pid_dir):
             processes.cancel(job["name"], pid_dir, timeout=5)

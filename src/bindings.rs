@@ -9,10 +9,11 @@ use pyo3::prelude::*;
 
 use crate::cancel::CancelToken;
 use crate::error::Error;
+use crate::generation::{community_events, usage_events};
+use crate::process::{control, launcher, supervisor, ProcessFiles};
 use crate::search::SearchClient;
 use crate::settings::SearchSettings;
-use crate::process::{control, launcher, supervisor, ProcessFiles};
-use crate::{info, runtime, sample, templates};
+use crate::{aggregation, info, migration, runtime, sample, templates};
 
 mod py_errors {
     pyo3::import_exception!(invenio_community_stats.errors, CommunityStatsError);
@@ -23,6 +24,7 @@ mod py_errors {
     pyo3::import_exception!(invenio_community_stats.errors, SearchError);
     pyo3::import_exception!(invenio_community_stats.errors, DataError);
     pyo3::import_exception!(invenio_community_stats.errors, ProcessError);
+    pyo3::import_exception!(invenio_community_stats.errors, ConflictError);
     pyo3::import_exception!(invenio_community_stats.errors, JobCancelled);
 }
 
@@ -37,6 +39,8 @@ impl From<Error> for PyErr {
             Error::Search { .. } => py_errors::SearchError::new_err(msg),
             Error::Data(_) => py_errors::DataError::new_err(msg),
             Error::Process(_) => py_errors::ProcessError::new_err(msg),
+            Error::Conflict(_) => py_errors::ConflictError::new_err(msg),
+            Error::Internal(_) => py_errors::CommunityStatsError::new_err(msg),
             Error::Cancelled(_) => py_errors::JobCancelled::new_err(msg),
             Error::Io { .. } => py_errors::CommunityStatsError::new_err(msg),
         }
@@ -92,7 +96,8 @@ fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> PyResult<T> {
-    serde_json::from_str(text).map_err(|e| py_errors::InvalidInputError::new_err(format!("invalid {what}: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| py_errors::InvalidInputError::new_err(format!("invalid {what}: {e}")))
 }
 
 /// Runs a job future on a fresh runtime with the GIL released. Every 100 ms the calling
@@ -135,24 +140,52 @@ where
     }
     match outcome {
         Ok(result) => result.map_err(PyErr::from),
-        Err(join) => Err(py_errors::CommunityStatsError::new_err(format!("job panicked: {join}"))),
+        Err(join) => Err(py_errors::CommunityStatsError::new_err(format!(
+            "job panicked: {join}"
+        ))),
     }
 }
 
-/// One search job: settings checked up front (a config error needs no runtime), then a
-/// client and the job's progress reporter, the job run by [`run_job`], the report as JSON.
-fn run_search_job<T, F, Fut>(py: Python<'_>, settings_json: &str, label: &'static str, job: F) -> PyResult<String>
+/// One search job: settings and options checked up front (bad input needs no runtime),
+/// then a client and the job's progress reporter, the job run by [`run_job`], its result
+/// as Python objects.
+fn run_search_job<O, T, F, Fut>(
+    py: Python<'_>,
+    settings_json: &str,
+    options_json: &str,
+    label: &'static str,
+    job: F,
+) -> PyResult<Py<PyAny>>
 where
+    O: serde::de::DeserializeOwned + Send + 'static,
     T: serde::Serialize + Send + 'static,
-    F: FnOnce(SearchClient, crate::progress::Progress) -> Fut + Send + 'static,
+    F: FnOnce(SearchClient, O, crate::progress::Progress) -> Fut + Send + 'static,
     Fut: Future<Output = crate::error::Result<T>> + Send + 'static,
 {
     let settings = SearchSettings::from_json(settings_json)?;
+    let options: O = parse_json(label, options_json)?;
     let report = run_job(py, move |token| async move {
         let client = SearchClient::new(&settings, token)?;
-        job(client, crate::progress::Progress::from_env(label)).await
+        job(client, options, crate::progress::Progress::from_env(label)).await
     })?;
-    to_json(&report)
+    to_py(
+        py,
+        &serde_json::to_value(&report)
+            .map_err(|e| py_errors::CommunityStatsError::new_err(e.to_string()))?,
+    )
+}
+
+/// Options of a command that takes none.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoOptions {}
+
+/// Options of `destroy-indices`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestroyOptions {
+    include_community_events: bool,
+    dry_run: bool,
 }
 
 fn client(settings_json: &str, token: CancelToken) -> PyResult<SearchClient> {
@@ -166,112 +199,89 @@ fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
-/// Cluster info and the index families under the prefix (JSON).
-#[pyfunction]
-fn cluster_info(py: Python<'_>, settings_json: &str) -> PyResult<String> {
-    run_search_job(py, settings_json, "info", |client, _| async move { info::cluster_info(&client).await })
-}
-
-/// Loads the demo sample (JSON options in, JSON report out).
-#[pyfunction]
-fn load_sample_data(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: sample::SampleOptions = parse_json("sample options", options_json)?;
-    run_search_job(py, settings_json, "load-sample-data", |client, _| async move { sample::load(&client, &options).await })
-}
-
-/// `generate-community-events` (JSON options in, JSON report out).
-#[pyfunction]
-fn generate_community_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: crate::generation::community_events::CommunityEventsOptions = parse_json("options", options_json)?;
-    run_search_job(py, settings_json, "generate-community-events", |client, progress| async move {
-        crate::generation::community_events::generate(&client, &options, &progress).await
-    })
-}
-
-/// `generate-usage-events` (JSON options in, JSON report out).
-#[pyfunction]
-fn generate_usage_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: crate::generation::usage_events::UsageEventsOptions = parse_json("options", options_json)?;
-    run_search_job(py, settings_json, "generate-usage-events", |client, progress| async move {
-        crate::generation::usage_events::generate(&client, &options, &progress).await
-    })
-}
-
-/// `migrate-events` / `migrate-month` (JSON options in, JSON report out).
-#[pyfunction]
-fn migrate_events(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: crate::migration::MigrationOptions = parse_json("options", options_json)?;
-    crate::migration::validate(&options)?;
-    run_search_job(py, settings_json, "migrate-events", |client, progress| async move {
-        crate::migration::run(&client, &options, &progress).await
-    })
-}
-
-/// `migration-status` (JSON options in, JSON rows out).
-#[pyfunction]
-fn migration_status(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: crate::migration::MigrationOptions = parse_json("options", options_json)?;
-    crate::migration::validate(&options)?;
-    run_search_job(py, settings_json, "migration-status", |client, _| async move {
-        crate::migration::status(&client, &options).await
-    })
-}
-
-/// `aggregate` (JSON options in, JSON report out).
-#[pyfunction]
-fn aggregate(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: crate::aggregation::AggregateOptions = parse_json("aggregation options", options_json)?;
-    run_search_job(py, settings_json, "aggregate", |client, progress| async move {
-        crate::aggregation::run(&client, &options, &progress).await
-    })
-}
-
-/// `read` (JSON options in, JSON documents out).
-#[pyfunction]
-fn read_aggregations(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: crate::aggregation::read::ReadOptions = parse_json("read options", options_json)?;
-    run_search_job(py, settings_json, "read", |client, _| async move { crate::aggregation::read::read(&client, &options).await })
-}
-
-/// `clear-lock`: removes the aggregation lock (JSON report).
-#[pyfunction]
-fn clear_aggregation_lock(py: Python<'_>, settings_json: &str) -> PyResult<String> {
-    run_search_job(py, settings_json, "clear-lock", |client, _| async move { crate::aggregation::clear_lock(&client).await })
-}
-
-/// `status` of the aggregations (JSON options in, JSON rows out).
-#[pyfunction]
-fn aggregation_status(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: crate::aggregation::maintenance::SelectOptions = parse_json("status options", options_json)?;
-    run_search_job(py, settings_json, "status", |client, _| async move { crate::aggregation::maintenance::status(&client, &options).await })
-}
-
-/// `clear-bookmarks` (JSON options in; the number deleted out).
-#[pyfunction]
-fn clear_bookmarks(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<String> {
-    let options: crate::aggregation::maintenance::SelectOptions = parse_json("options", options_json)?;
-    run_search_job(py, settings_json, "clear-bookmarks", |client, _| async move {
-        crate::aggregation::maintenance::clear_bookmarks(&client, &options).await
-    })
-}
-
-/// `destroy-indices`: the aggregation indices under the prefix, deleted unless `dry_run`
-/// (JSON list of `[name, documents]`).
-#[pyfunction]
-fn destroy_indices(py: Python<'_>, settings_json: &str, include_community_events: bool, dry_run: bool) -> PyResult<String> {
-    run_search_job(py, settings_json, "destroy-indices", move |client, _| async move {
-        if dry_run {
-            crate::aggregation::maintenance::aggregation_indices(&client, include_community_events).await
-        } else {
-            crate::aggregation::maintenance::destroy_indices(&client, include_community_events).await
+/// A search command: a `#[pyfunction] name(settings_json, options_json)` that parses the
+/// options as `$options: $type` and runs `$body` with the client and the job's progress
+/// reporter (see [`run_search_job`]).
+macro_rules! search_command {
+    ($(#[$doc:meta])* $name:ident, $label:literal, |$client:ident, $options:ident: $type:ty, $progress:ident| $body:expr) => {
+        $(#[$doc])*
+        #[pyfunction]
+        fn $name(py: Python<'_>, settings_json: &str, options_json: &str) -> PyResult<Py<PyAny>> {
+            run_search_job(py, settings_json, options_json, $label, |$client, $options: $type, $progress| async move {
+                $body.await
+            })
         }
-    })
+    };
 }
+
+search_command!(
+    /// `info`: the cluster and the index families under the prefix.
+    cluster_info, "info", |client, _options: NoOptions, _progress| info::cluster_info(&client)
+);
+search_command!(
+    /// `load-sample-data`: the sample's report.
+    load_sample_data, "load-sample-data", |client, options: sample::SampleOptions, _progress| sample::load(&client, &options)
+);
+search_command!(
+    /// `generate-community-events`: its report.
+    generate_community_events, "generate-community-events",
+    |client, options: community_events::CommunityEventsOptions, progress| community_events::generate(&client, &options, &progress)
+);
+search_command!(
+    /// `generate-usage-events`: its report.
+    generate_usage_events, "generate-usage-events",
+    |client, options: usage_events::UsageEventsOptions, progress| usage_events::generate(&client, &options, &progress)
+);
+search_command!(
+    /// `migrate-events` / `migrate-month`: the report.
+    migrate_events, "migrate-events", |client, options: migration::MigrationOptions, progress| migration::run(&client, &options, &progress)
+);
+search_command!(
+    /// `migration-status`: one row per month and event type.
+    migration_status, "migration-status", |client, options: migration::MonthSelection, _progress| migration::status(&client, &options)
+);
+search_command!(
+    /// `aggregate`: the report.
+    aggregate, "aggregate", |client, options: aggregation::AggregateOptions, progress| aggregation::run(&client, &options, &progress)
+);
+search_command!(
+    /// `read`: a community's documents per kind.
+    read_aggregations, "read", |client, options: aggregation::read::ReadOptions, _progress| aggregation::read::read(&client, &options)
+);
+search_command!(
+    /// `clear-lock`: what was removed.
+    clear_aggregation_lock, "clear-lock", |client, _options: NoOptions, _progress| aggregation::clear_lock(&client)
+);
+search_command!(
+    /// `status` of the aggregations: one row per community and aggregator.
+    aggregation_status, "status",
+    |client, options: aggregation::maintenance::SelectOptions, _progress| aggregation::maintenance::status(&client, &options)
+);
+search_command!(
+    /// `clear-bookmarks`: the number deleted.
+    clear_bookmarks, "clear-bookmarks",
+    |client, options: aggregation::maintenance::SelectOptions, _progress| aggregation::maintenance::clear_bookmarks(&client, &options)
+);
+search_command!(
+    /// `destroy-indices`: the aggregation indices under the prefix (`[name, documents]`),
+    /// deleted unless `dry_run`.
+    destroy_indices, "destroy-indices",
+    |client, options: DestroyOptions, _progress| aggregation::maintenance::destroy_indices(&client, options.include_community_events, options.dry_run)
+);
 
 /// One of our index templates with the prefix applied (JSON).
 #[pyfunction]
 fn index_template(name: &str, prefix: &str) -> PyResult<String> {
     to_json(&templates::template(name, prefix)?)
+}
+
+/// The aggregators in run order: `(name, read kind)` each.
+#[pyfunction]
+fn aggregators() -> Vec<(&'static str, &'static str)> {
+    crate::aggregation::Aggregator::ALL
+        .iter()
+        .map(|a| (a.name(), a.read_kind().0))
+        .collect()
 }
 
 /// The names of our index templates.
@@ -287,8 +297,15 @@ fn index_template_names() -> Vec<&'static str> {
 fn measure_status_write(pid_dir: &str, writes: u32) -> PyResult<f64> {
     let files = ProcessFiles::new(std::path::Path::new(pid_dir), "bench-status-write")?;
     crate::process::files::prepare_dir(&files.dir, true)?;
-    crate::process::state::replace_status(&files, &crate::process::JobStatus::starting(&files, "bench"))?;
-    let progress = crate::progress::Progress::with_sink("bench", Some(files.clone()), Duration::from_secs(3600));
+    crate::process::state::replace_status(
+        &files,
+        &crate::process::JobStatus::starting(&files, "bench"),
+    )?;
+    let progress = crate::progress::Progress::with_sink(
+        "bench",
+        Some(files.clone()),
+        Duration::from_secs(3600),
+    );
     progress.set_total(u64::from(writes));
     let started = std::time::Instant::now();
     for _ in 0..writes.max(1) {
@@ -300,6 +317,13 @@ fn measure_status_write(pid_dir: &str, writes: u32) -> PyResult<f64> {
         let _ = std::fs::remove_file(path);
     }
     Ok(per_write)
+}
+
+/// Records the error of the job this process runs as a managed worker (the status shows
+/// it once the job has failed); nothing outside a managed worker.
+#[pyfunction]
+fn record_job_error(message: &str) -> PyResult<()> {
+    Ok(supervisor::record_worker_error(message)?)
 }
 
 /// Checks connection settings without connecting (raises ConfigError).
@@ -330,7 +354,12 @@ fn supervise(py: Python<'_>, spec_json: &str) -> PyResult<i32> {
 /// A job's status as JSON (with the last `log_lines` log lines when given).
 #[pyfunction]
 #[pyo3(signature = (name, pid_dir, log_lines=None))]
-fn process_status(py: Python<'_>, name: &str, pid_dir: &str, log_lines: Option<usize>) -> PyResult<Py<PyAny>> {
+fn process_status(
+    py: Python<'_>,
+    name: &str,
+    pid_dir: &str,
+    log_lines: Option<usize>,
+) -> PyResult<Py<PyAny>> {
     let files = ProcessFiles::new(std::path::Path::new(pid_dir), name)?;
     crate::process::files::prepare_dir(&files.dir, false)?;
     to_py(py, &control::view(&files, log_lines)?)
@@ -339,18 +368,27 @@ fn process_status(py: Python<'_>, name: &str, pid_dir: &str, log_lines: Option<u
 /// The jobs of a PID directory as JSON (running ones unless `all`).
 #[pyfunction]
 fn list_processes(py: Python<'_>, pid_dir: &str, all: bool) -> PyResult<Py<PyAny>> {
-    to_py(py, &serde_json::Value::Array(control::list(std::path::Path::new(pid_dir), all)?))
+    to_py(
+        py,
+        &serde_json::Value::Array(control::list(std::path::Path::new(pid_dir), all)?),
+    )
 }
 
 /// Cancels a job: SIGTERM, wait `timeout_seconds`, SIGKILL (JSON result).
 #[pyfunction]
-fn cancel_process(py: Python<'_>, name: &str, pid_dir: &str, timeout_seconds: f64) -> PyResult<Py<PyAny>> {
-    if !(timeout_seconds >= 0.0) || !timeout_seconds.is_finite() {
+fn cancel_process(
+    py: Python<'_>,
+    name: &str,
+    pid_dir: &str,
+    timeout_seconds: f64,
+) -> PyResult<Py<PyAny>> {
+    if !timeout_seconds.is_finite() || timeout_seconds < 0.0 {
         return Err(Error::invalid("timeout must be a non-negative number of seconds").into());
     }
     let files = ProcessFiles::new(std::path::Path::new(pid_dir), name)?;
     crate::process::files::prepare_dir(&files.dir, false)?;
-    let outcome = py.detach(|| control::cancel(&files, Duration::from_secs_f64(timeout_seconds)))?;
+    let outcome =
+        py.detach(|| control::cancel(&files, Duration::from_secs_f64(timeout_seconds)))?;
     to_py(py, &serde_json::to_value(&outcome).expect("serialises"))
 }
 
@@ -382,9 +420,11 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(destroy_indices, m)?)?;
     m.add_function(wrap_pyfunction!(index_template, m)?)?;
     m.add_function(wrap_pyfunction!(index_template_names, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregators, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;
     m.add_function(wrap_pyfunction!(start_background, m)?)?;
     m.add_function(wrap_pyfunction!(supervise, m)?)?;
+    m.add_function(wrap_pyfunction!(record_job_error, m)?)?;
     m.add_function(wrap_pyfunction!(process_status, m)?)?;
     m.add_function(wrap_pyfunction!(list_processes, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_process, m)?)?;

@@ -257,7 +257,8 @@ impl BulkPipeline {
 
     async fn join_one(&mut self) -> Result<()> {
         if let Some(joined) = self.tasks.join_next().await {
-            let totals = joined.map_err(|e| Error::Process(format!("bulk task failed: {e}")))??;
+            let totals =
+                joined.map_err(|e| Error::Internal(format!("bulk task failed: {e}")))??;
             self.totals.merge(totals);
         }
         Ok(())

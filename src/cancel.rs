@@ -54,7 +54,10 @@ mod tests {
 
     #[test]
     fn sleep_returns_early_when_cancelled() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let token = CancelToken::new();
         let t2 = token.clone();
         let started = std::time::Instant::now();

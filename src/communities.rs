@@ -1,6 +1,5 @@
 //! Communities: resolving what operators type (a UUID or a slug) to community ids.
 
-use opensearch::http::Method;
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -14,7 +13,10 @@ pub async fn resolve(client: &SearchClient, given: &[String]) -> Result<Vec<Stri
     }
     let index = client.index("communities");
     if !client.exists(&index).await? {
-        return Err(Error::Data(format!("the communities index {index} does not exist, so {:?} cannot be resolved", given[0])));
+        return Err(Error::Data(format!(
+            "the communities index {index} does not exist, so {:?} cannot be resolved",
+            given[0]
+        )));
     }
     let body = json!({
         "size": given.len() * 2,
@@ -24,22 +26,31 @@ pub async fn resolve(client: &SearchClient, given: &[String]) -> Result<Vec<Stri
         ]}},
         "_source": ["id", "slug"],
     });
-    let reply = client.json(Method::Post, &format!("{index}/_search"), Some(&body)).await?;
-    let hits = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
+    let hits = client.search_hits(&index, &body).await?;
     let mut out: Vec<String> = Vec::new();
     for g in given {
         let found = hits.iter().find(|h| {
             let s = &h["_source"];
-            s["id"].as_str() == Some(g.as_str()) || s["slug"].as_str() == Some(g.as_str()) || h["_id"].as_str() == Some(g.as_str())
+            s["id"].as_str() == Some(g.as_str())
+                || s["slug"].as_str() == Some(g.as_str())
+                || h["_id"].as_str() == Some(g.as_str())
         });
         match found {
             Some(h) => {
-                let id = h["_source"]["id"].as_str().or_else(|| h["_id"].as_str()).unwrap_or_default().to_string();
+                let id = h["_source"]["id"]
+                    .as_str()
+                    .or_else(|| h["_id"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
                 if !out.contains(&id) {
                     out.push(id);
                 }
             }
-            None => return Err(Error::invalid(format!("unknown community {g:?} (neither a community id nor a slug)"))),
+            None => {
+                return Err(Error::invalid(format!(
+                    "unknown community {g:?} (neither a community id nor a slug)"
+                )))
+            }
         }
     }
     Ok(out)

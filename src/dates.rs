@@ -1,26 +1,33 @@
 //! Dates as operators type them (`YYYY-MM-DD`) and as InvenioRDM stores publication dates
 //! (EDTF: `2020`, `2020-10`, `2020-10-13`, intervals `2020/2021`, qualifiers `2020?`).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 
 use crate::error::{Error, Result};
 
 /// Parses an option value `YYYY-MM-DD`, naming the option in the error.
 pub fn parse_day(option: &str, text: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| Error::invalid(format!("{option} {text:?} is not a date (expected YYYY-MM-DD)")))
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+        Error::invalid(format!(
+            "{option} {text:?} is not a date (expected YYYY-MM-DD)"
+        ))
+    })
 }
 
 /// Parses an optional `YYYY-MM-DD` option.
 pub fn parse_day_opt(option: &str, text: Option<&str>) -> Result<Option<NaiveDate>> {
-    text.filter(|t| !t.trim().is_empty()).map(|t| parse_day(option, t)).transpose()
+    text.filter(|t| !t.trim().is_empty())
+        .map(|t| parse_day(option, t))
+        .transpose()
 }
 
 /// Checks `start <= end` when both are given.
 pub fn check_range(what: &str, start: Option<NaiveDate>, end: Option<NaiveDate>) -> Result<()> {
     if let (Some(s), Some(e)) = (start, end) {
         if e < s {
-            return Err(Error::invalid(format!("{what}: end date {e} is before start date {s}")));
+            return Err(Error::invalid(format!(
+                "{what}: end date {e} is before start date {s}"
+            )));
         }
     }
     Ok(())
@@ -50,23 +57,31 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
             return Some(dt.with_timezone(&Utc));
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
             return Some(Utc.from_utc_datetime(&naive));
         }
     }
     if t.len() == 13 && t.as_bytes()[10] == b'T' {
         // `2024-06-01T10`: the hour only.
-        return NaiveDateTime::parse_from_str(&format!("{t}:00"), "%Y-%m-%dT%H:%M").ok().map(|n| Utc.from_utc_datetime(&n));
+        return NaiveDateTime::parse_from_str(&format!("{t}:00"), "%Y-%m-%dT%H:%M")
+            .ok()
+            .map(|n| Utc.from_utc_datetime(&n));
     }
-    NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().map(start_of_day)
+    NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .map(start_of_day)
 }
 
 /// A stored timestamp in the form the v2 event mapping takes
 /// (`strict_date_hour_minute_second`): UTC, to the second (fractions dropped). `None` when
 /// it cannot be read.
 pub fn utc_seconds(text: &str) -> Option<String> {
-    parse_timestamp(text).map(crate::events::second_timestamp)
+    parse_timestamp(text).map(second_timestamp)
 }
 
 /// The first day an EDTF date or interval stands for: `2020` -> 2020-01-01, `2020-10` ->
@@ -81,8 +96,15 @@ pub fn edtf_start(text: &str) -> Option<NaiveDate> {
         Some((a, b)) => (a.trim(), Some(b.trim())),
         None => (t, None),
     };
-    let first = if first.is_empty() || first == ".." { second? } else { first };
-    let cleaned: String = first.chars().filter(|c| !matches!(c, '?' | '~' | '%')).collect();
+    let first = if first.is_empty() || first == ".." {
+        second?
+    } else {
+        first
+    };
+    let cleaned: String = first
+        .chars()
+        .filter(|c| !matches!(c, '?' | '~' | '%'))
+        .collect();
     // A timestamp: take its date.
     let date_part = cleaned.split('T').next().unwrap_or("");
     let parts: Vec<&str> = date_part.split('-').collect();
@@ -108,6 +130,76 @@ pub fn edtf_start(text: &str) -> Option<NaiveDate> {
         Some(d) => d.parse().ok()?,
     };
     NaiveDate::from_ymd_opt(year, month, day)
+}
+
+/// `YYYY-MM-DDT00:00:00`: a day as the aggregation documents and bookmarks write it.
+pub fn day_start(day: NaiveDate) -> String {
+    format!("{}T00:00:00", day.format("%Y-%m-%d"))
+}
+
+/// Now, UTC, to the second (the documents' `timestamp` format).
+pub fn now_stamp() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// A time with milliseconds (`YYYY-MM-DDTHH:MM:SS.mmm`), as community events write it.
+pub fn millis_stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
+}
+
+/// The day of a `YYYY-MM-DD...` string.
+pub fn parse_day_prefix(text: &str) -> Option<NaiveDate> {
+    text.get(..10)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+/// Every day of `[from, to]`.
+pub fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    from.iter_days().take_while(move |d| *d <= to)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (what the event templates' `strict_date_hour_minute_second` takes),
+/// written digit by digit (this runs several times for every event; `format!` was a
+/// tenth of a generator's CPU).
+pub fn second_timestamp(t: DateTime<Utc>) -> String {
+    let mut out = String::with_capacity(26);
+    push_second_timestamp(&mut out, t);
+    out
+}
+
+/// Appends [`second_timestamp`] to `out`.
+pub fn push_second_timestamp(out: &mut String, t: DateTime<Utc>) {
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        out.push_str(&format!(
+            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ));
+        return;
+    }
+    let digits = push_digits;
+    digits(out, year as u32, 4);
+    out.push('-');
+    digits(out, t.month(), 2);
+    out.push('-');
+    digits(out, t.day(), 2);
+    out.push('T');
+    digits(out, t.hour(), 2);
+    out.push(':');
+    digits(out, t.minute(), 2);
+    out.push(':');
+    digits(out, t.second(), 2);
+}
+
+/// Appends `value` as `width` decimal digits (zero-padded, higher digits dropped).
+pub fn push_digits(out: &mut String, value: u32, width: u32) {
+    for k in (0..width).rev() {
+        out.push(char::from(b'0' + (value / 10u32.pow(k) % 10) as u8));
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +251,10 @@ mod tests {
     #[test]
     fn option_dates() {
         assert!(parse_day("--start-date", "2024-02-30").is_err());
-        assert_eq!(parse_day("--start-date", "2024-02-29").unwrap(), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
+        assert_eq!(
+            parse_day("--start-date", "2024-02-29").unwrap(),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
+        );
         let s = parse_day_opt("--a", Some("2024-05-02")).unwrap();
         let e = parse_day_opt("--b", Some("2024-05-01")).unwrap();
         assert!(check_range("records", s, e).is_err());
@@ -169,10 +264,21 @@ mod tests {
     #[test]
     fn timestamps_in_every_stored_shape() {
         let want = Utc.with_ymd_and_hms(2024, 6, 1, 10, 0, 0).unwrap();
-        for t in ["2024-06-01T10:00:00+00:00", "2024-06-01T10:00:00Z", "2024-06-01T10:00:00", "2024-06-01T10:00:00.000"] {
+        for t in [
+            "2024-06-01T10:00:00+00:00",
+            "2024-06-01T10:00:00Z",
+            "2024-06-01T10:00:00",
+            "2024-06-01T10:00:00.000",
+        ] {
             assert_eq!(parse_timestamp(t), Some(want), "{t}");
         }
-        assert_eq!(parse_timestamp("2024-06-01"), Some(start_of_day(NaiveDate::from_ymd_opt(2024, 6, 1).unwrap())));
-        assert_eq!(end_of_day(NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()).to_rfc3339(), "2024-06-01T23:59:59+00:00");
+        assert_eq!(
+            parse_timestamp("2024-06-01"),
+            Some(start_of_day(NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()))
+        );
+        assert_eq!(
+            end_of_day(NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()).to_rfc3339(),
+            "2024-06-01T23:59:59+00:00"
+        );
     }
 }

@@ -23,16 +23,46 @@ struct FieldRule {
 
 /// The record-side enrichment table (defaults of the reference's `COMMUNITY_STATS_SUBCOUNTS`).
 const RULES: &[FieldRule] = &[
-    FieldRule { event_field: "resource_type", keys: Some(&["id", "title", "props"]) },
-    FieldRule { event_field: "access_status", keys: None },
-    FieldRule { event_field: "publisher", keys: None },
-    FieldRule { event_field: "languages", keys: Some(&["id", "title"]) },
-    FieldRule { event_field: "subjects", keys: Some(&["id", "subject", "scheme"]) },
-    FieldRule { event_field: "rights", keys: Some(&["id", "title", "description", "props", "link", "icon"]) },
-    FieldRule { event_field: "funders", keys: Some(&["id", "name", "identifiers"]) },
-    FieldRule { event_field: "affiliations", keys: Some(&["id", "name", "identifiers"]) },
-    FieldRule { event_field: "journal_title", keys: None },
-    FieldRule { event_field: "file_types", keys: None },
+    FieldRule {
+        event_field: "resource_type",
+        keys: Some(&["id", "title", "props"]),
+    },
+    FieldRule {
+        event_field: "access_status",
+        keys: None,
+    },
+    FieldRule {
+        event_field: "publisher",
+        keys: None,
+    },
+    FieldRule {
+        event_field: "languages",
+        keys: Some(&["id", "title"]),
+    },
+    FieldRule {
+        event_field: "subjects",
+        keys: Some(&["id", "subject", "scheme"]),
+    },
+    FieldRule {
+        event_field: "rights",
+        keys: Some(&["id", "title", "description", "props", "link", "icon"]),
+    },
+    FieldRule {
+        event_field: "funders",
+        keys: Some(&["id", "name", "identifiers"]),
+    },
+    FieldRule {
+        event_field: "affiliations",
+        keys: Some(&["id", "name", "identifiers"]),
+    },
+    FieldRule {
+        event_field: "journal_title",
+        keys: None,
+    },
+    FieldRule {
+        event_field: "file_types",
+        keys: None,
+    },
 ];
 
 fn pick(item: &Value, keys: &[&str]) -> Option<Value> {
@@ -70,14 +100,24 @@ fn source(record: &Value, field: &str) -> Value {
         "languages" => md["languages"].clone(),
         "subjects" => md["subjects"].clone(),
         "rights" => md["rights"].clone(),
-        "funders" => Value::Array(as_items(&md["funding"]).into_iter().map(|f| f["funder"].clone()).filter(|f| !f.is_null()).collect()),
+        "funders" => Value::Array(
+            as_items(&md["funding"])
+                .into_iter()
+                .map(|f| f["funder"].clone())
+                .filter(|f| !f.is_null())
+                .collect(),
+        ),
         "affiliations" => {
             let mut seen = BTreeSet::new();
             let mut out = Vec::new();
             for who in ["creators", "contributors"] {
                 for person in as_items(&md[who]) {
                     for aff in as_items(&person["affiliations"]) {
-                        let key = aff["id"].as_str().or_else(|| aff["name"].as_str()).unwrap_or_default().to_string();
+                        let key = aff["id"]
+                            .as_str()
+                            .or_else(|| aff["name"].as_str())
+                            .unwrap_or_default()
+                            .to_string();
                         if !key.is_empty() && seen.insert(key) {
                             out.push(aff.clone());
                         }
@@ -92,9 +132,15 @@ fn source(record: &Value, field: &str) -> Value {
             // the entries' extensions; a record with restricted files has neither.
             let listed = match &record["files"]["types"] {
                 Value::Array(types) => types.iter().collect(),
-                _ => as_items(&record["files"]["entries"]).into_iter().map(|e| &e["ext"]).collect::<Vec<_>>(),
+                _ => as_items(&record["files"]["entries"])
+                    .into_iter()
+                    .map(|e| &e["ext"])
+                    .collect::<Vec<_>>(),
             };
-            let exts: BTreeSet<String> = listed.into_iter().filter_map(|e| e.as_str().map(str::to_lowercase)).collect();
+            let exts: BTreeSet<String> = listed
+                .into_iter()
+                .filter_map(|e| e.as_str().map(str::to_lowercase))
+                .collect();
             if exts.is_empty() {
                 Value::Null
             } else {
@@ -116,7 +162,9 @@ pub fn record_fields(record: &Value) -> Map<String, Value> {
                 other => other,
             },
             Some(keys) => match &raw {
-                Value::Array(items) => Value::Array(items.iter().filter_map(|i| pick(i, keys)).collect()),
+                Value::Array(items) => {
+                    Value::Array(items.iter().filter_map(|i| pick(i, keys)).collect())
+                }
                 Value::Object(_) => pick(&raw, keys).unwrap_or(Value::Null),
                 _ => Value::Null,
             },
@@ -148,41 +196,40 @@ impl Membership {
             return Ok(m);
         }
         for chunk in record_ids.chunks(1000) {
-            let mut after: Option<Value> = None;
-            loop {
-                let mut body = json!({
-                    "size": 5000,
-                    "query": {"bool": {"filter": [
-                        {"terms": {"record_id": chunk}},
-                        {"terms": {"event_type": ["added", "removed"]}},
-                    ]}},
-                    "sort": [{"record_id": "asc"}, {"event_date": "asc"}, {"community_id": "asc"}, {"event_type": "asc"}],
-                    "_source": ["record_id", "community_id", "event_type", "event_date"],
-                });
-                if let Some(a) = &after {
-                    body["search_after"] = a.clone();
-                }
-                let reply = client.json(Method::Post, &format!("{index}/_search"), Some(&body)).await?;
-                let hits = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
-                for h in &hits {
-                    let s = &h["_source"];
-                    let (Some(rec), Some(comm), Some(kind), Some(date)) =
-                        (s["record_id"].as_str(), s["community_id"].as_str(), s["event_type"].as_str(), s["event_date"].as_str())
-                    else {
-                        continue;
-                    };
-                    if comm == "global" {
-                        continue;
+            let body = json!({
+                "size": 5000,
+                "query": {"bool": {"filter": [
+                    {"terms": {"record_id": chunk}},
+                    {"terms": {"event_type": ["added", "removed"]}},
+                ]}},
+                "sort": [{"record_id": "asc"}, {"event_date": "asc"}, {"community_id": "asc"}, {"event_type": "asc"}],
+                "_source": ["record_id", "community_id", "event_type", "event_date"],
+            });
+            client
+                .for_each_page(&index, body, |hits| {
+                    for h in hits {
+                        let s = &h["_source"];
+                        let (Some(rec), Some(comm), Some(kind), Some(date)) = (
+                            s["record_id"].as_str(),
+                            s["community_id"].as_str(),
+                            s["event_type"].as_str(),
+                            s["event_date"].as_str(),
+                        ) else {
+                            continue;
+                        };
+                        if comm == "global" {
+                            continue;
+                        }
+                        if let Some(t) = parse_timestamp(date) {
+                            m.events.entry(rec.to_string()).or_default().push((
+                                t,
+                                comm.to_string(),
+                                kind == "added",
+                            ));
+                        }
                     }
-                    if let Some(t) = parse_timestamp(date) {
-                        m.events.entry(rec.to_string()).or_default().push((t, comm.to_string(), kind == "added"));
-                    }
-                }
-                if hits.len() < 5000 {
-                    break;
-                }
-                after = hits.last().map(|h| h["sort"].clone());
-            }
+                })
+                .await?;
         }
         for list in m.events.values_mut() {
             list.sort();
@@ -192,7 +239,12 @@ impl Membership {
 
     /// The communities `record_id` belonged to at the end of `day`; `fallback` (the
     /// record's current `parent.communities.ids`) when the record has no events.
-    pub fn communities_on(&self, record_id: &str, day: NaiveDate, fallback: &[String]) -> Vec<String> {
+    pub fn communities_on(
+        &self,
+        record_id: &str,
+        day: NaiveDate,
+        fallback: &[String],
+    ) -> Vec<String> {
         let Some(events) = self.events.get(record_id) else {
             let mut f = fallback.to_vec();
             f.sort();
@@ -226,7 +278,11 @@ impl Membership {
 pub fn current_communities(record: &Value) -> Vec<String> {
     record["parent"]["communities"]["ids"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -253,10 +309,19 @@ mod tests {
             }
         });
         let f = record_fields(&record);
-        assert_eq!(f["resource_type"], json!({"id": "dataset", "title": {"en": "Dataset"}}));
-        assert_eq!(f["languages"], json!([{"id": "eng", "title": {"en": "English"}}]));
+        assert_eq!(
+            f["resource_type"],
+            json!({"id": "dataset", "title": {"en": "Dataset"}})
+        );
+        assert_eq!(
+            f["languages"],
+            json!([{"id": "eng", "title": {"en": "English"}}])
+        );
         assert_eq!(f["funders"], json!([{"id": "f1", "name": "EC"}]));
-        assert_eq!(f["affiliations"], json!([{"id": "a1", "name": "CERN"}, {"name": "Elsewhere"}]));
+        assert_eq!(
+            f["affiliations"],
+            json!([{"id": "a1", "name": "CERN"}, {"name": "Elsewhere"}])
+        );
         assert_eq!(f["file_types"], json!(["csv", "pdf"]));
         assert_eq!(f["journal_title"], "J");
         assert_eq!(f["access_status"], "open");
@@ -268,14 +333,32 @@ mod tests {
     fn membership_at_the_end_of_a_day() {
         let mut m = Membership::default();
         let day = |d| NaiveDate::from_ymd_opt(2025, 6, d).unwrap();
-        m.insert("r1", Utc.with_ymd_and_hms(2025, 6, 5, 10, 0, 0).unwrap(), "c1", true);
-        m.insert("r1", Utc.with_ymd_and_hms(2025, 6, 10, 23, 59, 59).unwrap(), "c1", false);
-        m.insert("r1", Utc.with_ymd_and_hms(2025, 6, 8, 0, 0, 0).unwrap(), "c2", true);
+        m.insert(
+            "r1",
+            Utc.with_ymd_and_hms(2025, 6, 5, 10, 0, 0).unwrap(),
+            "c1",
+            true,
+        );
+        m.insert(
+            "r1",
+            Utc.with_ymd_and_hms(2025, 6, 10, 23, 59, 59).unwrap(),
+            "c1",
+            false,
+        );
+        m.insert(
+            "r1",
+            Utc.with_ymd_and_hms(2025, 6, 8, 0, 0, 0).unwrap(),
+            "c2",
+            true,
+        );
         assert!(m.communities_on("r1", day(4), &[]).is_empty());
         assert_eq!(m.communities_on("r1", day(5), &[]), vec!["c1"]);
         assert_eq!(m.communities_on("r1", day(9), &[]), vec!["c1", "c2"]);
         assert_eq!(m.communities_on("r1", day(10), &[]), vec!["c2"]);
-        assert_eq!(m.communities_on("r2", day(10), &["c9".to_string()]), vec!["c9"]);
+        assert_eq!(
+            m.communities_on("r2", day(10), &["c9".to_string()]),
+            vec!["c9"]
+        );
     }
 }
 
@@ -297,7 +380,9 @@ impl RecordInfo {
         let mut fields_json = Vec::with_capacity(256);
         let mut field_names = Vec::with_capacity(fields.len());
         for rule in RULES {
-            let Some(v) = fields.get(rule.event_field) else { continue };
+            let Some(v) = fields.get(rule.event_field) else {
+                continue;
+            };
             if !fields_json.is_empty() {
                 fields_json.push(b',');
             }
@@ -307,15 +392,29 @@ impl RecordInfo {
             field_names.push(rule.event_field);
         }
         fields_json.shrink_to_fit();
-        Self { fields_json, field_names, communities }
+        Self {
+            fields_json,
+            field_names,
+            communities,
+        }
     }
 }
 
 /// The record fields the enrichment reads (so that lookups fetch only these).
 pub const RECORD_SOURCE: &[&str] = &[
-    "id", "access.status", "parent.communities.ids", "custom_fields.journal:journal.title",
-    "files.types", "files.entries.ext", "metadata.resource_type", "metadata.publisher", "metadata.languages",
-    "metadata.subjects", "metadata.rights", "metadata.funding.funder", "metadata.creators.affiliations",
+    "id",
+    "access.status",
+    "parent.communities.ids",
+    "custom_fields.journal:journal.title",
+    "files.types",
+    "files.entries.ext",
+    "metadata.resource_type",
+    "metadata.publisher",
+    "metadata.languages",
+    "metadata.subjects",
+    "metadata.rights",
+    "metadata.funding.funder",
+    "metadata.creators.affiliations",
     "metadata.contributors.affiliations",
 ];
 
@@ -332,7 +431,13 @@ impl RecordCache {
     /// Makes sure every id in `ids` is cached (missing records are cached as `None`), with
     /// its community events.
     pub async fn fetch(&mut self, client: &SearchClient, ids: &[String]) -> Result<()> {
-        let missing: Vec<String> = ids.iter().filter(|id| !self.records.contains_key(*id)).cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !self.records.contains_key(*id))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -344,7 +449,9 @@ impl RecordCache {
         let index = client.index("rdmrecords-records");
         for chunk in missing.chunks(1000) {
             let body = json!({"size": chunk.len(), "query": {"terms": {"id": chunk}}, "_source": RECORD_SOURCE});
-            let reply = client.json(Method::Post, &format!("{index}/_search"), Some(&body)).await?;
+            let reply = client
+                .json(Method::Post, &format!("{index}/_search"), Some(&body))
+                .await?;
             for id in chunk {
                 self.records.insert(id.clone(), None);
             }

@@ -22,13 +22,24 @@ pub enum Error {
     /// (`resource_already_exists_exception`, ...; empty when the reply was not an
     /// OpenSearch error), `reason` one line ending with that root cause.
     #[error("OpenSearch error on {what} (HTTP {status}): {reason}")]
-    Search { status: u16, what: String, kind: String, reason: String },
+    Search {
+        status: u16,
+        what: String,
+        kind: String,
+        reason: String,
+    },
     /// A precondition on the data does not hold (missing index, existing data, ...).
     #[error("{0}")]
     Data(String),
     /// Background process management failed (files, locks, signals).
     #[error("{0}")]
     Process(String),
+    /// Another run holds what this one needs (the aggregation lock, a running aggregation).
+    #[error("{0}")]
+    Conflict(String),
+    /// A fault of this program (a task that panicked): a bug to report.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The job stopped early because it was asked to (SIGTERM, Ctrl-C), after a checkpoint.
     #[error("cancelled: {0}")]
     Cancelled(String),
@@ -43,7 +54,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with a short description of the operation.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Shorthand for [`Error::InvalidInput`].

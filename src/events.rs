@@ -1,7 +1,9 @@
 //! Usage-event documents in the shape invenio-stats indexes them (after anonymisation),
 //! with `_id`s in invenio-stats' form, so re-writing the same event is idempotent.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Timelike, Utc};
+
+use crate::dates::{push_digits, push_second_timestamp, second_timestamp};
 use serde_json::Value;
 
 /// The two kinds of usage event.
@@ -53,50 +55,6 @@ impl EventType {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` (what the event templates' `strict_date_hour_minute_second` takes),
-/// written digit by digit (this runs several times for every event; `format!` was a
-/// tenth of a generator's CPU).
-pub fn second_timestamp(t: DateTime<Utc>) -> String {
-    let mut out = String::with_capacity(26);
-    push_second_timestamp(&mut out, t);
-    out
-}
-
-/// Appends [`second_timestamp`] to `out`.
-pub fn push_second_timestamp(out: &mut String, t: DateTime<Utc>) {
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        out.push_str(&format!(
-            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ));
-        return;
-    }
-    let digits = push_digits;
-    digits(out, year as u32, 4);
-    out.push('-');
-    digits(out, t.month(), 2);
-    out.push('-');
-    digits(out, t.day(), 2);
-    out.push('T');
-    digits(out, t.hour(), 2);
-    out.push(':');
-    digits(out, t.minute(), 2);
-    out.push(':');
-    digits(out, t.second(), 2);
-}
-
-/// Appends `value` as `width` decimal digits (zero-padded, higher digits dropped).
-fn push_digits(out: &mut String, value: u32, width: u32) {
-    for k in (0..width).rev() {
-        out.push(char::from(b'0' + (value / 10u32.pow(k) % 10) as u8));
-    }
-}
-
 /// Appends the lowercase hex of `bytes` to `out`.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -141,7 +99,10 @@ pub fn uuid5(namespace: &[u8; 16], name: &str) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let mut out = String::with_capacity(36);
-    for (i, chunk) in [&b[0..4], &b[4..6], &b[6..8], &b[8..10], &b[10..16]].into_iter().enumerate() {
+    for (i, chunk) in [&b[0..4], &b[4..6], &b[6..8], &b[8..10], &b[10..16]]
+        .into_iter()
+        .enumerate()
+    {
         if i > 0 {
             out.push('-');
         }
@@ -159,7 +120,10 @@ const NAMESPACE_URL: [u8; 16] = [
 /// index never has one): `uuid5(NAMESPACE_URL, "invenio-community-stats:bucket:<record id>")`,
 /// i.e. in Python `uuid.uuid5(uuid.NAMESPACE_URL, f"invenio-community-stats:bucket:{recid}")`.
 pub fn derived_bucket_id(recid: &str) -> String {
-    uuid5(&NAMESPACE_URL, &format!("invenio-community-stats:bucket:{recid}"))
+    uuid5(
+        &NAMESPACE_URL,
+        &format!("invenio-community-stats:bucket:{recid}"),
+    )
 }
 
 /// What an event needs to know about its visitor.
@@ -251,7 +215,13 @@ pub fn legacy_event<'a>(
     // The hour time-slice of invenio-stats' unique_session_id: YYYYMMDDHH (event years have
     // four digits: the templates' date format takes no other).
     let t = timestamp_text.as_bytes();
-    let unique_session_id = sha1_hex(&[visitor.visitor_id.as_bytes(), &t[0..4], &t[5..7], &t[8..10], &t[11..13]]);
+    let unique_session_id = sha1_hex(&[
+        visitor.visitor_id.as_bytes(),
+        &t[0..4],
+        &t[5..7],
+        &t[8..10],
+        &t[11..13],
+    ]);
     let id = event_id(timestamp, &unique_id, &visitor.visitor_id);
     // As invenio-stats writes it: `datetime.now(timezone.utc).isoformat()`.
     let mut updated_timestamp = String::with_capacity(32);
@@ -371,9 +341,18 @@ mod tests {
     #[test]
     fn derived_bucket_ids_are_python_uuid5() {
         // uuid.uuid5(uuid.NAMESPACE_URL, "python.org") == 7af94e2b-4dd9-50f0-9c9a-8a48519bdef0
-        assert_eq!(uuid5(&NAMESPACE_URL, "python.org"), "7af94e2b-4dd9-50f0-9c9a-8a48519bdef0");
-        assert_eq!(derived_bucket_id("abcde-12345"), derived_bucket_id("abcde-12345"));
-        assert_ne!(derived_bucket_id("abcde-12345"), derived_bucket_id("abcde-12346"));
+        assert_eq!(
+            uuid5(&NAMESPACE_URL, "python.org"),
+            "7af94e2b-4dd9-50f0-9c9a-8a48519bdef0"
+        );
+        assert_eq!(
+            derived_bucket_id("abcde-12345"),
+            derived_bucket_id("abcde-12345")
+        );
+        assert_ne!(
+            derived_bucket_id("abcde-12345"),
+            derived_bucket_id("abcde-12346")
+        );
     }
 
     #[test]

@@ -48,9 +48,16 @@ const FAMILIES: &[(&str, &str)] = &[
 ];
 
 fn family_of(name: &str) -> Option<&'static str> {
-    let kind = FAMILIES.iter().find(|(p, _)| name.starts_with(p)).map(|(_, k)| *k)?;
+    let kind = FAMILIES
+        .iter()
+        .find(|(p, _)| name.starts_with(p))
+        .map(|(_, k)| *k)?;
     if name.ends_with("-v2.0.0") && kind.ends_with("events") && kind != "community events" {
-        return Some(if kind.starts_with("view") { "view events (migrated v2)" } else { "download events (migrated v2)" });
+        return Some(if kind.starts_with("view") {
+            "view events (migrated v2)"
+        } else {
+            "download events (migrated v2)"
+        });
     }
     Some(kind)
 }
@@ -63,11 +70,15 @@ pub async fn cluster_info(client: &SearchClient) -> Result<ClusterInfo> {
     let mut indices: BTreeMap<String, IndexFamily> = BTreeMap::new();
     let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, _) in client.cat_indices(&format!("{prefix}*")).await? {
-        let Some(rest) = name.strip_prefix(&prefix) else { continue };
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
         if rest.starts_with('.') {
             continue;
         }
-        let Some(kind) = family_of(rest) else { continue };
+        let Some(kind) = family_of(rest) else {
+            continue;
+        };
         indices.entry(kind.to_string()).or_default().indices += 1;
         names.entry(kind.to_string()).or_default().push(name);
     }
@@ -82,9 +93,18 @@ pub async fn cluster_info(client: &SearchClient) -> Result<ClusterInfo> {
     }
     Ok(ClusterInfo {
         hosts: client.settings().hosts_display(),
-        cluster_name: root["cluster_name"].as_str().unwrap_or_default().to_string(),
-        version: root["version"]["number"].as_str().unwrap_or_default().to_string(),
-        distribution: root["version"]["distribution"].as_str().unwrap_or("elasticsearch").to_string(),
+        cluster_name: root["cluster_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        version: root["version"]["number"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        distribution: root["version"]["distribution"]
+            .as_str()
+            .unwrap_or("elasticsearch")
+            .to_string(),
         health: health["status"].as_str().unwrap_or("unknown").to_string(),
         index_prefix: prefix,
         indices,
@@ -97,11 +117,26 @@ mod tests {
 
     #[test]
     fn families_are_recognised() {
-        assert_eq!(family_of("rdmrecords-records-record-v7.0.0"), Some("records"));
-        assert_eq!(family_of("events-stats-record-view-2024-05"), Some("view events"));
-        assert_eq!(family_of("events-stats-record-view-2024-05-v2.0.0"), Some("view events (migrated v2)"));
-        assert_eq!(family_of("stats-community-events-2024"), Some("community events"));
-        assert_eq!(family_of("stats-community-usage-delta-2024"), Some("community statistics"));
+        assert_eq!(
+            family_of("rdmrecords-records-record-v7.0.0"),
+            Some("records")
+        );
+        assert_eq!(
+            family_of("events-stats-record-view-2024-05"),
+            Some("view events")
+        );
+        assert_eq!(
+            family_of("events-stats-record-view-2024-05-v2.0.0"),
+            Some("view events (migrated v2)")
+        );
+        assert_eq!(
+            family_of("stats-community-events-2024"),
+            Some("community events")
+        );
+        assert_eq!(
+            family_of("stats-community-usage-delta-2024"),
+            Some("community statistics")
+        );
         assert_eq!(family_of("something-else"), None);
     }
 }

@@ -17,7 +17,8 @@ use crate::templates::PREFIX_PLACEHOLDER;
 
 /// invenio-rdm-records' records mapping (strict; `metadata.locations.features.geometry` is a
 /// `geo_shape`).
-pub const RECORDS_MAPPING: &str = "invenio_rdm_records/records/mappings/os-v2/rdmrecords/records/record-v7.0.0.json";
+pub const RECORDS_MAPPING: &str =
+    "invenio_rdm_records/records/mappings/os-v2/rdmrecords/records/record-v7.0.0.json";
 /// invenio-communities' communities mapping (strict).
 pub const COMMUNITIES_MAPPING: &str =
     "invenio_communities/communities/records/mappings/os-v2/communities/communities-v2.0.0.json";
@@ -40,17 +41,26 @@ pub struct PackageFiles {
 impl PackageFiles {
     /// Looks in `roots`, in order.
     pub fn new(roots: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
-        PackageFiles { roots: roots.into_iter().map(Into::into).collect() }
+        PackageFiles {
+            roots: roots.into_iter().map(Into::into).collect(),
+        }
     }
 
     /// The first root that holds `relative`.
     pub fn find(&self, relative: &str) -> Option<PathBuf> {
-        self.roots.iter().map(|root| root.join(relative)).find(|p| p.is_file())
+        self.roots
+            .iter()
+            .map(|root| root.join(relative))
+            .find(|p| p.is_file())
     }
 
     /// The JSON file `relative` with `__SEARCH_INDEX_PREFIX__` replaced by `prefix`.
     pub fn read(&self, relative: &str, prefix: &str) -> Result<Value> {
-        let package = relative.split('/').next().unwrap_or(relative).replace('_', "-");
+        let package = relative
+            .split('/')
+            .next()
+            .unwrap_or(relative)
+            .replace('_', "-");
         let Some(path) = self.find(relative) else {
             return Err(Error::Config(format!(
                 "InvenioRDM's {relative} was not found ({} places searched): install {package}, or run \
@@ -58,7 +68,8 @@ impl PackageFiles {
                 self.roots.len()
             )));
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         serde_json::from_str(&text.replace(PREFIX_PLACEHOLDER, prefix))
             .map_err(|e| Error::Config(format!("{} is not valid JSON: {e}", path.display())))
     }
@@ -67,7 +78,10 @@ impl PackageFiles {
 /// The alias path of a mapping file, as invenio-search derives it: the directories after
 /// `os-v2/` and the file stem (`["rdmrecords", "records", "record-v7.0.0"]`).
 pub fn alias_parts(relative: &str) -> Vec<String> {
-    let tail = relative.split_once("/os-v2/").map(|(_, t)| t).unwrap_or(relative);
+    let tail = relative
+        .split_once("/os-v2/")
+        .map(|(_, t)| t)
+        .unwrap_or(relative);
     let tail = tail.strip_suffix(".json").unwrap_or(tail);
     tail.split('/').map(String::from).collect()
 }
@@ -76,7 +90,12 @@ pub fn alias_parts(relative: &str) -> Vec<String> {
 /// `{prefix}{parts joined by -}-{suffix}` with one alias per path level
 /// (`{prefix}rdmrecords`, `{prefix}rdmrecords-records`, `{prefix}rdmrecords-records-record-v7.0.0`).
 /// Returns the index name.
-pub async fn create_index(client: &SearchClient, files: &PackageFiles, relative: &str, suffix: &str) -> Result<String> {
+pub async fn create_index(
+    client: &SearchClient,
+    files: &PackageFiles,
+    relative: &str,
+    suffix: &str,
+) -> Result<String> {
     let prefix = client.settings().index_prefix.clone();
     let mut body = files.read(relative, &prefix)?;
     let parts = alias_parts(relative);
@@ -92,10 +111,23 @@ pub async fn create_index(client: &SearchClient, files: &PackageFiles, relative:
 
 /// Installs the legacy (`_template`) index template of file `relative` under
 /// `{prefix}{file stem}`, as invenio-search registers invenio-stats' templates.
-pub async fn install_legacy_template(client: &SearchClient, files: &PackageFiles, relative: &str) -> Result<()> {
+pub async fn install_legacy_template(
+    client: &SearchClient,
+    files: &PackageFiles,
+    relative: &str,
+) -> Result<()> {
     let body = files.read(relative, &client.settings().index_prefix)?;
-    let stem = Path::new(relative).file_stem().and_then(|s| s.to_str()).unwrap_or(relative);
-    client.json(Method::Put, &format!("_template/{}", client.index(stem)), Some(&body)).await?;
+    let stem = Path::new(relative)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(relative);
+    client
+        .json(
+            Method::Put,
+            &format!("_template/{}", client.index(stem)),
+            Some(&body),
+        )
+        .await?;
     Ok(())
 }
 
@@ -103,7 +135,13 @@ pub async fn install_legacy_template(client: &SearchClient, files: &PackageFiles
 /// `invenio communities custom-fields init` does for a `BooleanCF`.
 pub async fn add_dashboard_flag(client: &SearchClient) -> Result<()> {
     let body = json!({"properties": {"custom_fields": {"properties": {DASHBOARD_FLAG: {"type": "boolean"}}}}});
-    client.json(Method::Put, &format!("{}/_mapping", client.index("communities")), Some(&body)).await?;
+    client
+        .json(
+            Method::Put,
+            &format!("{}/_mapping", client.index("communities")),
+            Some(&body),
+        )
+        .await?;
     Ok(())
 }
 
@@ -113,8 +151,14 @@ mod tests {
 
     #[test]
     fn alias_parts_follow_invenio_search() {
-        assert_eq!(alias_parts(RECORDS_MAPPING), ["rdmrecords", "records", "record-v7.0.0"]);
-        assert_eq!(alias_parts(COMMUNITIES_MAPPING), ["communities", "communities-v2.0.0"]);
+        assert_eq!(
+            alias_parts(RECORDS_MAPPING),
+            ["rdmrecords", "records", "record-v7.0.0"]
+        );
+        assert_eq!(
+            alias_parts(COMMUNITIES_MAPPING),
+            ["communities", "communities-v2.0.0"]
+        );
     }
 
     #[test]

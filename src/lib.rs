@@ -1,19 +1,19 @@
 //! Rust core of invenio-community-stats: search access, the batch jobs, and the
 //! background process manager. `bindings` is the only module that knows about Python.
 
+pub mod aggregation;
 pub mod bulk;
+pub mod cancel;
+pub mod communities;
 pub mod dates;
 pub mod enrich;
-pub mod pit;
-pub mod cancel;
-pub mod aggregation;
-pub mod communities;
 pub mod error;
 pub mod events;
 pub mod generation;
 pub mod info;
 pub mod invenio_packages;
 pub mod migration;
+pub mod pit;
 pub mod process;
 pub mod progress;
 pub mod rng;

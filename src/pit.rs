@@ -9,19 +9,30 @@ use crate::search::SearchClient;
 
 async fn open_pit(client: &SearchClient, index: &str) -> Result<String> {
     let reply = client
-        .json_opt(Method::Post, &format!("{index}/_search/point_in_time?keep_alive={KEEP_ALIVE}"), None)
+        .json_opt(
+            Method::Post,
+            &format!("{index}/_search/point_in_time?keep_alive={KEEP_ALIVE}"),
+            None,
+        )
         .await?
         .ok_or_else(|| Error::Data(format!("index {index} does not exist")))?;
     Ok(reply["pit_id"]
         .as_str()
-        .ok_or_else(|| Error::Search { status: 200, what: "point in time".into(), kind: String::new(), reason: "no pit_id in reply".into() })?
+        .ok_or_else(|| Error::Search {
+            status: 200,
+            what: "point in time".into(),
+            kind: String::new(),
+            reason: "no pit_id in reply".into(),
+        })?
         .to_string())
 }
 
 /// Closes a point in time (best effort: it expires anyway after its keep-alive).
 pub async fn close_pit(client: &SearchClient, id: &str) {
     let body = json!({"pit_id": [id]});
-    let _ = client.json_opt(Method::Delete, "_search/point_in_time", Some(&body)).await;
+    let _ = client
+        .json_opt(Method::Delete, "_search/point_in_time", Some(&body))
+        .await;
 }
 
 /// A point-in-time reader over `index`.
@@ -46,8 +57,16 @@ const KEEP_ALIVE: &str = "5m";
 impl PitReader {
     /// Opens a point in time on `index` (an alias or pattern). `sort` must end with a
     /// unique field so that `search_after` never skips or repeats a document.
-    pub async fn open(client: &SearchClient, index: &str, query: Value, sort: Value, page_size: usize, source: Value) -> Result<Self> {
-        let (mut readers, _) = Self::open_slices(client, index, vec![query], sort, page_size, source).await?;
+    pub async fn open(
+        client: &SearchClient,
+        index: &str,
+        query: Value,
+        sort: Value,
+        page_size: usize,
+        source: Value,
+    ) -> Result<Self> {
+        let (mut readers, _) =
+            Self::open_slices(client, index, vec![query], sort, page_size, source).await?;
         let mut reader = readers.remove(0);
         reader.owns_pit = true;
         Ok(reader)
@@ -59,7 +78,14 @@ impl PitReader {
     /// slice when a run resumes on a new point in time (a document rewritten since gets a
     /// new `_seq_no`; callers that resume catch those up by `_seq_no`). Returns the readers
     /// and the point in time, to be closed with [`close_pit`] once every reader is done.
-    pub async fn open_slices(client: &SearchClient, index: &str, queries: Vec<Value>, sort: Value, page_size: usize, source: Value) -> Result<(Vec<Self>, String)> {
+    pub async fn open_slices(
+        client: &SearchClient,
+        index: &str,
+        queries: Vec<Value>,
+        sort: Value,
+        page_size: usize,
+        source: Value,
+    ) -> Result<(Vec<Self>, String)> {
         let pit_id = open_pit(client, index).await?;
         let max = queries.len() as u32;
         let readers = queries
@@ -119,13 +145,21 @@ impl PitReader {
             // new one and go on from the same search_after position.
             // Only a missing search context is a lost point in time: a 400 (a bad query, a
             // text field sorted on) is the request's own fault and is reported as such.
-            Err(Error::Search { status, kind, .. }) if status != 400 && (status == 404 || kind == "search_context_missing_exception") => {
-                log::warn!("point in time on {} was lost; reopening it and continuing", self.index);
+            Err(Error::Search { status, kind, .. })
+                if status != 400
+                    && (status == 404 || kind == "search_context_missing_exception") =>
+            {
+                log::warn!(
+                    "point in time on {} was lost; reopening it and continuing",
+                    self.index
+                );
                 let new_id = open_pit(&self.client, &self.index).await?;
                 body["pit"]["id"] = json!(new_id);
                 self.pit_id = Some(new_id);
                 self.owns_pit = true;
-                self.client.json(Method::Post, "_search", Some(&body)).await?
+                self.client
+                    .json(Method::Post, "_search", Some(&body))
+                    .await?
             }
             Err(e) => return Err(e),
         };
@@ -149,7 +183,8 @@ impl PitReader {
         Ok(Some(hits))
     }
 
-    /// Closes the point in time (also done, best effort, when dropped without closing).
+    /// Closes the point in time (if this reader opened it). A reader dropped without
+    /// closing leaves its point in time to expire after its keep-alive (5 minutes).
     pub async fn close(mut self) -> Result<()> {
         if let Some(id) = self.pit_id.take() {
             if self.owns_pit {

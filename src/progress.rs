@@ -92,8 +92,12 @@ impl Progress {
     }
 
     fn maybe_flush(&self) {
-        let Ok(mut last) = self.inner.last_flush.try_lock() else { return };
-        let due = last.map(|t| t.elapsed() >= self.inner.interval).unwrap_or(true);
+        let Ok(mut last) = self.inner.last_flush.try_lock() else {
+            return;
+        };
+        let due = last
+            .map(|t| t.elapsed() >= self.inner.interval)
+            .unwrap_or(true);
         if due {
             *last = Some(Instant::now());
             drop(last);
@@ -109,7 +113,11 @@ impl Progress {
         };
         let task = self.inner.task.lock().expect("lock").clone();
         let elapsed = self.inner.started.elapsed().as_secs_f64();
-        let rate = if elapsed > 0.0 { Some(processed as f64 / elapsed) } else { None };
+        let rate = if elapsed > 0.0 {
+            Some(processed as f64 / elapsed)
+        } else {
+            None
+        };
         let percent = match total {
             Some(t) if t > 0 => (processed as f64 * 100.0 / t as f64).min(100.0),
             Some(_) => 100.0,
@@ -141,13 +149,21 @@ impl Progress {
             }
             None => {
                 let total_text = total.map(|t| format!("/{t}")).unwrap_or_default();
-                let pct = if total.is_some() { format!(" ({percent:.1}%)") } else { String::new() };
+                let pct = if total.is_some() {
+                    format!(" ({percent:.1}%)")
+                } else {
+                    String::new()
+                };
                 log::info!(
                     "{}: {processed}{total_text}{pct}, {:.0}/s{}{}",
                     self.inner.label,
                     rate.unwrap_or(0.0),
                     eta.map(|e| format!(", ~{e:.0}s left")).unwrap_or_default(),
-                    if task.is_empty() { String::new() } else { format!(" — {task}") }
+                    if task.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {task}")
+                    }
                 );
             }
         }

@@ -69,7 +69,14 @@ impl SeededRng {
     /// A UUID-shaped random string (version 4 layout).
     pub fn uuid(&mut self) -> String {
         let h = self.hex(32);
-        format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            &h[17..20],
+            &h[20..32]
+        )
     }
 }
 

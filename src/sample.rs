@@ -21,54 +21,25 @@ use crate::progress::Progress;
 use crate::rng::SeededRng;
 use crate::search::SearchClient;
 
-/// What to generate.
+/// What to generate (every value given by the caller: the defaults are the CLI's).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleOptions {
     /// Number of communities.
-    #[serde(default = "d_communities")]
     pub communities: u32,
     /// Number of records (every version counts as one).
-    #[serde(default = "d_records")]
     pub records: u32,
     /// Usage events per record (views and downloads together), on average.
-    #[serde(default = "d_events")]
     pub events_per_record: u32,
     /// How many months of events, ending with the month of `end_date`.
-    #[serde(default = "d_months")]
     pub months: u32,
-    /// The last day of the sample (`YYYY-MM-DD`); default today (UTC).
-    #[serde(default)]
+    /// The last day of the sample (`YYYY-MM-DD`); `None`: today (UTC).
     pub end_date: Option<String>,
     /// Random seed.
-    #[serde(default = "d_seed")]
     pub seed: u64,
     /// Directories laid out like site-packages where InvenioRDM's packages (their mapping
     /// files) are looked up, in order.
-    #[serde(default)]
     pub package_roots: Vec<String>,
-}
-
-fn d_communities() -> u32 {
-    5
-}
-fn d_records() -> u32 {
-    200
-}
-fn d_events() -> u32 {
-    20
-}
-fn d_months() -> u32 {
-    12
-}
-fn d_seed() -> u64 {
-    42
-}
-
-impl Default for SampleOptions {
-    fn default() -> Self {
-        serde_json::from_str("{}").expect("defaults")
-    }
 }
 
 /// What was written.
@@ -98,26 +69,71 @@ pub struct SampleReport {
 
 /// (id, English title, German title, props.type, props.subtype)
 const RESOURCE_TYPES: &[(&str, &str, &str, &str, &str)] = &[
-    ("publication-article", "Journal article", "Zeitschriftenartikel", "publication", "publication-article"),
+    (
+        "publication-article",
+        "Journal article",
+        "Zeitschriftenartikel",
+        "publication",
+        "publication-article",
+    ),
     ("dataset", "Dataset", "Datensatz", "dataset", ""),
     ("software", "Software", "Software", "software", ""),
-    ("image-figure", "Figure", "Abbildung", "image", "image-figure"),
-    ("publication-book", "Book", "Buch", "publication", "publication-book"),
+    (
+        "image-figure",
+        "Figure",
+        "Abbildung",
+        "image",
+        "image-figure",
+    ),
+    (
+        "publication-book",
+        "Book",
+        "Buch",
+        "publication",
+        "publication-book",
+    ),
 ];
-const LANGUAGES: &[(&str, &str, &str)] =
-    &[("eng", "English", "Englisch"), ("fra", "French", "Französisch"), ("deu", "German", "Deutsch"), ("spa", "Spanish", "Spanisch")];
+const LANGUAGES: &[(&str, &str, &str)] = &[
+    ("eng", "English", "Englisch"),
+    ("fra", "French", "Französisch"),
+    ("deu", "German", "Deutsch"),
+    ("spa", "Spanish", "Spanisch"),
+];
 const SUBJECTS: &[(&str, &str)] = &[
     ("https://w3id.org/oecd-fos-2007/1", "Natural sciences"),
-    ("https://w3id.org/oecd-fos-2007/2", "Engineering and technology"),
+    (
+        "https://w3id.org/oecd-fos-2007/2",
+        "Engineering and technology",
+    ),
     ("https://w3id.org/oecd-fos-2007/5", "Social sciences"),
     ("https://w3id.org/oecd-fos-2007/6", "Humanities"),
 ];
-const KEYWORDS: &[&str] = &["open data", "climate", "digital humanities", "software citation"];
+const KEYWORDS: &[&str] = &[
+    "open data",
+    "climate",
+    "digital humanities",
+    "software citation",
+];
 /// (id, title, spdx url, icon)
 const RIGHTS: &[(&str, &str, &str, &str)] = &[
-    ("cc-by-4.0", "Creative Commons Attribution 4.0 International", "https://creativecommons.org/licenses/by/4.0/legalcode", "cc-by-icon"),
-    ("cc0-1.0", "Creative Commons Zero v1.0 Universal", "https://creativecommons.org/publicdomain/zero/1.0/legalcode", "cc-cc0-icon"),
-    ("mit", "MIT License", "https://opensource.org/licenses/MIT", ""),
+    (
+        "cc-by-4.0",
+        "Creative Commons Attribution 4.0 International",
+        "https://creativecommons.org/licenses/by/4.0/legalcode",
+        "cc-by-icon",
+    ),
+    (
+        "cc0-1.0",
+        "Creative Commons Zero v1.0 Universal",
+        "https://creativecommons.org/publicdomain/zero/1.0/legalcode",
+        "cc-cc0-icon",
+    ),
+    (
+        "mit",
+        "MIT License",
+        "https://opensource.org/licenses/MIT",
+        "",
+    ),
 ];
 const CUSTOM_LICENCES: &[&str] = &["All rights reserved", "Licence agreed with the publisher"];
 const FUNDERS: &[(&str, &str)] = &[
@@ -134,7 +150,11 @@ const AFFILIATIONS: &[(&str, &str)] = &[
 ];
 const FREE_AFFILIATIONS: &[&str] = &["Independent researcher", "Institute for Open Things"];
 const PUBLISHERS: &[&str] = &["Zenodo", "Knowledge Commons", "Springer", "Elsevier"];
-const JOURNALS: &[&str] = &["Journal of Open Research", "Digital Humanities Quarterly", "Data in Brief"];
+const JOURNALS: &[&str] = &[
+    "Journal of Open Research",
+    "Digital Humanities Quarterly",
+    "Data in Brief",
+];
 const COUNTRIES: &[&str] = &["US", "DE", "FR", "GB", "BR", "IN", "JP", "ZA"];
 /// Extensions and MIME types of files (`bin` and `gz` are what real uploads often have).
 const EXTENSIONS: &[(&str, &str)] = &[
@@ -202,7 +222,12 @@ fn rdm_time(t: DateTime<Utc>) -> String {
 }
 
 /// 1 to `max` distinct items of `items`, built by `make`.
-fn some_of<T: PartialEq + Copy>(rng: &mut SeededRng, items: &[T], max: u64, make: impl Fn(T) -> Value) -> Vec<Value> {
+fn some_of<T: PartialEq + Copy>(
+    rng: &mut SeededRng,
+    items: &[T],
+    max: u64,
+    make: impl Fn(T) -> Value,
+) -> Vec<Value> {
     let mut used: Vec<T> = Vec::new();
     for _ in 0..1 + rng.below(max) {
         let item = *rng.pick(items);
@@ -244,7 +269,8 @@ fn first_month(end: NaiveDate, months: u32) -> NaiveDate {
         + end.format("%m").to_string().parse::<i32>().unwrap_or(1)
         - 1
         - (months as i32 - 1);
-    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1).expect("valid month")
+    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1)
+        .expect("valid month")
 }
 
 /// Loads the sample into the cluster. Refuses to touch a prefix that already has a records index.
@@ -266,13 +292,24 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
     }
     let now = Utc::now();
     let end_ts = Utc.from_utc_datetime(&end.and_hms_opt(23, 59, 59).expect("valid time"));
-    let events_start = Utc.from_utc_datetime(&first_month(end, options.months).and_hms_opt(0, 0, 0).expect("valid time"));
+    let events_start = Utc.from_utc_datetime(
+        &first_month(end, options.months)
+            .and_hms_opt(0, 0, 0)
+            .expect("valid time"),
+    );
 
-    let mut report = SampleReport { index_prefix: client.settings().index_prefix.clone(), ..Default::default() };
+    let mut report = SampleReport {
+        index_prefix: client.settings().index_prefix.clone(),
+        ..Default::default()
+    };
     // invenio-search's index suffix is the creation time; a fixed one keeps the sample deterministic.
     let suffix = "1700000000";
-    report.created_indices.push(packages::create_index(client, &files, packages::RECORDS_MAPPING, suffix).await?);
-    report.created_indices.push(packages::create_index(client, &files, packages::COMMUNITIES_MAPPING, suffix).await?);
+    report
+        .created_indices
+        .push(packages::create_index(client, &files, packages::RECORDS_MAPPING, suffix).await?);
+    report
+        .created_indices
+        .push(packages::create_index(client, &files, packages::COMMUNITIES_MAPPING, suffix).await?);
     packages::add_dashboard_flag(client).await?;
     for template in packages::EVENT_TEMPLATES {
         packages::install_legacy_template(client, &files, template).await?;
@@ -295,7 +332,11 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
             created: created.clone(),
         };
         // Every second community has never had the custom field set: `custom_fields: {}`.
-        let custom_fields = if i % 2 == 0 { json!({packages::DASHBOARD_FLAG: true}) } else { json!({}) };
+        let custom_fields = if i % 2 == 0 {
+            json!({packages::DASHBOARD_FLAG: true})
+        } else {
+            json!({})
+        };
         let doc = json!({
             "id": id, "uuid": id, "slug": community.slug, "created": created, "updated": created,
             "version_id": 2, "is_verified": true, "deletion_status": "P", "is_deleted": false,
@@ -340,7 +381,13 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
             15..=16 => FileAccess::Embargoed,
             _ => FileAccess::MetadataOnly,
         };
-        let parent = Parent { id: parent_id, uuid: prng.uuid(), owner: 1 + prng.below(40), communities: member_of, access };
+        let parent = Parent {
+            id: parent_id,
+            uuid: prng.uuid(),
+            owner: 1 + prng.below(40),
+            communities: member_of,
+            access,
+        };
         let count = match prng.below(10) {
             0 => 3,
             1 => 2,
@@ -354,16 +401,28 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
         versions.clear();
         for version in 1..=count {
             if version > 1 {
-                created = (created + Duration::days(1 + prng.below(60) as i64)).min(end_ts - Duration::minutes(version as i64));
+                created = (created + Duration::days(1 + prng.below(60) as i64))
+                    .min(end_ts - Duration::minutes(version as i64));
                 report.new_versions += 1;
             }
             let recid = rdm_id(&mut rng);
             let mut rrng = SeededRng::for_key(options.seed, &recid);
             let deleted = rrng.below(30) == 0;
-            let (mut record, record_files) =
-                record_document(&mut rrng, &recid, &parent, &communities, created, deleted, end_ts);
-            record["versions"] = json!({"index": version, "is_latest": version == count, "latest_index": count});
-            if matches!(parent.access, FileAccess::Restricted | FileAccess::Embargoed) {
+            let (mut record, record_files) = record_document(
+                &mut rrng,
+                &recid,
+                &parent,
+                &communities,
+                created,
+                deleted,
+                end_ts,
+            );
+            record["versions"] =
+                json!({"index": version, "is_latest": version == count, "latest_index": count});
+            if matches!(
+                parent.access,
+                FileAccess::Restricted | FileAccess::Embargoed
+            ) {
                 report.records_with_hidden_files += 1;
             }
             if deleted {
@@ -373,43 +432,70 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
             report.records += 1;
             progress.advance(1);
             if report.records % 1000 == 1 {
-                progress.set_task(format!("writing records and their events ({} of {})", report.records, options.records));
+                progress.set_task(format!(
+                    "writing records and their events ({} of {})",
+                    report.records, options.records
+                ));
             }
             versions.push((recid, created, record_files));
         }
         for (recid, created, record_files) in &versions {
             let created = *created;
             let mut rrng = SeededRng::for_key(options.seed.wrapping_add(1), recid);
-        // Usage events between max(created, window start) and the end. Downloads name the
-        // record's files, also those the index does not list (restricted or embargoed files
-        // are downloaded by the people allowed to), in a bucket the index never shows.
-        let first = created.max(events_start);
-        let window = (end_ts - first).num_seconds();
-        if window <= 0 || options.events_per_record == 0 {
-            continue;
-        }
-        let n_events = 1 + rrng.below(u64::from(options.events_per_record) * 2);
-        for _ in 0..n_events {
-            let ts: DateTime<Utc> = first + Duration::seconds(rrng.below(window as u64) as i64);
-            let event_type =
-                if !record_files.is_empty() && rrng.below(3) == 0 { EventType::Download } else { EventType::View };
-            let visitor = Visitor {
-                visitor_id: rrng.hex(56),
-                country: if rrng.below(10) == 0 { None } else { Some(rrng.pick(COUNTRIES).to_string()) },
-                referrer: if rrng.below(2) == 0 { Some(format!("https://example.org/search?q={}", rrng.below(100))) } else { None },
-                is_robot: false,
-                is_machine: rrng.below(40) == 0,
-                via_api: rrng.below(12) == 0,
-            };
-            let file = if event_type == EventType::Download { Some(rrng.pick(record_files)) } else { None };
-            let updated = ts + Duration::microseconds(1 + rrng.below(3_000_000_000) as i64);
-            let (id, doc) = build_event(event_type, ts, recid, &parent.id, &visitor, file, updated.min(now.max(ts)));
-            let index = client.index(&event_type.monthly_index(&ts.format("%Y-%m").to_string()));
-            if !report.event_indices.contains(&index) {
-                report.event_indices.push(index.clone());
+            // Usage events between max(created, window start) and the end. Downloads name the
+            // record's files, also those the index does not list (restricted or embargoed files
+            // are downloaded by the people allowed to), in a bucket the index never shows.
+            let first = created.max(events_start);
+            let window = (end_ts - first).num_seconds();
+            if window <= 0 || options.events_per_record == 0 {
+                continue;
             }
-            writer.add(&index, &id, &doc).await?;
-        }
+            let n_events = 1 + rrng.below(u64::from(options.events_per_record) * 2);
+            for _ in 0..n_events {
+                let ts: DateTime<Utc> = first + Duration::seconds(rrng.below(window as u64) as i64);
+                let event_type = if !record_files.is_empty() && rrng.below(3) == 0 {
+                    EventType::Download
+                } else {
+                    EventType::View
+                };
+                let visitor = Visitor {
+                    visitor_id: rrng.hex(56),
+                    country: if rrng.below(10) == 0 {
+                        None
+                    } else {
+                        Some(rrng.pick(COUNTRIES).to_string())
+                    },
+                    referrer: if rrng.below(2) == 0 {
+                        Some(format!("https://example.org/search?q={}", rrng.below(100)))
+                    } else {
+                        None
+                    },
+                    is_robot: false,
+                    is_machine: rrng.below(40) == 0,
+                    via_api: rrng.below(12) == 0,
+                };
+                let file = if event_type == EventType::Download {
+                    Some(rrng.pick(record_files))
+                } else {
+                    None
+                };
+                let updated = ts + Duration::microseconds(1 + rrng.below(3_000_000_000) as i64);
+                let (id, doc) = build_event(
+                    event_type,
+                    ts,
+                    recid,
+                    &parent.id,
+                    &visitor,
+                    file,
+                    updated.min(now.max(ts)),
+                );
+                let index =
+                    client.index(&event_type.monthly_index(&ts.format("%Y-%m").to_string()));
+                if !report.event_indices.contains(&index) {
+                    report.event_indices.push(index.clone());
+                }
+                writer.add(&index, &id, &doc).await?;
+            }
         }
     }
     let written = writer.finish().await?;
@@ -425,8 +511,12 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
     client.refresh(&format!("{}*", client.index(""))).await?;
     report.event_indices.sort();
     // Duplicate event ids (same visitor, same 10 s window) collapse, as in invenio-stats: count what is there.
-    report.view_events = client.count(&client.index("events-stats-record-view-*"), None).await?;
-    report.download_events = client.count(&client.index("events-stats-file-download-*"), None).await?;
+    report.view_events = client
+        .count(&client.index("events-stats-record-view-*"), None)
+        .await?;
+    report.download_events = client
+        .count(&client.index("events-stats-file-download-*"), None)
+        .await?;
     Ok(report)
 }
 
@@ -465,7 +555,11 @@ fn record_document(
         FileAccess::Open => {
             let mime = |key: &str| {
                 let ext = key.rsplit('.').next().unwrap_or_default();
-                EXTENSIONS.iter().find(|(e, _)| *e == ext).map(|(_, m)| *m).unwrap_or("application/octet-stream")
+                EXTENSIONS
+                    .iter()
+                    .find(|(e, _)| *e == ext)
+                    .map(|(_, m)| *m)
+                    .unwrap_or("application/octet-stream")
             };
             let entries: Vec<Value> = file_refs
                 .iter()
@@ -476,7 +570,10 @@ fn record_document(
                            "object_version_id": rng.uuid(), "version_id": 1, "metadata": {}, "access": {"hidden": false}})
                 })
                 .collect();
-            let mut types: Vec<&str> = file_refs.iter().map(|f| f.file_key.rsplit('.').next().unwrap_or_default()).collect();
+            let mut types: Vec<&str> = file_refs
+                .iter()
+                .map(|f| f.file_key.rsplit('.').next().unwrap_or_default())
+                .collect();
             types.sort_unstable();
             types.dedup();
             let mut mimetypes: Vec<&str> = file_refs.iter().map(|f| mime(&f.file_key)).collect();
@@ -487,7 +584,11 @@ fn record_document(
                    "default_preview": file_refs.first().map(|f| f.file_key.clone())})
         }
     };
-    let member: Vec<&Community> = parent.communities.iter().map(|&i| &communities[i]).collect();
+    let member: Vec<&Community> = parent
+        .communities
+        .iter()
+        .map(|&i| &communities[i])
+        .collect();
     let parent_communities = if member.is_empty() {
         json!({})
     } else {
@@ -502,7 +603,12 @@ fn record_document(
         if r.below(4) == 0 {
             vec![json!({"name": r.pick(FREE_AFFILIATIONS)})]
         } else {
-            some_of(r, AFFILIATIONS, 2, |(id, name)| json!({"id": id, "name": name}))
+            some_of(
+                r,
+                AFFILIATIONS,
+                2,
+                |(id, name)| json!({"id": id, "name": name}),
+            )
         }
     };
     let creators: Vec<Value> = (0..1 + rng.below(3))
@@ -520,7 +626,9 @@ fn record_document(
         .collect();
     let (rt_id, rt_en, rt_de, rt_type, rt_subtype) = *rng.pick(RESOURCE_TYPES);
     let rights = if rng.below(5) == 0 {
-        vec![json!({"title": {"en": rng.pick(CUSTOM_LICENCES)}, "description": {"en": "See the record's notes."}})]
+        vec![
+            json!({"title": {"en": rng.pick(CUSTOM_LICENCES)}, "description": {"en": "See the record's notes."}}),
+        ]
     } else {
         some_of(rng, RIGHTS, 1, |(id, title, url, icon)| {
             let mut r = json!({"id": id, "title": {"en": title}, "description": {"en": format!("{title}.")},
@@ -531,7 +639,12 @@ fn record_document(
             r
         })
     };
-    let mut subjects = some_of(rng, SUBJECTS, 2, |(id, s)| json!({"id": id, "subject": s, "scheme": "FOS"}));
+    let mut subjects = some_of(
+        rng,
+        SUBJECTS,
+        2,
+        |(id, s)| json!({"id": id, "subject": s, "scheme": "FOS"}),
+    );
     if rng.below(2) == 0 {
         subjects.push(json!({"subject": rng.pick(KEYWORDS)}));
     }
@@ -540,7 +653,12 @@ fn record_document(
     } else if rng.below(4) == 0 {
         vec![json!({"funder": {"name": rng.pick(FREE_FUNDERS)}})]
     } else {
-        some_of(rng, FUNDERS, 2, |(id, name)| json!({"funder": {"id": id, "name": name}}))
+        some_of(
+            rng,
+            FUNDERS,
+            2,
+            |(id, name)| json!({"funder": {"id": id, "name": name}}),
+        )
     };
     let mut access = json!({"record": "public", "files": if parent.access == FileAccess::Open { "public" } else { "restricted" },
                             "status": parent.access.status(), "embargo": {"active": false, "reason": null}});
@@ -552,7 +670,11 @@ fn record_document(
         1 => created.format("%Y-%m").to_string(),
         _ => created.format("%Y-%m-%d").to_string(),
     };
-    let custom_fields = if rng.below(3) == 0 { json!({"journal:journal": {"title": rng.pick(JOURNALS), "volume": "12"}}) } else { json!({}) };
+    let custom_fields = if rng.below(3) == 0 {
+        json!({"journal:journal": {"title": rng.pick(JOURNALS), "volume": "12"}})
+    } else {
+        json!({})
+    };
     let mut record = json!({
         "id": recid, "uuid": rng.uuid(), "version_id": 3,
         "pid": {"pk": rng.below(1_000_000), "pid_type": "recid", "obj_type": "rec", "status": "R"},
@@ -604,9 +726,23 @@ mod tests {
 
     #[test]
     fn hidden_files_are_not_listed_but_still_downloadable() {
-        let parent = Parent { id: "p".into(), uuid: "u".into(), owner: 1, communities: vec![], access: FileAccess::Restricted };
+        let parent = Parent {
+            id: "p".into(),
+            uuid: "u".into(),
+            owner: 1,
+            communities: vec![],
+            access: FileAccess::Restricted,
+        };
         let end = Utc.with_ymd_and_hms(2025, 6, 30, 23, 59, 59).unwrap();
-        let (doc, files) = record_document(&mut SeededRng::new(1), "r", &parent, &[], end - Duration::days(3), false, end);
+        let (doc, files) = record_document(
+            &mut SeededRng::new(1),
+            "r",
+            &parent,
+            &[],
+            end - Duration::days(3),
+            false,
+            end,
+        );
         assert_eq!(doc["files"], json!({"enabled": true}));
         assert!(!files.is_empty());
         assert!(doc.get("bucket_id").is_none());

@@ -166,7 +166,9 @@ impl SearchClient {
         if text.trim().is_empty() {
             return Ok(Some(Value::Null));
         }
-        serde_json::from_str(&text).map(Some).map_err(|e| invalid_reply(what, &e))
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| invalid_reply(what, &e))
     }
 
     /// [`Self::raw`] without the parse: the text of a 2xx reply, `None` for 404.
@@ -212,7 +214,12 @@ impl SearchClient {
                         429 | 502 | 503 | 504 => format!("HTTP {status}: {}", error_reason(&text)),
                         _ => {
                             let (kind, reason) = parse_error(&text);
-                            return Err(Error::Search { status, what, kind, reason });
+                            return Err(Error::Search {
+                                status,
+                                what,
+                                kind,
+                                reason,
+                            });
                         }
                     }
                 }
@@ -226,7 +233,12 @@ impl SearchClient {
             };
             if started.elapsed() >= budget || self.cancel.is_cancelled() {
                 if retry_reason.starts_with("HTTP ") {
-                    return Err(Error::Search { status: 503, what, kind: String::new(), reason: retry_reason });
+                    return Err(Error::Search {
+                        status: 503,
+                        what,
+                        kind: String::new(),
+                        reason: retry_reason,
+                    });
                 }
                 return Err(Error::Connection {
                     host: self.settings.hosts_display(),
@@ -266,6 +278,104 @@ impl SearchClient {
             .as_ref()
             .and_then(Value::as_object)
             .is_some_and(|o| !o.is_empty()))
+    }
+
+    /// Creates `index` (one of our own: states, bookmarks, locks) with `mappings`, or adds
+    /// `mappings` to the existing one (additive: the fields of a newer version). Our own
+    /// indices get a replica where the cluster has a second node (`auto_expand_replicas`).
+    /// Two runs racing to create it are fine; any other error is returned.
+    pub async fn ensure_index(&self, index: &str, mappings: &Value) -> Result<()> {
+        if self.exists(index).await? {
+            self.json(Method::Put, &format!("{index}/_mapping"), Some(mappings))
+                .await?;
+            return Ok(());
+        }
+        let body = serde_json::json!({
+            "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+            "mappings": mappings,
+        });
+        match self.json(Method::Put, index, Some(&body)).await {
+            Err(Error::Search { kind, .. }) if kind == "resource_already_exists_exception" => {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Several searches in one `_msearch` request: `(index, body)` each, missing indices
+    /// skipped; the replies in order (a search that failed is an error).
+    pub async fn msearch(&self, searches: &[(String, Value)]) -> Result<Vec<Value>> {
+        let mut body = Vec::new();
+        for (index, search) in searches {
+            serde_json::to_writer(&mut body, &serde_json::json!({"index": index, "ignore_unavailable": true, "allow_no_indices": true}))
+                .expect("JSON");
+            body.push(b'\n');
+            serde_json::to_writer(&mut body, search).expect("JSON");
+            body.push(b'\n');
+        }
+        let what = "POST /_msearch";
+        let reply = self
+            .raw(Method::Post, "_msearch", Some(body), "application/x-ndjson")
+            .await?
+            .ok_or_else(|| not_found(what.into()))?;
+        let responses = match reply {
+            Value::Object(mut o) => match o.remove("responses") {
+                Some(Value::Array(r)) => r,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        if responses.len() != searches.len() {
+            return Err(Error::Search {
+                status: 200,
+                what: what.into(),
+                kind: String::new(),
+                reason: format!("{} replies to {} searches", responses.len(), searches.len()),
+            });
+        }
+        for r in &responses {
+            if !r["error"].is_null() {
+                let (kind, reason) =
+                    parse_error(&serde_json::json!({"error": r["error"]}).to_string());
+                return Err(Error::Search {
+                    status: r["status"].as_u64().unwrap_or(500) as u16,
+                    what: what.into(),
+                    kind,
+                    reason,
+                });
+            }
+        }
+        Ok(responses)
+    }
+
+    /// The hits of a search on `index` (each `_id`, `_source`, `sort`), taken from the reply.
+    pub async fn search_hits(&self, index: &str, body: &Value) -> Result<Vec<Value>> {
+        let mut reply = self
+            .json(Method::Post, &format!("{index}/_search"), Some(body))
+            .await?;
+        Ok(match reply["hits"]["hits"].take() {
+            Value::Array(hits) => hits,
+            _ => Vec::new(),
+        })
+    }
+
+    /// Every hit of a sorted search (`body` has `size` and a `sort` that ends on a field
+    /// unique per hit), page by page with `search_after`; `each` gets every page.
+    pub async fn for_each_page(
+        &self,
+        index: &str,
+        mut body: Value,
+        mut each: impl FnMut(&[Value]),
+    ) -> Result<()> {
+        let size = body["size"].as_u64().unwrap_or(10) as usize;
+        loop {
+            let hits = self.search_hits(index, &body).await?;
+            each(&hits);
+            match hits.last() {
+                Some(last) if hits.len() >= size => body["search_after"] = last["sort"].clone(),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// True if the index or alias exists (one `HEAD` request).
@@ -318,12 +428,22 @@ impl SearchClient {
 
 /// A 404 where the caller needs the thing.
 fn not_found(what: String) -> Error {
-    Error::Search { status: 404, what, kind: String::new(), reason: "not found".into() }
+    Error::Search {
+        status: 404,
+        what,
+        kind: String::new(),
+        reason: "not found".into(),
+    }
 }
 
 /// A 2xx reply whose body is not the JSON expected.
 fn invalid_reply(what: String, e: &serde_json::Error) -> Error {
-    Error::Search { status: 200, what, kind: String::new(), reason: format!("invalid JSON in reply: {e}") }
+    Error::Search {
+        status: 200,
+        what,
+        kind: String::new(),
+        reason: format!("invalid JSON in reply: {e}"),
+    }
 }
 
 fn describe(method: Method, path: &str) -> String {
@@ -367,14 +487,31 @@ pub fn parse_error(text: &str) -> (String, String) {
         let err = &v["error"];
         if let Some(reason) = err["reason"].as_str() {
             let kind = err["type"].as_str().unwrap_or("error");
-            let root = err["root_cause"].as_array().and_then(|r| r.first()).filter(|r| r["reason"].is_string());
+            let root = err["root_cause"]
+                .as_array()
+                .and_then(|r| r.first())
+                .filter(|r| r["reason"].is_string());
             // A search that failed on its shards names the cause in `failed_shards`.
-            let shard = err["failed_shards"].as_array().and_then(|f| f.first()).map(|f| &f["reason"]).filter(|r| r["reason"].is_string());
-            let cause = shard.filter(|_| kind == "search_phase_execution_exception").or(root);
+            let shard = err["failed_shards"]
+                .as_array()
+                .and_then(|f| f.first())
+                .map(|f| &f["reason"])
+                .filter(|r| r["reason"].is_string());
+            let cause = shard
+                .filter(|_| kind == "search_phase_execution_exception")
+                .or(root);
             return match cause {
-                Some(c) if c["reason"].as_str() != Some(reason) || c["type"].as_str() != Some(kind) => {
+                Some(c)
+                    if c["reason"].as_str() != Some(reason) || c["type"].as_str() != Some(kind) =>
+                {
                     let ckind = c["type"].as_str().unwrap_or("error");
-                    (ckind.to_string(), one_line(&format!("{kind}: {reason}; caused by {ckind}: {}", c["reason"].as_str().unwrap_or_default())))
+                    (
+                        ckind.to_string(),
+                        one_line(&format!(
+                            "{kind}: {reason}; caused by {ckind}: {}",
+                            c["reason"].as_str().unwrap_or_default()
+                        )),
+                    )
                 }
                 _ => (kind.to_string(), one_line(&format!("{kind}: {reason}"))),
             };
@@ -510,16 +647,19 @@ mod tests {
         let (kind, reason) = parse_error(body);
         assert_eq!(kind, "illegal_argument_exception");
         assert!(reason.starts_with("search_phase_execution_exception: all shards failed; caused by illegal_argument_exception: Text fields are not optimised"), "{reason}");
-        let (kind, _) = parse_error(r#"{"error":{"root_cause":[{"type":"resource_already_exists_exception","reason":"index [x/1] already exists"}],"type":"resource_already_exists_exception","reason":"index [x/1] already exists"},"status":400}"#);
+        let (kind, _) = parse_error(
+            r#"{"error":{"root_cause":[{"type":"resource_already_exists_exception","reason":"index [x/1] already exists"}],"type":"resource_already_exists_exception","reason":"index [x/1] already exists"},"status":400}"#,
+        );
         assert_eq!(kind, "resource_already_exists_exception");
     }
 
     #[test]
     fn unreachable_host_is_a_connection_error_naming_the_host_not_the_password() {
-        let settings = SearchSettings::from_json(
-            r#"{"hosts":[{"host":"127.0.0.1","port":1}],"username":"u","password":"pw-secret","timeout_seconds":2}"#,
-        )
-        .unwrap();
+        let settings =
+            SearchSettings::from_json(&crate::settings::tests::settings_json(serde_json::json!({
+            "hosts": [{"scheme": "http", "host": "127.0.0.1", "port": 1, "url_prefix": ""}],
+            "username": "u", "password": "pw-secret", "timeout_seconds": 2})))
+            .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

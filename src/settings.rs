@@ -10,26 +10,16 @@ use crate::error::{Error, Result};
 
 /// One OpenSearch node as the operator configured it.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct HostSpec {
     /// `http` or `https`.
-    #[serde(default = "default_scheme")]
     pub scheme: String,
     /// Host name or address.
     pub host: String,
     /// TCP port.
-    #[serde(default = "default_port")]
     pub port: u16,
     /// Path prefix behind a proxy, e.g. `/search`; empty for none.
-    #[serde(default)]
     pub url_prefix: String,
-}
-
-fn default_scheme() -> String {
-    "http".into()
-}
-
-fn default_port() -> u16 {
-    9200
 }
 
 impl HostSpec {
@@ -63,45 +53,38 @@ impl HostSpec {
 /// Everything the core needs to talk to the cluster. Credentials are never printed:
 /// `Debug` redacts the password.
 #[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchSettings {
     /// The nodes to use, round robin.
     pub hosts: Vec<HostSpec>,
     /// Basic-auth user name.
-    #[serde(default)]
     pub username: Option<String>,
     /// Basic-auth password.
-    #[serde(default)]
     pub password: Option<String>,
-    /// Verify TLS certificates (default true).
-    #[serde(default = "default_true")]
+    /// Verify TLS certificates.
     pub verify_certs: bool,
     /// A PEM file with the CA certificate(s) to trust.
-    #[serde(default)]
     pub ca_certs: Option<PathBuf>,
     /// `SEARCH_INDEX_PREFIX`: prepended to every index, alias and template name.
-    #[serde(default)]
     pub index_prefix: String,
     /// Per-request timeout in seconds.
-    #[serde(default = "default_timeout")]
     pub timeout_seconds: f64,
     /// How long a job keeps retrying while the cluster is unreachable or overloaded
     /// (seconds; 0 = fail on the first connection error).
-    #[serde(default)]
     pub retry_seconds: f64,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_timeout() -> f64 {
-    60.0
 }
 
 impl fmt::Debug for SearchSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SearchSettings")
-            .field("hosts", &self.hosts.iter().map(HostSpec::display_url).collect::<Vec<_>>())
+            .field(
+                "hosts",
+                &self
+                    .hosts
+                    .iter()
+                    .map(HostSpec::display_url)
+                    .collect::<Vec<_>>(),
+            )
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("verify_certs", &self.verify_certs)
@@ -122,28 +105,6 @@ impl SearchSettings {
         Ok(settings)
     }
 
-    /// Settings for one plain-HTTP node, for tests and tools.
-    pub fn local(url: &str, index_prefix: &str) -> Result<Self> {
-        let parsed = url::Url::parse(url).map_err(|e| Error::Config(format!("{url}: {e}")))?;
-        let settings = SearchSettings {
-            hosts: vec![HostSpec {
-                scheme: parsed.scheme().to_string(),
-                host: parsed.host_str().unwrap_or_default().to_string(),
-                port: parsed.port_or_known_default().unwrap_or(9200),
-                url_prefix: parsed.path().trim_matches('/').to_string(),
-            }],
-            username: None,
-            password: None,
-            verify_certs: true,
-            ca_certs: None,
-            index_prefix: index_prefix.to_string(),
-            timeout_seconds: default_timeout(),
-            retry_seconds: 0.0,
-        };
-        settings.validate()?;
-        Ok(settings)
-    }
-
     /// Checks what can be checked without the network.
     pub fn validate(&self) -> Result<()> {
         if self.hosts.is_empty() {
@@ -152,16 +113,25 @@ impl SearchSettings {
         for host in &self.hosts {
             host.url()?;
         }
-        if !(self.timeout_seconds > 0.0) {
+        // NaN is refused too.
+        if self.timeout_seconds.is_nan() || self.timeout_seconds <= 0.0 {
             return Err(Error::Config("search timeout must be positive".into()));
         }
         if self.retry_seconds < 0.0 {
             return Err(Error::Config("retry time must not be negative".into()));
         }
         if self.password.is_some() && self.username.is_none() {
-            return Err(Error::Config("a search password is set without a user name".into()));
+            return Err(Error::Config(
+                "a search password is set without a user name".into(),
+            ));
         }
-        let bad = |c: char| c.is_whitespace() || matches!(c, '/' | '\\' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#');
+        let bad = |c: char| {
+            c.is_whitespace()
+                || matches!(
+                    c,
+                    '/' | '\\' | '*' | '?' | '"' | '<' | '>' | '|' | ',' | '#'
+                )
+        };
         if self.index_prefix.chars().any(bad) || self.index_prefix.starts_with(['_', '-', '+']) {
             return Err(Error::Config(format!(
                 "SEARCH_INDEX_PREFIX {:?} is not a valid index name prefix",
@@ -178,40 +148,78 @@ impl SearchSettings {
 
     /// The configured hosts, for messages.
     pub fn hosts_display(&self) -> String {
-        self.hosts.iter().map(HostSpec::display_url).collect::<Vec<_>>().join(", ")
+        self.hosts
+            .iter()
+            .map(HostSpec::display_url)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Complete settings as the Python side sends them, with `changes` applied.
+    pub(crate) fn settings_json(changes: serde_json::Value) -> String {
+        let mut s = serde_json::json!({
+            "hosts": [{"scheme": "http", "host": "127.0.0.1", "port": 9200, "url_prefix": ""}],
+            "username": null, "password": null, "verify_certs": true, "ca_certs": null,
+            "index_prefix": "", "timeout_seconds": 60.0, "retry_seconds": 0.0,
+        });
+        for (k, v) in changes.as_object().expect("an object") {
+            s[k] = v.clone();
+        }
+        s.to_string()
+    }
 
     #[test]
     fn debug_never_shows_the_password() {
-        let s = SearchSettings::from_json(
-            r#"{"hosts":[{"scheme":"https","host":"os.example","port":443}],
-                "username":"admin","password":"s3cret-pw","index_prefix":"kc-"}"#,
-        )
+        let s = SearchSettings::from_json(&settings_json(serde_json::json!({
+            "hosts": [{"scheme": "https", "host": "os.example", "port": 443, "url_prefix": ""}],
+            "username": "admin", "password": "s3cret-pw", "index_prefix": "kc-"})))
         .unwrap();
         let text = format!("{s:?}");
         assert!(!text.contains("s3cret-pw"), "{text}");
         assert!(text.contains("https://os.example:443"));
-        assert_eq!(s.index("events-stats-record-view"), "kc-events-stats-record-view");
+        assert_eq!(
+            s.index("events-stats-record-view"),
+            "kc-events-stats-record-view"
+        );
     }
 
     #[test]
     fn rejects_bad_settings() {
-        assert!(SearchSettings::from_json(r#"{"hosts":[]}"#).is_err());
-        assert!(SearchSettings::from_json(r#"{"hosts":[{"scheme":"ftp","host":"x"}]}"#).is_err());
-        assert!(SearchSettings::from_json(r#"{"hosts":[{"host":""}]}"#).is_err());
-        assert!(SearchSettings::from_json(r#"{"hosts":[{"host":"x"}],"index_prefix":"a b"}"#).is_err());
-        assert!(SearchSettings::from_json(r#"{"hosts":[{"host":"x","port":70000}]}"#).is_err());
+        assert!(SearchSettings::from_json(&settings_json(serde_json::json!({}))).is_ok());
+        let host = |scheme: &str, host: &str, port: u64| serde_json::json!([{"scheme": scheme, "host": host, "port": port, "url_prefix": ""}]);
+        for bad in [
+            serde_json::json!({"hosts": []}),
+            serde_json::json!({"hosts": host("ftp", "x", 9200)}),
+            serde_json::json!({"hosts": host("http", "", 9200)}),
+            serde_json::json!({"hosts": host("http", "x", 70000)}),
+            serde_json::json!({"index_prefix": "a b"}),
+            serde_json::json!({"timeouts": 5}),
+        ] {
+            assert!(
+                SearchSettings::from_json(&settings_json(bad.clone())).is_err(),
+                "{bad}"
+            );
+        }
         assert!(SearchSettings::from_json("not json").is_err());
+        assert!(
+            SearchSettings::from_json(r#"{"hosts":[{"host":"x"}]}"#).is_err(),
+            "every field is given by the caller"
+        );
     }
 
     #[test]
     fn url_prefix_is_kept() {
-        let h = HostSpec { scheme: "https".into(), host: "h".into(), port: 443, url_prefix: "/search/".into() };
+        let h = HostSpec {
+            scheme: "https".into(),
+            host: "h".into(),
+            port: 443,
+            url_prefix: "/search/".into(),
+        };
         assert_eq!(h.display_url(), "https://h:443/search");
         assert_eq!(h.url().unwrap().as_str(), "https://h/search/");
     }

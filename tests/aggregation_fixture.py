@@ -5,9 +5,9 @@ independently of the code under test."""
 import json
 from collections import defaultdict
 
-import invenio_rdm
-
 from invenio_community_stats import _core
+
+import invenio_rdm
 
 COMMUNITY_A = "c0a1a1a1-0000-4000-8000-00000000000a"  # slug alpha, dashboard enabled
 COMMUNITY_B = "c0b2b2b2-0000-4000-8000-00000000000b"  # slug beta, dashboard disabled
@@ -22,26 +22,69 @@ def install_templates(search, prefix):
 def write_communities(search, prefix):
     """The two communities, in the instance's own communities index (invenio-communities'
     mapping, with the opt-in custom field)."""
-    invenio_rdm.write(search, prefix, [], [invenio_rdm.community(COMMUNITY_A, "alpha", True),
-                                            invenio_rdm.community(COMMUNITY_B, "beta", False)])
+    invenio_rdm.write(
+        search,
+        prefix,
+        [],
+        [invenio_rdm.community(COMMUNITY_A, "alpha", True), invenio_rdm.community(COMMUNITY_B, "beta", False)],
+    )
 
 
 RECORDS = {
     # recid: (parent, communities, has files, metadata)
-    "r1": ("p1", [COMMUNITY_A], True, {"resource_type": {"id": "dataset", "title": {"en": "Dataset"}},
-                                       "access_status": "open", "languages": [{"id": "eng", "title": {"en": "English"}}],
-                                       "funders": [{"id": "f1", "name": "European Commission"}],
-                                       "affiliations": [{"id": "a1", "name": "CERN"}], "publisher": "Zenodo",
-                                       "file_types": ["pdf"]}),
-    "r2": ("p2", [COMMUNITY_A], True, {"resource_type": {"id": "image", "title": {"en": "Image"}},
-                                       "access_status": "open", "funders": [{"name": "Local Trust"}],
-                                       "affiliations": [{"name": "Free-text University"}], "file_types": ["png"]}),
-    "r3": ("p3", [COMMUNITY_A], True, {"resource_type": {"id": "dataset", "title": {"en": "Dataset"}},
-                                       "access_status": "restricted", "file_types": ["csv"], "journal_title": "J. Tests"}),
-    "r4": ("p3", [COMMUNITY_A], False, {"resource_type": {"id": "publication", "title": {"en": "Publication"}},
-                                        "access_status": "metadata-only"}),
-    "r5": ("p5", [], True, {"resource_type": {"id": "dataset", "title": {"en": "Dataset"}}, "access_status": "open",
-                            "file_types": ["pdf"]}),
+    "r1": (
+        "p1",
+        [COMMUNITY_A],
+        True,
+        {
+            "resource_type": {"id": "dataset", "title": {"en": "Dataset"}},
+            "access_status": "open",
+            "languages": [{"id": "eng", "title": {"en": "English"}}],
+            "funders": [{"id": "f1", "name": "European Commission"}],
+            "affiliations": [{"id": "a1", "name": "CERN"}],
+            "publisher": "Zenodo",
+            "file_types": ["pdf"],
+        },
+    ),
+    "r2": (
+        "p2",
+        [COMMUNITY_A],
+        True,
+        {
+            "resource_type": {"id": "image", "title": {"en": "Image"}},
+            "access_status": "open",
+            "funders": [{"name": "Local Trust"}],
+            "affiliations": [{"name": "Free-text University"}],
+            "file_types": ["png"],
+        },
+    ),
+    "r3": (
+        "p3",
+        [COMMUNITY_A],
+        True,
+        {
+            "resource_type": {"id": "dataset", "title": {"en": "Dataset"}},
+            "access_status": "restricted",
+            "file_types": ["csv"],
+            "journal_title": "J. Tests",
+        },
+    ),
+    "r4": (
+        "p3",
+        [COMMUNITY_A],
+        False,
+        {"resource_type": {"id": "publication", "title": {"en": "Publication"}}, "access_status": "metadata-only"},
+    ),
+    "r5": (
+        "p5",
+        [],
+        True,
+        {
+            "resource_type": {"id": "dataset", "title": {"en": "Dataset"}},
+            "access_status": "open",
+            "file_types": ["pdf"],
+        },
+    ),
     "r6": ("p6", [COMMUNITY_B], False, {"access_status": "open"}),
 }
 
@@ -61,22 +104,57 @@ def scenario_events():
                 ts = f"2025-06-{day:02d}T{(i * 7) % 24:02d}:{(i * 13) % 60:02d}:{(i * 17) % 60:02d}"
                 events.append((kind, f"{kind}-{n}", _doc(recid, parent, comms, md, ts, f"v{(n * 7) % 37}", kind, i)))
     for i in range(4):
-        events.append(("view", f"early-{i}", _doc("r1", "p1", [COMMUNITY_A], RECORDS["r1"][3], f"2025-06-03T1{i}:00:00", f"v{i}", "view", i)))
-    events.append(("view", "edge-late", _doc("r1", "p1", [COMMUNITY_A], RECORDS["r1"][3], "2025-06-10T23:59:59", "late", "view", 0)))
-    events.append(("view", "edge-early", _doc("r2", "p2", [COMMUNITY_A], RECORDS["r2"][3], "2025-06-11T00:00:00", "early", "view", 0)))
+        events.append(
+            (
+                "view",
+                f"early-{i}",
+                _doc("r1", "p1", [COMMUNITY_A], RECORDS["r1"][3], f"2025-06-03T1{i}:00:00", f"v{i}", "view", i),
+            )
+        )
+    events.append(
+        (
+            "view",
+            "edge-late",
+            _doc("r1", "p1", [COMMUNITY_A], RECORDS["r1"][3], "2025-06-10T23:59:59", "late", "view", 0),
+        )
+    )
+    events.append(
+        (
+            "view",
+            "edge-early",
+            _doc("r2", "p2", [COMMUNITY_A], RECORDS["r2"][3], "2025-06-11T00:00:00", "early", "view", 0),
+        )
+    )
     return events
 
 
 def _doc(recid, parent, comms, md, ts, visitor, kind, i):
     """An enriched (v2) event: invenio-stats' fields (a null referrer, a null country now and
     then) plus the migration's enrichment."""
-    d = {"timestamp": ts, "recid": recid, "parent_recid": parent, "visitor_id": visitor, "community_ids": comms,
-         "unique_session_id": f"s-{visitor}", "country": ["CH", "US", None][i % 3], "is_robot": False, "is_machine": False,
-         "referrer": None, "via_api": False, "updated_timestamp": f"{ts}.000000+00:00"}
+    d = {
+        "timestamp": ts,
+        "recid": recid,
+        "parent_recid": parent,
+        "visitor_id": visitor,
+        "community_ids": comms,
+        "unique_session_id": f"s-{visitor}",
+        "country": ["CH", "US", None][i % 3],
+        "is_robot": False,
+        "is_machine": False,
+        "referrer": None,
+        "via_api": False,
+        "updated_timestamp": f"{ts}.000000+00:00",
+    }
     d.update(md)
     if kind == "download":
-        d.update({"file_id": f"{recid}-file-{i % 2}", "file_key": f"data-{i % 2}.bin", "bucket_id": f"b-{recid}",
-                  "size": 1000 * (ord(recid[-1]) - 48) + (i % 2)})
+        d.update(
+            {
+                "file_id": f"{recid}-file-{i % 2}",
+                "file_key": f"data-{i % 2}.bin",
+                "bucket_id": f"b-{recid}",
+                "size": 1000 * (ord(recid[-1]) - 48) + (i % 2),
+            }
+        )
         d["unique_id"] = f"b-{recid}_{d['file_id']}"
     else:
         d["unique_id"] = f"ui_{recid}"
@@ -84,19 +162,12 @@ def _doc(recid, parent, comms, md, ts, visitor, kind, i):
 
 
 def write_events(search, prefix, events, kinds=("view", "download")):
-    lines = []
-    for kind, _id, doc in events:
-        if kind not in kinds:
-            continue
-        family = "record-view" if kind == "view" else "file-download"
-        index = f"{prefix}events-stats-{family}-{doc['timestamp'][:7]}-v2.0.0"
-        lines.append(json.dumps({"index": {"_index": index, "_id": _id}}))
-        lines.append(json.dumps(doc))
-    for start in range(0, len(lines), 20000):
-        body = ("\n".join(lines[start:start + 20000]) + "\n").encode()
-        reply = search.bulk(body)
-        assert not reply["errors"], [i for i in reply["items"] if "error" in next(iter(i.values()))][:3]
-    search.request("POST", f"{prefix}events-stats-*/_refresh")
+    actions = [
+        (f"{invenio_rdm.legacy_index(prefix, kind, doc['timestamp'])}-v2.0.0", _id, doc)
+        for kind, _id, doc in events
+        if kind in kinds
+    ]
+    invenio_rdm.bulk(search, actions)
 
 
 def expected_daily(events, community):
@@ -121,8 +192,12 @@ def expected_daily(events, community):
         out[day] = {}
         for kind in ("view", "download"):
             a = acc[day][kind]
-            m = {"total_events": sums[day][kind][0], "unique_visitors": len(a["visitors"]),
-                 "unique_records": len(a["records"]), "unique_parents": len(a["parents"])}
+            m = {
+                "total_events": sums[day][kind][0],
+                "unique_visitors": len(a["visitors"]),
+                "unique_records": len(a["records"]),
+                "unique_parents": len(a["parents"]),
+            }
             if kind == "download":
                 m.update({"unique_files": len(a["files"]), "total_volume": sums[day][kind][1]})
             out[day][kind] = m

@@ -71,19 +71,24 @@ class Search:
 
     def bulk(self, ndjson):
         """POST an NDJSON ``_bulk`` body; returns the reply."""
-        req = urllib.request.Request(f"{self.url}/_bulk", data=ndjson, method="POST",
-                                     headers={"Content-Type": "application/x-ndjson"})
+        req = urllib.request.Request(
+            f"{self.url}/_bulk", data=ndjson, method="POST", headers={"Content-Type": "application/x-ndjson"}
+        )
         with urllib.request.urlopen(req, timeout=120) as resp:
             return json.loads(resp.read().decode())
 
     def count(self, index, query=None):
         self.request("POST", f"{index}/_refresh?ignore_unavailable=true&allow_no_indices=true")
         body = {"query": query} if query else None
-        status, reply = self.request(
-            "POST", f"{index}/_count?ignore_unavailable=true&allow_no_indices=true", body
-        )
+        status, reply = self.request("POST", f"{index}/_count?ignore_unavailable=true&allow_no_indices=true", body)
         assert status == 200, reply
         return reply["count"]
+
+    def count_if_ready(self, index):
+        """The documents of ``index``, or 0 while it does not exist or its shards are still
+        starting (a job that is creating it); for polling."""
+        status, reply = self.request("POST", f"{index}/_count?ignore_unavailable=true&allow_no_indices=true")
+        return reply["count"] if status == 200 else 0
 
     def search_all(self, index, query=None, size=10000):
         self.request("POST", f"{index}/_refresh?ignore_unavailable=true&allow_no_indices=true")

@@ -10,21 +10,23 @@ from collections import defaultdict
 
 import pytest
 
-from aggregation_fixture import (
-    COMMUNITY_A, COMMUNITY_B, expected_daily, install_templates, scenario_events, write_communities, write_events,
-)
 import reference_facts
+from aggregation_fixture import (
+    COMMUNITY_A,
+    COMMUNITY_B,
+    expected_daily,
+    install_templates,
+    scenario_events,
+    write_communities,
+    write_events,
+)
+from helpers import js
 
 DELTA, SNAPSHOT = "community-usage-delta-agg", "community-usage-snapshot-agg"
 METRICS = {
     "view": {"total_events", "unique_visitors", "unique_records", "unique_parents"},
     "download": {"total_events", "unique_visitors", "unique_records", "unique_parents", "unique_files", "total_volume"},
 }
-
-
-def js(proc):
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def docs(search, prefix, kind, community):
@@ -48,9 +50,15 @@ def scenario(search, index_prefix):
 
 
 def test_usage_scenario_exact_figures(cli, search, index_prefix, scenario):
-    report = js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--end-date", "2025-06-16", "--json"))
+    report = js(
+        cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--end-date", "2025-06-16", "--json")
+    )
     assert [a["aggregator"] for a in report["aggregators"]] == [
-        DELTA, "community-records-delta-added-agg", "community-records-snapshot-added-agg", SNAPSHOT]
+        DELTA,
+        "community-records-delta-added-agg",
+        "community-records-snapshot-added-agg",
+        SNAPSHOT,
+    ]
     assert report["errors"] == 0
     assert report["communities"] == [COMMUNITY_A, "global"]  # the slug resolved
     days = [f"2025-06-{d:02d}" for d in range(3, 17)]  # the first event (06-03) to the end date
@@ -108,15 +116,22 @@ def test_subcounts_funders_labels_and_top_lists(cli, search, index_prefix, scena
         ("f1", "European Commission"): sum(1 for d in views if d["recid"] == "r1"),
         ("Local Trust", "Local Trust"): sum(1 for d in views if d["recid"] == "r2"),
     }
-    assert rt_views == {("dataset", "Dataset"): sum(1 for d in views if d["recid"] in ("r1", "r3")),
-                        ("image", "Image"): sum(1 for d in views if d["recid"] == "r2"),
-                        ("publication", "Publication"): sum(1 for d in views if d["recid"] == "r4")}
+    assert rt_views == {
+        ("dataset", "Dataset"): sum(1 for d in views if d["recid"] in ("r1", "r3")),
+        ("image", "Image"): sum(1 for d in views if d["recid"] == "r2"),
+        ("publication", "Publication"): sum(1 for d in views if d["recid"] == "r4"),
+    }
     last = docs(search, index_prefix, "snapshot", COMMUNITY_A)["2025-06-16"]["subcounts"]
     by_view = {i["id"]: i["view"]["total_events"] for i in last["funders"]["by_view"]}
-    assert by_view == {"f1": funder_views[("f1", "European Commission")], "Local Trust": funder_views[("Local Trust", "Local Trust")]}
+    assert by_view == {
+        "f1": funder_views[("f1", "European Commission")],
+        "Local Trust": funder_views[("Local Trust", "Local Trust")],
+    }
     assert [i["id"] for i in last["funders"]["by_view"]] == sorted(by_view, key=lambda k: (-by_view[k], k))
     # "all" kinds list every item with its cumulative figures.
-    assert {i["id"]: i["view"]["total_events"] for i in last["resource_types"]} == {k[0]: v for k, v in rt_views.items()}
+    assert {i["id"]: i["view"]["total_events"] for i in last["resource_types"]} == {
+        k[0]: v for k, v in rt_views.items()
+    }
     # Documents index without error under the reference's strict templates.
     for kind in ("delta", "snapshot"):
         target = f"{index_prefix}ref-stats-community-usage-{kind}-2025"
@@ -129,7 +144,11 @@ def test_subcounts_funders_labels_and_top_lists(cli, search, index_prefix, scena
 
 
 def test_opt_in_selects_enabled_communities_and_global(cli, search, index_prefix, scenario):
-    report = js(cli("aggregate", "--aggregation-type", DELTA, "--start-date", "2025-06-15", "--end-date", "2025-06-16", "--json"))
+    report = js(
+        cli(
+            "aggregate", "--aggregation-type", DELTA, "--start-date", "2025-06-15", "--end-date", "2025-06-16", "--json"
+        )
+    )
     assert report["communities"] == [COMMUNITY_A, "global"]
     assert search.count(f"{index_prefix}stats-community-usage-delta", {"term": {"community_id": COMMUNITY_B}}) == 0
     assert search.count(f"{index_prefix}stats-community-usage-delta") == 4
@@ -137,9 +156,20 @@ def test_opt_in_selects_enabled_communities_and_global(cli, search, index_prefix
 
 def test_more_than_10000_events_in_a_day(cli, search, index_prefix):
     install_templates(search, index_prefix)
-    events = [("view", f"e{i}", {"timestamp": f"2025-03-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}",
-                                "recid": f"r{i % 50}", "parent_recid": f"p{i % 50}", "visitor_id": f"v{i % 700}",
-                                "community_ids": []}) for i in range(10_001)]
+    events = [
+        (
+            "view",
+            f"e{i}",
+            {
+                "timestamp": f"2025-03-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}",
+                "recid": f"r{i % 50}",
+                "parent_recid": f"p{i % 50}",
+                "visitor_id": f"v{i % 700}",
+                "community_ids": [],
+            },
+        )
+        for i in range(10_001)
+    ]
     write_events(search, index_prefix, events)
     report = js(cli("aggregate", "--community-id", "global", "--aggregation-type", DELTA, "--json"))
     assert report["aggregators"][0]["communities"][0]["days_written"] >= 1
@@ -152,8 +182,19 @@ def test_start_date_wins_over_bookmark_and_ignore_bookmark(cli, search, index_pr
     js(cli("aggregate", "--community-id", "global", "--end-date", "2025-06-16", "--json"))
     assert bookmark(search, index_prefix, DELTA, "global") == "2025-06-16T00:00:00"
     # --start-date is honoured although a bookmark exists; --no-update-bookmark keeps it.
-    r = js(cli("aggregate", "--community-id", "global", "--start-date", "2025-06-10", "--end-date", "2025-06-12",
-               "--no-update-bookmark", "--json"))
+    r = js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "global",
+            "--start-date",
+            "2025-06-10",
+            "--end-date",
+            "2025-06-12",
+            "--no-update-bookmark",
+            "--json",
+        )
+    )
     c = r["aggregators"][0]["communities"][0]
     assert (c["first_day"], c["last_day"], c["days_written"]) == ("2025-06-10", "2025-06-12", 3)
     assert bookmark(search, index_prefix, DELTA, "global") == "2025-06-16T00:00:00"
@@ -178,8 +219,19 @@ def test_incremental_snapshot_matches_a_full_rebuild(cli, search, index_prefix, 
         assert cli("aggregate", "--community-id", "global", "--end-date", "2025-06-16", env=env).returncode == 0
     assert bookmark(search, index_prefix, SNAPSHOT, "global") == "2025-06-16T00:00:00"
     incremental = docs(search, index_prefix, "snapshot", "global")
-    js(cli("aggregate", "--community-id", "global", "--aggregation-type", SNAPSHOT, "--ignore-bookmark",
-           "--end-date", "2025-06-16", "--json"))
+    js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "global",
+            "--aggregation-type",
+            SNAPSHOT,
+            "--ignore-bookmark",
+            "--end-date",
+            "2025-06-16",
+            "--json",
+        )
+    )
     rebuilt = docs(search, index_prefix, "snapshot", "global")
     assert sorted(incremental) == sorted(rebuilt)
     for day in rebuilt:
@@ -188,11 +240,33 @@ def test_incremental_snapshot_matches_a_full_rebuild(cli, search, index_prefix, 
 
 
 def test_a_delta_gap_stops_only_that_community(cli, search, index_prefix, scenario):
-    js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--aggregation-type", DELTA,
-           "--end-date", "2025-06-16", "--json"))
+    js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "alpha",
+            "--community-id",
+            "global",
+            "--aggregation-type",
+            DELTA,
+            "--end-date",
+            "2025-06-16",
+            "--json",
+        )
+    )
     search.ok("DELETE", f"{index_prefix}stats-community-usage-delta-2025/_doc/{COMMUNITY_A}-2025-06-09?refresh=true")
-    proc = cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--aggregation-type", SNAPSHOT,
-               "--end-date", "2025-06-16", "--json")
+    proc = cli(
+        "aggregate",
+        "--community-id",
+        "alpha",
+        "--community-id",
+        "global",
+        "--aggregation-type",
+        SNAPSHOT,
+        "--end-date",
+        "2025-06-16",
+        "--json",
+    )
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
     by_community = {c["community_id"]: c for c in report["aggregators"][0]["communities"]}
@@ -205,16 +279,38 @@ def test_a_delta_gap_stops_only_that_community(cli, search, index_prefix, scenar
 def test_a_rejected_document_does_not_lose_the_others(cli, search, index_prefix, scenario):
     # 200 more views on 06-09; the 2025 delta index exists with a mapping that rejects a day
     # with more than 127 views (a byte), i.e. that day's document only.
-    busy = [("view", f"busy-{i}", {"timestamp": f"2025-06-09T12:{i // 60:02d}:{i % 60:02d}", "recid": "r5",
-                                   "parent_recid": "p5", "visitor_id": f"b{i}", "community_ids": []}) for i in range(200)]
+    busy = [
+        (
+            "view",
+            f"busy-{i}",
+            {
+                "timestamp": f"2025-06-09T12:{i // 60:02d}:{i % 60:02d}",
+                "recid": "r5",
+                "parent_recid": "p5",
+                "visitor_id": f"b{i}",
+                "community_ids": [],
+            },
+        )
+        for i in range(200)
+    ]
     write_events(search, index_prefix, busy)
-    search.ok("PUT", f"{index_prefix}stats-community-usage-delta-2025", {
-        "aliases": {f"{index_prefix}stats-community-usage-delta": {}},
-        "mappings": {"properties": {"period_start": {"type": "date", "format": "strict_date_hour_minute_second"},
-                                    "period_end": {"type": "date", "format": "strict_date_hour_minute_second"},
-                                    "totals": {"properties": {"view": {"properties": {"total_events": {"type": "byte"}}}}}}},
-    })
-    proc = cli("aggregate", "--community-id", "global", "--aggregation-type", DELTA, "--end-date", "2025-06-16", "--json")
+    search.ok(
+        "PUT",
+        f"{index_prefix}stats-community-usage-delta-2025",
+        {
+            "aliases": {f"{index_prefix}stats-community-usage-delta": {}},
+            "mappings": {
+                "properties": {
+                    "period_start": {"type": "date", "format": "strict_date_hour_minute_second"},
+                    "period_end": {"type": "date", "format": "strict_date_hour_minute_second"},
+                    "totals": {"properties": {"view": {"properties": {"total_events": {"type": "byte"}}}}},
+                }
+            },
+        },
+    )
+    proc = cli(
+        "aggregate", "--community-id", "global", "--aggregation-type", DELTA, "--end-date", "2025-06-16", "--json"
+    )
     assert proc.returncode == 1
     c = json.loads(proc.stdout)["aggregators"][0]["communities"][0]
     assert c["errors"] == 1 and "total_events" in c["error_details"][0]
@@ -237,16 +333,35 @@ def test_missing_event_indices_do_not_stop_the_run(cli, search, index_prefix):
 def test_no_events_at_all_is_reported_not_an_error(cli, index_prefix):
     report = js(cli("aggregate", "--community-id", "global", "--json"))
     assert [c["note"] for a in report["aggregators"] for c in a["communities"]] == [
-        "no usage events", "no records", "no records deltas", "no usage deltas"]
+        "no usage events",
+        "no records",
+        "no records deltas",
+        "no usage deltas",
+    ]
 
 
 def test_lock_blocks_a_second_run_until_cleared(cli, search, index_prefix, scenario):
-    js(cli("aggregate", "--community-id", "global", "--aggregation-type", DELTA, "--start-date", "2025-06-16",
-           "--end-date", "2025-06-16", "--json"))  # creates the lock index; the run released its lock
+    js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "global",
+            "--aggregation-type",
+            DELTA,
+            "--start-date",
+            "2025-06-16",
+            "--end-date",
+            "2025-06-16",
+            "--json",
+        )
+    )  # creates the lock index; the run released its lock
     assert search.request("GET", f"{index_prefix}stats-community-locks/_doc/aggregation")[0] == 404
     far = 4_102_444_800_000  # 2100-01-01
-    search.ok("PUT", f"{index_prefix}stats-community-locks/_doc/aggregation?refresh=true",
-              {"owner": "otherhost:4242", "pid": 4242, "acquired": "2025-06-16T10:00:00", "expires": far})
+    search.ok(
+        "PUT",
+        f"{index_prefix}stats-community-locks/_doc/aggregation?refresh=true",
+        {"owner": "otherhost:4242", "pid": 4242, "acquired": "2025-06-16T10:00:00", "expires": far},
+    )
     blocked = cli("aggregate", "--community-id", "global", "--end-date", "2025-06-16")
     assert blocked.returncode == 1
     errors = [line for line in blocked.stderr.splitlines() if line.startswith("Error:")]
@@ -255,14 +370,19 @@ def test_lock_blocks_a_second_run_until_cleared(cli, search, index_prefix, scena
     assert cleared.returncode == 0 and "otherhost:4242" in cleared.stdout
     assert cli("aggregate", "--community-id", "global", "--end-date", "2025-06-16").returncode == 0
     # An expired lock (a crashed run) is taken over.
-    search.ok("PUT", f"{index_prefix}stats-community-locks/_doc/aggregation?refresh=true",
-              {"owner": "crashed:1", "pid": 1, "acquired": "2025-06-16T10:00:00", "expires": 1000})
+    search.ok(
+        "PUT",
+        f"{index_prefix}stats-community-locks/_doc/aggregation?refresh=true",
+        {"owner": "crashed:1", "pid": 1, "acquired": "2025-06-16T10:00:00", "expires": 1000},
+    )
     assert cli("aggregate", "--community-id", "global", "--end-date", "2025-06-16").returncode == 0
 
 
 def test_read_lists_documents_in_date_order(cli, index_prefix, scenario):
     js(cli("aggregate", "--community-id", "alpha", "--end-date", "2025-06-16", "--json"))
-    result = js(cli("read", "--community-id", "alpha", "--start-date", "2025-06-03", "--end-date", "2025-06-16", "--json"))
+    result = js(
+        cli("read", "--community-id", "alpha", "--start-date", "2025-06-03", "--end-date", "2025-06-16", "--json")
+    )
     assert result["community_id"] == COMMUNITY_A
     assert [d["period_start"][:10] for d in result["usage_deltas"]] == [f"2025-06-{d:02d}" for d in range(3, 17)]
     assert len(result["usage_snapshots"]) == 14
@@ -271,12 +391,15 @@ def test_read_lists_documents_in_date_order(cli, index_prefix, scenario):
     assert text.returncode == 0 and "usage_deltas: 1 documents" in text.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--start-date", "2025-13-01"], "--start-date"),
-    (["--start-date", "2025-06-10", "--end-date", "2025-06-01"], "before"),
-    (["--community-id", "no-such-slug"], "unknown community"),
-    (["--aggregation-type", "community-records-delta-created-agg"], "aggregation-type"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--start-date", "2025-13-01"], "--start-date"),
+        (["--start-date", "2025-06-10", "--end-date", "2025-06-01"], "before"),
+        (["--community-id", "no-such-slug"], "unknown community"),
+        (["--aggregation-type", "community-records-delta-created-agg"], "aggregation-type"),
+    ],
+)
 def test_bad_input_one_line_nothing_written(cli, search, index_prefix, scenario, args, message):
     proc = cli("aggregate", *args)
     assert proc.returncode == 2, proc.stderr
@@ -291,11 +414,26 @@ def _long_history(search, prefix, cli_env):
     install_templates(search, prefix)
     communities = ["c-one", "c-two", "c-three", "c-four", "c-five", "c-six", "c-seven"]
     all_days = _days("2020-01-01", 1000)
-    events = [("view", f"y{i}", {"timestamp": f"{day}T{h:02d}:00:00", "recid": f"r{h}", "parent_recid": f"p{h}",
-                                 "visitor_id": f"v{h}", "community_ids": communities})
-              for i, (day, h) in enumerate((d, h) for d in all_days for h in range(3))]
+    events = [
+        (
+            "view",
+            f"y{i}",
+            {
+                "timestamp": f"{day}T{h:02d}:00:00",
+                "recid": f"r{h}",
+                "parent_recid": f"p{h}",
+                "visitor_id": f"v{h}",
+                "community_ids": communities,
+            },
+        )
+        for i, (day, h) in enumerate((d, h) for d in all_days for h in range(3))
+    ]
     write_events(search, prefix, events, kinds=("view",))
-    search.ok("PUT", f"{prefix}communities", {"mappings": {"properties": {"id": {"type": "keyword"}, "slug": {"type": "keyword"}}}})
+    search.ok(
+        "PUT",
+        f"{prefix}communities",
+        {"mappings": {"properties": {"id": {"type": "keyword"}, "slug": {"type": "keyword"}}}},
+    )
     for c in communities:
         search.ok("PUT", f"{prefix}communities/_doc/{c}?refresh=true", {"id": c, "slug": f"slug-{c}"})
     ids = ["global", *communities]
@@ -305,8 +443,9 @@ def _long_history(search, prefix, cli_env):
 
 
 def test_background_aggregation_progress_cancel_and_resume(cli, cli_env, search, index_prefix, tmp_path):
-    from conftest import wait_for
     from invenio_community_stats import processes
+
+    from conftest import wait_for
 
     ids, all_days, args, env = _long_history(search, index_prefix, cli_env)
     n_days = len(all_days)
@@ -356,8 +495,14 @@ def test_sigterm_stops_a_foreground_run_cleanly(cli, cli_env, search, index_pref
 
     ids, all_days, args, env = _long_history(search, index_prefix, cli_env)
     n_days = len(all_days)
-    proc = subprocess.Popen([sys.executable, "-m", "invenio_community_stats", "aggregate", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invenio_community_stats", "aggregate", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
     def deltas_written():
         # The index may exist before its shard is started: not ready yet counts as none.
         pattern = f"{index_prefix}stats-community-usage-delta-*"

@@ -4,8 +4,9 @@ cancel = checkpoint within one batch, and a re-run that finishes without duplica
 import json
 import os
 
-from conftest import wait_for
 from invenio_community_stats import processes
+
+from conftest import wait_for
 from records_fixture import record, write
 
 C1 = "11111111-1111-4111-a111-111111111111"
@@ -14,8 +15,12 @@ C1 = "11111111-1111-4111-a111-111111111111"
 def test_usage_generation_in_background_reports_progress_cancels_fast_and_resumes(cli, search, index_prefix, tmp_path):
     pid_dir = str(tmp_path / "run")
     n_records, per_record = 2000, 40
-    write(search, index_prefix, [record(f"r{i:05d}-00000", "2024-01-01T00:00:00Z", [C1], files=1) for i in range(n_records)],
-          [{"id": C1, "slug": "one"}])
+    write(
+        search,
+        index_prefix,
+        [record(f"r{i:05d}-00000", "2024-01-01T00:00:00Z", [C1], files=1) for i in range(n_records)],
+        [{"id": C1, "slug": "one"}],
+    )
     expected = n_records * per_record * 2
     args = ["--events-per-record", str(per_record), "--event-end-date", "2024-12-31", "--seed", "3"]
     proc = cli("generate-usage-events-background", *args, "--pid-dir", pid_dir, "--json")
@@ -23,7 +28,9 @@ def test_usage_generation_in_background_reports_progress_cancels_fast_and_resume
     started = json.loads(proc.stdout)
 
     # Progress comes from the Rust loop through the status file.
-    status = wait_for(lambda: (s := processes.status("usage-event-generation", pid_dir))["processed"] > 100 and s, timeout=60)
+    status = wait_for(
+        lambda: (s := processes.status("usage-event-generation", pid_dir))["processed"] > 100 and s, timeout=60
+    )
     assert status["total"] == n_records and status["state"] == "running"
     assert status["rate"] > 0 and status["current_task"]
     assert "--events-per-record 40" in status["command"]
@@ -48,27 +55,48 @@ def test_usage_generation_in_background_reports_progress_cancels_fast_and_resume
 
 def test_community_event_generation_background_completes(cli, search, index_prefix, tmp_path):
     pid_dir = str(tmp_path / "run")
-    write(search, index_prefix, [record(f"s{i:05d}-00000", "2024-01-01T00:00:00Z", [C1]) for i in range(50)],
-          [{"id": C1, "slug": "one"}])
+    write(
+        search,
+        index_prefix,
+        [record(f"s{i:05d}-00000", "2024-01-01T00:00:00Z", [C1]) for i in range(50)],
+        [{"id": C1, "slug": "one"}],
+    )
     proc = cli("generate-community-events-background", "--community-id", "one", "--pid-dir", pid_dir)
     assert proc.returncode == 0, proc.stderr
     assert "community-event-generation" in proc.stdout and "process-status" in proc.stdout
-    final = wait_for(lambda: (s := processes.status("community-event-generation", pid_dir))["state"] == "completed" and s, timeout=60)
+    final = wait_for(
+        lambda: (s := processes.status("community-event-generation", pid_dir))["state"] == "completed" and s, timeout=60
+    )
     assert final and final["exit_code"] == 0 and final["processed"] == 50 and final["progress"] == 100.0
     assert search.count(f"{index_prefix}stats-community-events") == 50
     assert os.path.exists(final["log_file"])
     # A failure is recorded as failed with the error, exit code 2 for bad input.
     proc = cli("generate-community-events-background", "--community-id", "nope", "--pid-dir", pid_dir)
     assert proc.returncode == 0
-    failed = wait_for(lambda: (s := processes.status("community-event-generation", pid_dir))["state"] == "failed" and s, timeout=60)
+    failed = wait_for(
+        lambda: (s := processes.status("community-event-generation", pid_dir))["state"] == "failed" and s, timeout=60
+    )
     assert failed and failed["exit_code"] == 2 and "unknown community" in failed["error"]
 
 
 def test_migration_in_background_cancel_checkpoints_and_resume_completes(cli, search, index_prefix, tmp_path):
     pid_dir = str(tmp_path / "run")
-    cli("load-sample-data", "--records", "300", "--events-per-record", "25", "--months", "3", "--end-date", "2025-06-30", check=True)
+    cli(
+        "load-sample-data",
+        "--records",
+        "300",
+        "--events-per-record",
+        "25",
+        "--months",
+        "3",
+        "--end-date",
+        "2025-06-30",
+        check=True,
+    )
     cli("generate-community-events", check=True)
-    legacy = ",".join(f"{index_prefix}events-stats-{k}-2025-0{m}" for k in ("record-view", "file-download") for m in (4, 5, 6))
+    legacy = ",".join(
+        f"{index_prefix}events-stats-{k}-2025-0{m}" for k in ("record-view", "file-download") for m in (4, 5, 6)
+    )
     expected = sorted(h["_id"] for h in search.search_all(legacy))
     proc = cli("migrate-events-background", "--batch-size", "10", "--pid-dir", pid_dir)
     assert proc.returncode == 0, proc.stderr

@@ -17,9 +17,9 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+from test_invenio import invenio_env
 
 from conftest import REPO, wait_for
-from test_invenio import invenio_env
 
 REDIS_SCRIPT = REPO / "scripts" / "redis"
 TASK = "invenio_community_stats.tasks.aggregate_community_stats"
@@ -69,17 +69,38 @@ class Worker:
         self.log_path = log_path
         self.log_file = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "invenio_app.celery", "worker", "--pool", "solo",
-             "--concurrency", "1", "-l", "info", "-n", self.hostname, *extra_args],
-            env=env, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=str(log_path.parent),
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "invenio_app.celery",
+                "worker",
+                "--pool",
+                "solo",
+                "--concurrency",
+                "1",
+                "-l",
+                "info",
+                "-n",
+                self.hostname,
+                *extra_args,
+            ],
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            cwd=str(log_path.parent),
         )
 
     def log(self):
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout=120):
-        ready = wait_for(lambda: self.proc.poll() is not None or f"{self.hostname} ready." in self.log(),
-                         timeout=timeout, interval=0.2)
+        ready = wait_for(
+            lambda: self.proc.poll() is not None or f"{self.hostname} ready." in self.log(),
+            timeout=timeout,
+            interval=0.2,
+        )
         assert ready and self.proc.poll() is None, f"the worker is not ready (exit {self.proc.poll()}):\n{self.log()}"
 
     def stop(self, timeout=30):
@@ -120,8 +141,12 @@ def celery_client(redis_url):
     app = Celery("community-stats-test", broker=redis_url, backend=redis_url, set_as_current=False)
     # invenio-celery's workers store results in msgpack (its CELERY_RESULT_SERIALIZER); the
     # Redis backend does not record the content type, so the caller must read msgpack.
-    app.conf.update(task_serializer="json", result_serializer="msgpack",
-                    accept_content=["json", "msgpack"], result_accept_content=["json", "msgpack"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="msgpack",
+        accept_content=["json", "msgpack"],
+        result_accept_content=["json", "msgpack"],
+    )
     yield app
     # AsyncResults unsubscribe from the backend when collected: collect them while this
     # module's Redis still runs (not at interpreter exit).
@@ -144,8 +169,13 @@ def day_range(start, end):
 
 def view_count(search, prefix, day, community=None):
     """Views of one UTC day in the event indices (independent of the code under test)."""
-    query = {"bool": {"filter": [{"range": {"timestamp": {
-        "gte": f"{day}T00:00:00", "lt": f"{day + timedelta(days=1)}T00:00:00"}}}]}}
+    query = {
+        "bool": {
+            "filter": [
+                {"range": {"timestamp": {"gte": f"{day}T00:00:00", "lt": f"{day + timedelta(days=1)}T00:00:00"}}}
+            ]
+        }
+    }
     if community is not None:
         query["bool"]["filter"].append({"term": {"community_ids": community}})
     return search.count(f"{prefix}events-stats-record-view-*", query)
@@ -158,8 +188,10 @@ def deltas(search, prefix, community):
 
 # --------------------------------------------------------------------------- the worker
 
-NOT_REGISTERED = ("the worker does not list the task: is the package installed with its "
-                  "invenio_celery.tasks entry point (maturin develop / pip install)?")
+NOT_REGISTERED = (
+    "the worker does not list the task: is the package installed with its "
+    "invenio_celery.tasks entry point (maturin develop / pip install)?"
+)
 
 
 def test_worker_registers_the_task_through_the_entry_point(start_worker, celery_client):
@@ -172,11 +204,33 @@ def test_worker_registers_the_task_through_the_entry_point(start_worker, celery_
 
 
 def test_task_aggregates_in_the_worker(cli, search, index_prefix, start_worker, celery_client):
-    cli_ok(cli, "load-sample-data", "--records", "40", "--communities", "3", "--events-per-record", "0",
-           "--months", "3", "--end-date", "2025-06-30")
+    cli_ok(
+        cli,
+        "load-sample-data",
+        "--records",
+        "40",
+        "--communities",
+        "3",
+        "--events-per-record",
+        "0",
+        "--months",
+        "3",
+        "--end-date",
+        "2025-06-30",
+    )
     cli_ok(cli, "generate-community-events")
-    cli_ok(cli, "generate-usage-events", "--use-migrated-indices", "--enrich-events", "--events-per-record", "10",
-           "--event-end-date", "2025-06-30", "--seed", "3")
+    cli_ok(
+        cli,
+        "generate-usage-events",
+        "--use-migrated-indices",
+        "--enrich-events",
+        "--events-per-record",
+        "10",
+        "--event-end-date",
+        "2025-06-30",
+        "--seed",
+        "3",
+    )
     start, end = "2025-06-10", "2025-06-20"
     days = list(day_range(start, end))
     # The community with the most views in the window (enriched events carry community_ids).
@@ -191,8 +245,9 @@ def test_task_aggregates_in_the_worker(cli, search, index_prefix, start_worker, 
 
     worker = start_worker()
     assert f". {TASK}" in worker.log(), NOT_REGISTERED
-    result = celery_client.send_task(TASK, kwargs={"community_ids": ["global", community],
-                                                   "start_date": start, "end_date": end})
+    result = celery_client.send_task(
+        TASK, kwargs={"community_ids": ["global", community], "start_date": start, "end_date": end}
+    )
     report = result.get(timeout=120)
     assert result.successful()
 
@@ -247,8 +302,9 @@ def beat_schedules(tmp_path, cfg=None, **extra):
     env = invenio_env(tmp_path, **extra)
     if cfg is not None:
         (tmp_path / "instance" / "invenio.cfg").write_text(cfg)
-    proc = subprocess.run([sys.executable, "-c", SHOW_SCHEDULE, BEAT_ENTRY], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SHOW_SCHEDULE, BEAT_ENTRY], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -265,17 +321,21 @@ def test_schedule_from_env_reaches_celery_beat_schedule(tmp_path):
 
 
 def test_crontab_schedule_in_invenio_cfg_is_preserved(tmp_path):
-    cfg = ("from celery.schedules import crontab\n"
-           "COMMUNITY_STATS_AGGREGATION_SCHEDULE = crontab(minute=40)\n"
-           "CELERY_BEAT_SCHEDULE = {'other-task': {'task': 'x.y', 'schedule': 60}}\n")
+    cfg = (
+        "from celery.schedules import crontab\n"
+        "COMMUNITY_STATS_AGGREGATION_SCHEDULE = crontab(minute=40)\n"
+        "CELERY_BEAT_SCHEDULE = {'other-task': {'task': 'x.y', 'schedule': 60}}\n"
+    )
     got = beat_schedules(tmp_path, cfg)
     want = {"task": TASK, "schedule_type": "crontab", "schedule": [40], "other": ["other-task"]}
     assert got == {"worker": want, "worker_config": want, "api": want, "api_config": want}
 
 
 def test_an_entry_of_the_instance_with_the_same_name_wins(tmp_path):
-    cfg = ("COMMUNITY_STATS_AGGREGATION_SCHEDULE = 3600\n"
-           f"CELERY_BEAT_SCHEDULE = {{{BEAT_ENTRY!r}: {{'task': 'my.own.task', 'schedule': 120}}}}\n")
+    cfg = (
+        "COMMUNITY_STATS_AGGREGATION_SCHEDULE = 3600\n"
+        f"CELERY_BEAT_SCHEDULE = {{{BEAT_ENTRY!r}: {{'task': 'my.own.task', 'schedule': 120}}}}\n"
+    )
     got = beat_schedules(tmp_path, cfg)
     want = {"task": "my.own.task", "schedule_type": "int", "schedule": "120", "other": []}
     assert got == {"worker": want, "worker_config": want, "api": want, "api_config": want}
@@ -283,12 +343,25 @@ def test_an_entry_of_the_instance_with_the_same_name_wins(tmp_path):
 
 def test_beat_sends_the_scheduled_task_and_the_worker_runs_it(cli, search, index_prefix, tmp_path, start_worker):
     today = date.today()
-    cli_ok(cli, "load-sample-data", "--records", "10", "--communities", "1", "--events-per-record", "3",
-           "--months", "1", "--end-date", str(today))
+    cli_ok(
+        cli,
+        "load-sample-data",
+        "--records",
+        "10",
+        "--communities",
+        "1",
+        "--events-per-record",
+        "3",
+        "--months",
+        "1",
+        "--end-date",
+        str(today),
+    )
     assert search.count(f"{index_prefix}events-stats-record-view-*") > 0
     # A worker with an embedded beat (-B) and a 2-second schedule from the instance config.
-    worker = start_worker("-B", "--schedule", str(tmp_path / "beat-schedule"),
-                          INVENIO_COMMUNITY_STATS_AGGREGATION_SCHEDULE="2")
+    worker = start_worker(
+        "-B", "--schedule", str(tmp_path / "beat-schedule"), INVENIO_COMMUNITY_STATS_AGGREGATION_SCHEDULE="2"
+    )
     assert f". {TASK}" in worker.log(), NOT_REGISTERED
     sent = f"Sending due task {BEAT_ENTRY} ({TASK})"
     succeeded = re.compile(rf"{re.escape(TASK)}\[[0-9a-f-]+\] succeeded")

@@ -2,19 +2,12 @@
 exit codes."""
 
 import http.server
-import os
 import subprocess
 import sys
 import threading
 
 from conftest import run_cli
-
-
-def base_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INVENIO_")}
-    env["COMMUNITY_STATS_APP_MODE"] = "standalone"
-    env.update(extra)
-    return env
+from helpers import base_env
 
 
 def test_cli_module_does_not_import_the_rust_extension():
@@ -99,3 +92,25 @@ def test_unreadable_or_invalid_ca_certs_is_a_config_error(tmp_path):
     proc = run_cli(["--search-host", "https://127.0.0.1:9", "--ca-certs", str(garbage), "info"], base_env())
     assert proc.returncode == 1
     assert "ca_certs" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_python_tables_of_aggregators_agree_with_the_core():
+    """One closed set: the core's Aggregator enum; Python keeps one tuple (for --help without
+    the extension), checked here."""
+    from invenio_community_stats import _core
+    from invenio_community_stats.aggregation import AGGREGATION_TYPES, READ_TYPES
+
+    assert list(AGGREGATION_TYPES) == [name for name, _ in _core.aggregators()]
+    assert list(READ_TYPES) == [kind for _, kind in _core.aggregators()]
+
+
+def test_version_comes_from_cargo():
+    import re
+    from pathlib import Path
+
+    import invenio_community_stats
+    from invenio_community_stats import _core
+
+    cargo = Path(__file__).resolve().parent.parent / "Cargo.toml"
+    declared = re.search(r'^version = "([^"]+)"', cargo.read_text(), re.M).group(1)
+    assert invenio_community_stats.__version__ == _core.version() == declared

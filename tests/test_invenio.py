@@ -6,10 +6,7 @@ import os
 import shutil
 import subprocess
 
-import pytest
-
 INVENIO = shutil.which("invenio")
-
 
 
 def invenio_env(tmp_path, **extra):
@@ -42,12 +39,17 @@ def test_invenio_command_reads_the_app_config(tmp_path, search_url, search, inde
     # Config can also come from the instance's invenio.cfg; the prefix from the env wins there.
     proc = subprocess.run(
         [INVENIO, "community-stats", "load-sample-data", "--records", "7", "--events-per-record", "1", "--json"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["index_prefix"] == index_prefix
     assert search.count(f"{index_prefix}rdmrecords-records") == 7
-    proc = subprocess.run([INVENIO, "community-stats", "info", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [INVENIO, "community-stats", "info", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["index_prefix"] == index_prefix
@@ -59,7 +61,9 @@ def test_invenio_cfg_in_instance_is_used(tmp_path, search_url, index_prefix):
     (tmp_path / "instance" / "invenio.cfg").write_text(
         f"SEARCH_HOSTS = [{search_url!r}]\nSEARCH_INDEX_PREFIX = {index_prefix!r}\n"
     )
-    proc = subprocess.run([INVENIO, "community-stats", "info", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [INVENIO, "community-stats", "info", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["index_prefix"] == index_prefix
 
@@ -68,7 +72,12 @@ def test_python_dash_m_dispatches_to_invenio(tmp_path, search_url, index_prefix)
     import sys
 
     env = invenio_env(tmp_path, INVENIO_SEARCH_HOSTS=repr([search_url]), INVENIO_SEARCH_INDEX_PREFIX=index_prefix)
-    proc = subprocess.run([sys.executable, "-m", "invenio_community_stats", "info", "--json"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "invenio_community_stats", "info", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["index_prefix"] == index_prefix

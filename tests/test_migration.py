@@ -13,16 +13,8 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import wait_for
+from helpers import ids, js
 from records_fixture import reindex_under_reference_mapping
-
-
-def js(proc):
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def ids(search, pattern):
-    return sorted(h["_id"] for h in search.search_all(pattern))
 
 
 def legacy(prefix, kind, months=(4, 5, 6)):
@@ -39,8 +31,18 @@ def alias_indices(search, alias):
 @pytest.fixture
 def sample(cli, search, index_prefix):
     """Closed months only: a sample that ends two months ago."""
-    cli("load-sample-data", "--records", "120", "--events-per-record", "12", "--months", "3",
-        "--end-date", "2025-06-30", check=True)
+    cli(
+        "load-sample-data",
+        "--records",
+        "120",
+        "--events-per-record",
+        "12",
+        "--months",
+        "3",
+        "--end-date",
+        "2025-06-30",
+        check=True,
+    )
     cli("generate-community-events", check=True)
     return index_prefix
 
@@ -54,7 +56,9 @@ def test_migration_enriches_verifies_and_switches_atomically(cli, search, sample
     assert ids(search, f"{p}events-stats-record-view-*-v2.0.0") == view_ids
     assert ids(search, f"{p}events-stats-file-download-*-v2.0.0") == dl_ids
     # The read alias now names exactly the migrated indices: no event counted twice.
-    assert alias_indices(search, f"{p}events-stats-record-view") == [f"{p}events-stats-record-view-2025-0{m}-v2.0.0" for m in (4, 5, 6)]
+    assert alias_indices(search, f"{p}events-stats-record-view") == [
+        f"{p}events-stats-record-view-2025-0{m}-v2.0.0" for m in (4, 5, 6)
+    ]
     assert search.count(f"{p}events-stats-record-view") == len(view_ids)
     # Enrichment: the sample's community events date from record creation, before any usage,
     # so each event's communities are its record's communities.
@@ -66,14 +70,20 @@ def test_migration_enriches_verifies_and_switches_atomically(cli, search, sample
         assert d["resource_type"]["id"] == r["metadata"]["resource_type"]["id"]
         assert d["access_status"] == r["access"]["status"]
         assert d.get("journal_title") == r["custom_fields"].get("journal:journal", {}).get("title")
-        assert sorted(f["name"] for f in d.get("funders", [])) == sorted(f["funder"]["name"] for f in r["metadata"]["funding"])
+        assert sorted(f["name"] for f in d.get("funders", [])) == sorted(
+            f["funder"]["name"] for f in r["metadata"]["funding"]
+        )
         # What RDM indexes for restricted files has no entries: `files.types` is read where
         # present, and a record with hidden files has no file types.
         assert d.get("file_types", []) == r["files"].get("types", [])
     # Our documents index under the reference's strict v2 template.
-    errors, n = reindex_under_reference_mapping(search, f"{p}events-stats-file-download-*-v2.0.0", "file-download-v2.0.0", f"{p}ref-dl")
+    errors, n = reindex_under_reference_mapping(
+        search, f"{p}events-stats-file-download-*-v2.0.0", "file-download-v2.0.0", f"{p}ref-dl"
+    )
     assert errors == [] and n == len(dl_ids)
-    errors, n = reindex_under_reference_mapping(search, f"{p}events-stats-record-view-*-v2.0.0", "record-view-v2.0.0", f"{p}ref-view")
+    errors, n = reindex_under_reference_mapping(
+        search, f"{p}events-stats-record-view-*-v2.0.0", "record-view-v2.0.0", f"{p}ref-view"
+    )
     assert errors == [] and n == len(view_ids)
     status = js(cli("migration-status", "--json"))
     assert {(r["state"], r["read_alias"]) for r in status} == {("done", "target")}
@@ -83,7 +93,9 @@ def test_migration_enriches_verifies_and_switches_atomically(cli, search, sample
 
 def test_max_batches_checkpoints_and_resumes(cli, search, sample):
     p = sample
-    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "2", "--json"))
+    first = js(
+        cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "2", "--json")
+    )
     (month,) = first["months"]
     assert month["state"] == "interrupted" and month["batches"] == 2 and month["checkpoint"]
     assert 0 < month["target_count"] < month["source_count"]
@@ -92,15 +104,30 @@ def test_max_batches_checkpoints_and_resumes(cli, search, sample):
     assert f"{p}events-stats-record-view-2025-05-v2.0.0" not in alias_indices(search, f"{p}events-stats-record-view")
     rest = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--json"))
     assert rest["months"][0]["state"] == "done"
-    assert ids(search, f"{p}events-stats-record-view-2025-05-v2.0.0") == ids(search, f"{p}events-stats-record-view-2025-05")
+    assert ids(search, f"{p}events-stats-record-view-2025-05-v2.0.0") == ids(
+        search, f"{p}events-stats-record-view-2025-05"
+    )
 
 
 def test_slices_checkpoint_each_and_a_resume_keeps_the_layout(cli, search, sample):
     p = sample
     source = f"{p}events-stats-record-view-2025-05"
     expected = ids(search, source)
-    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "20", "--slices", "3",
-                   "--max-batches", "6", "--json"))
+    first = js(
+        cli(
+            "migrate-month",
+            "2025-05",
+            "--event-types",
+            "view",
+            "--batch-size",
+            "20",
+            "--slices",
+            "3",
+            "--max-batches",
+            "6",
+            "--json",
+        )
+    )
     assert first["months"][0]["state"] == "interrupted"
     state = search.ok("GET", f"{p}stats-community-migration/_doc/view-2025-05")["_source"]
     # Three slices, each with its own checkpoint; the display checkpoint is the earliest.
@@ -114,8 +141,13 @@ def test_slices_checkpoint_each_and_a_resume_keeps_the_layout(cli, search, sampl
     # time (as a resumed run opens) cuts them the same way.
     pit = search.ok("POST", f"{source}/_search/point_in_time?keep_alive=1m")["pit_id"]
     for slice_id, cp in enumerate(state["slice_checkpoints"]):
-        body = {"query": {"range": {"timestamp": {"lt": cp}}} if cp else {"match_none": {}}, "pit": {"id": pit},
-                "slice": {"id": slice_id, "max": 3, "field": "_seq_no"}, "size": 10000, "_source": False}
+        body = {
+            "query": {"range": {"timestamp": {"lt": cp}}} if cp else {"match_none": {}},
+            "pit": {"id": pit},
+            "slice": {"id": slice_id, "max": 3, "field": "_seq_no"},
+            "size": 10000,
+            "_source": False,
+        }
         before = {h["_id"] for h in search.ok("POST", "_search", body)["hits"]["hits"]}
         assert before <= set(copied)
     search.request("DELETE", "_search/point_in_time", {"pit_id": [pit]})
@@ -132,8 +164,12 @@ def test_kill_9_at_random_points_never_loses_or_duplicates(cli_env, cli, search,
     expected = ids(search, legacy(p, "*"))
     rng = random.Random(11)
     for _ in range(5):
-        proc = subprocess.Popen([sys.executable, "-m", "invenio_community_stats", "migrate-events", "--batch-size", "40"],
-                                env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "invenio_community_stats", "migrate-events", "--batch-size", "40"],
+            env=cli_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.8, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -159,7 +195,9 @@ def test_delete_old_indices_only_after_verification(cli, search, sample):
     # A late write to an old name lands in the read alias, not in a stray new legacy index.
     before = search.count(f"{p}events-stats-file-download")
     doc = search.search_all(f"{p}events-stats-file-download-2025-05-v2.0.0", size=1)[0]["_source"]
-    search.ok("PUT", f"{p}events-stats-file-download-2025-05/_doc/late-write?refresh=true", dict(doc, visitor_id="late"))
+    search.ok(
+        "PUT", f"{p}events-stats-file-download-2025-05/_doc/late-write?refresh=true", dict(doc, visitor_id="late")
+    )
     assert search.count(f"{p}events-stats-file-download") == before + 1
     assert "late-write" in ids(search, f"{p}events-stats-file-download-2025-05-v2.0.0")
     again = js(cli("migrate-events", "--event-types", "download", "--json"))
@@ -179,7 +217,9 @@ def test_writes_to_a_kept_old_index_after_its_switch_are_copied_by_a_rerun(cli, 
     assert month["state"] == "done" and again["written"] == 3, month
     assert "3 events written to the old index since were copied" in month["message"]
     assert ids(search, f"{source}-v2.0.0") == ids(search, source)
-    target = {h["_id"]: h["_source"] for h in search.search_all(f"{source}-v2.0.0", {"ids": {"values": ["after-switch-0"]}})}
+    target = {
+        h["_id"]: h["_source"] for h in search.search_all(f"{source}-v2.0.0", {"ids": {"values": ["after-switch-0"]}})
+    }
     assert target["after-switch-0"]["visitor_id"] == "after-0" and "community_ids" in target["after-switch-0"]
     # Nothing new: nothing copied.
     assert js(cli("migrate-month", "2025-05", "--event-types", "view", "--json"))["written"] == 0
@@ -216,7 +256,18 @@ def test_live_month_switches_over_while_events_are_written(cli_env, cli, search,
     p = index_prefix
     month = datetime.now(timezone.utc).strftime("%Y-%m")
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    cli("load-sample-data", "--records", "40", "--events-per-record", "8", "--months", "1", "--end-date", today, check=True)
+    cli(
+        "load-sample-data",
+        "--records",
+        "40",
+        "--events-per-record",
+        "8",
+        "--months",
+        "1",
+        "--end-date",
+        today,
+        check=True,
+    )
     cli("generate-community-events", check=True)
     legacy_name = f"{p}events-stats-record-view-{month}"
     target = f"{legacy_name}-v2.0.0"
@@ -227,8 +278,23 @@ def test_live_month_switches_over_while_events_are_written(cli_env, cli, search,
     writer.start()
     try:
         wait_for(lambda: len(writer.written) >= 20, timeout=30)
-        proc = subprocess.run([sys.executable, "-m", "invenio_community_stats", "migrate-events", "--event-types", "view",
-                               "--batch-size", "20", "--json"], env=cli_env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "invenio_community_stats",
+                "migrate-events",
+                "--event-types",
+                "view",
+                "--batch-size",
+                "20",
+                "--json",
+            ],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         # Keep writing after the switchover: the legacy name now writes into the target.
         after = len(writer.written)
         wait_for(lambda: len(writer.written) >= after + 20, timeout=30)
@@ -252,7 +318,9 @@ def test_live_month_switches_over_while_events_are_written(cli_env, cli, search,
     # Copied events are enriched.
     records = {h["_id"]: h["_source"] for h in search.search_all(f"{p}rdmrecords-records")}
     for hit in search.search_all(target, {"ids": {"values": original[:30]}}):
-        assert hit["_source"]["community_ids"] == sorted(set(records[hit["_source"]["recid"]]["parent"]["communities"].get("ids", [])))
+        assert hit["_source"]["community_ids"] == sorted(
+            set(records[hit["_source"]["recid"]]["parent"]["communities"].get("ids", []))
+        )
     # The old index is kept as a write-blocked backup outside every alias (no --delete-old-indices).
     backup = f"{legacy_name}-backup"
     kept = set(ids(search, backup))
@@ -273,7 +341,9 @@ def test_late_events_of_a_closed_month_are_caught_up(cli_env, cli, search, sampl
     """Events indexed after the copy began, with timestamps before its checkpoint, are copied."""
     p = sample
     source = f"{p}events-stats-record-view-2025-05"
-    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "3", "--json"))
+    first = js(
+        cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "3", "--json")
+    )
     assert first["months"][0]["state"] == "interrupted"
     template = search.search_all(source, size=1)[0]["_source"]
     late = []
@@ -294,17 +364,20 @@ def test_dry_run_changes_nothing(cli, search, sample):
     assert sorted(search.indices(f"{sample}*")) == before
 
 
-@pytest.mark.parametrize("args, code, text", [
-    (["--months", "2024-13"], 2, "YYYY-MM"),
-    (["--months", "2024-05:2024-01"], 2, "before the start"),
-    (["--batch-size", "0"], 2, "--batch-size"),
-    (["--batch-size", "10001"], 2, "--batch-size"),
-    (["--max-memory-percent", "0"], 2, "--max-memory-percent"),
-    (["--max-memory-percent", "101"], 2, "--max-memory-percent"),
-    (["--event-types", "click"], 2, "unknown event type"),
-    (["--slices", "0"], 2, "--slices"),
-    (["--slices", "17"], 2, "--slices"),
-])
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (["--months", "2024-13"], 2, "YYYY-MM"),
+        (["--months", "2024-05:2024-01"], 2, "before the start"),
+        (["--batch-size", "0"], 2, "--batch-size"),
+        (["--batch-size", "10001"], 2, "--batch-size"),
+        (["--max-memory-percent", "0"], 2, "--max-memory-percent"),
+        (["--max-memory-percent", "101"], 2, "--max-memory-percent"),
+        (["--event-types", "click"], 2, "unknown event type"),
+        (["--slices", "0"], 2, "--slices"),
+        (["--slices", "17"], 2, "--slices"),
+    ],
+)
 def test_bad_input_changes_nothing(cli, search, sample, args, code, text):
     before = sorted(search.indices(f"{sample}*"))
     proc = cli("migrate-events", *args)
@@ -328,7 +401,9 @@ def test_an_interrupted_switchover_is_finished_by_the_next_run(cli, search, samp
     p = sample
     source = f"{p}events-stats-record-view-2025-05"
     target = f"{source}-v2.0.0"
-    first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "2", "--json"))
+    first = js(
+        cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "2", "--json")
+    )
     assert first["months"][0]["state"] == "interrupted"
     original = ids(search, source)
     # What step 1 leaves behind when the process is killed right after it.
@@ -359,9 +434,22 @@ def test_live_month_with_its_own_ingest_pipeline_is_left_alone(cli, search, inde
     p = index_prefix
     month = datetime.now(timezone.utc).strftime("%Y-%m")
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    cli("load-sample-data", "--records", "20", "--events-per-record", "4", "--months", "1", "--end-date", today, check=True)
+    cli(
+        "load-sample-data",
+        "--records",
+        "20",
+        "--events-per-record",
+        "4",
+        "--months",
+        "1",
+        "--end-date",
+        today,
+        check=True,
+    )
     legacy_name = f"{p}events-stats-record-view-{month}"
-    search.ok("PUT", f"_ingest/pipeline/{p}operators-own", {"processors": [{"set": {"field": "referrer", "value": "x"}}]})
+    search.ok(
+        "PUT", f"_ingest/pipeline/{p}operators-own", {"processors": [{"set": {"field": "referrer", "value": "x"}}]}
+    )
     search.ok("PUT", f"{legacy_name}/_settings", {"index": {"default_pipeline": f"{p}operators-own"}})
     original = ids(search, legacy_name)
     proc = cli("migrate-events", "--event-types", "view", "--json")
@@ -376,5 +464,7 @@ def test_live_month_with_its_own_ingest_pipeline_is_left_alone(cli, search, inde
     assert alias_indices(search, f"{p}events-stats-record-view") == [legacy_name]
     status, _ = search.request("GET", f"_ingest/pipeline/{legacy_name}-v2.0.0-reroute")
     assert status == 404
-    search.ok("PUT", f"{legacy_name}/_doc/after-failure?refresh=true", search.search_all(legacy_name, size=1)[0]["_source"])
+    search.ok(
+        "PUT", f"{legacy_name}/_doc/after-failure?refresh=true", search.search_all(legacy_name, size=1)[0]["_source"]
+    )
     assert ids(search, legacy_name) == sorted([*original, "after-failure"])

@@ -11,23 +11,23 @@ import time
 
 import pytest
 
-from conftest import wait_for
 from invenio_community_stats import processes
 from invenio_community_stats.errors import InvalidInputError, ProcessError
+
+from conftest import wait_for
+from helpers import base_env
 
 PY = sys.executable
 
 
-def base_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INVENIO_")}
-    env["COMMUNITY_STATS_APP_MODE"] = "standalone"
-    env.update(extra)
-    return env
-
-
 def cs(*args, env=None, timeout=120):
-    return subprocess.run([PY, "-m", "invenio_community_stats", *args], env=env or base_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [PY, "-m", "invenio_community_stats", *args],
+        env=env or base_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def worker(code):
@@ -80,10 +80,24 @@ def test_completed_job_records_exit_code_output_and_private_files(pid_dir):
 
 
 def test_failed_job_records_exit_code_and_error(pid_dir):
-    processes.start("test-fail", worker("import sys; print('Error: the cluster said no'); sys.exit(3)"), pid_dir=pid_dir)
+    """The worker records its own error; the supervisor keeps it (and reads nothing into
+    the worker's output: a printed 'Error: ...' line is just output)."""
+    processes.start(
+        "test-fail",
+        worker(
+            "import sys; from invenio_community_stats import _core; _core.record_job_error('the cluster said no'); "
+            "print('Error: not this'); sys.exit(3)"
+        ),
+        pid_dir=pid_dir,
+    )
     s = final_status("test-fail", pid_dir)
     assert s["state"] == "failed" and s["exit_code"] == 3
     assert s["error"] == "the cluster said no"
+    processes.start(
+        "test-fail-quietly", worker("import sys; print('Error: printed only'); sys.exit(4)"), pid_dir=pid_dir
+    )
+    s = final_status("test-fail-quietly", pid_dir)
+    assert s["state"] == "failed" and s["error"] == "exit code 4"
 
 
 def test_sigkill_of_the_worker_is_recorded_as_killed(pid_dir):
@@ -100,7 +114,10 @@ def test_job_whose_supervisor_and_worker_died_is_lost_never_running(pid_dir):
     time.sleep(0.3)
     assert processes.status("test-lost", pid_dir)["state"] == "running"
     os.kill(started["pid"], signal.SIGKILL)
-    s = wait_for(lambda: processes.status("test-lost", pid_dir)["state"] == "lost" and processes.status("test-lost", pid_dir), timeout=10)
+    s = wait_for(
+        lambda: processes.status("test-lost", pid_dir)["state"] == "lost" and processes.status("test-lost", pid_dir),
+        timeout=10,
+    )
     assert s and s["alive"] is False
     listed = processes.list_jobs(pid_dir, all=True)
     assert [j["state"] for j in listed] == ["lost"]
@@ -139,7 +156,9 @@ def test_graceful_and_forced_cancel(pid_dir):
     assert r["outcome"] == "graceful" and r["state"] == "cancelled" and r["seconds"] < 2
     assert processes.status("test-graceful", pid_dir)["cancel_outcome"] == "graceful"
 
-    stubborn = "import signal,time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)"
+    stubborn = (
+        "import signal,time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)"
+    )
     processes.start("test-stubborn", worker(stubborn), pid_dir=pid_dir)
     assert wait_for(lambda: "ready" in processes.status("test-stubborn", pid_dir, log_lines=5)["log_tail"], timeout=10)
     proc = cs("cancel-process", "test-stubborn", "--pid-dir", pid_dir, "--timeout", "1")
@@ -256,7 +275,11 @@ def test_bad_input_one_line_errors(pid_dir, tmp_path):
         (["process-status", "event-migration", "--pid-dir", str(tmp_path / "missing")], 2, "does not exist"),
         (["process-status", "event-migration", "--pid-dir", str(a_file)], 2, None),
         (["process-status", "event-migration", "--pid-dir", pid_dir], 1, "no job named"),
-        (["process-status", "event-migration", "--pid-dir", pid_dir, "--log-lines", "0", "--show-log"], 2, "--log-lines"),
+        (
+            ["process-status", "event-migration", "--pid-dir", pid_dir, "--log-lines", "0", "--show-log"],
+            2,
+            "--log-lines",
+        ),
         (["cancel-process", "event-migration", "--pid-dir", pid_dir, "--timeout", "-1"], 2, "--timeout"),
         (["cancel-process", "event-migration", "--pid-dir", pid_dir], 1, "no job named"),
         (["load-sample-data-background", "--pid-dir", str(a_file)], 2, None),
@@ -289,17 +312,37 @@ def test_pid_dir_not_writable_is_refused():
     setpriv = subprocess.run(["which", "setpriv"], capture_output=True, text=True).stdout.strip()
     assert setpriv, "setpriv (util-linux) is needed for this test when running as root"
     proc = subprocess.run(
-        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PY, "-m", "invenio_community_stats",
-         "load-sample-data-background", "--pid-dir", "/usr"],
-        env=base_env(HOME="/tmp"), capture_output=True, text=True, timeout=60,
+        [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            PY,
+            "-m",
+            "invenio_community_stats",
+            "load-sample-data-background",
+            "--pid-dir",
+            "/usr",
+        ],
+        env=base_env(HOME="/tmp"),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2, proc.stderr
     assert "not writable" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_secrets_never_reach_status_log_or_output(pid_dir):
-    proc = cs("--search-host", "http://admin:TopSecret123@127.0.0.1:9", "load-sample-data-background",
-              "--records", "3", "--pid-dir", pid_dir)
+    proc = cs(
+        "--search-host",
+        "http://admin:TopSecret123@127.0.0.1:9",
+        "load-sample-data-background",
+        "--records",
+        "3",
+        "--pid-dir",
+        pid_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     time.sleep(1.5)
     s = processes.status("sample-data-load", pid_dir)

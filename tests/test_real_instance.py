@@ -9,17 +9,9 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 import invenio_rdm
+from helpers import ids, js
 
 C1 = "11111111-1111-4111-a111-111111111111"
-
-
-def js(proc):
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def ids(search, pattern):
-    return sorted(h["_id"] for h in search.search_all(pattern))
 
 
 def members(record):
@@ -33,8 +25,20 @@ def test_every_job_on_a_real_instance_is_exact(cli, search, index_prefix):
     per community and day, the records snapshot's split equals the instance's."""
     p = index_prefix
     end = "2025-06-30"
-    cli("load-sample-data", "--records", "150", "--communities", "3", "--events-per-record", "6", "--months", "3",
-        "--end-date", end, check=True)
+    cli(
+        "load-sample-data",
+        "--records",
+        "150",
+        "--communities",
+        "3",
+        "--events-per-record",
+        "6",
+        "--months",
+        "3",
+        "--end-date",
+        end,
+        check=True,
+    )
     js(cli("generate-community-events", "--json"))
     legacy_ids = ids(search, f"{p}events-stats-*-2025-0*")
     report = js(cli("migrate-events", "--json"))
@@ -48,8 +52,10 @@ def test_every_job_on_a_real_instance_is_exact(cli, search, index_prefix):
         assert d["resource_type"]["id"] == r["metadata"]["resource_type"]["id"]
         assert d["access_status"] == r["access"]["status"]
 
-    busiest = max((c for r in records.values() for c in members(r)),
-                  key=lambda c: sum(1 for r in records.values() if c in members(r)))
+    busiest = max(
+        (c for r in records.values() for c in members(r)),
+        key=lambda c: sum(1 for r in records.values() if c in members(r)),
+    )
     agg = js(cli("aggregate", "--community-id", busiest, "--community-id", "global", "--end-date", end, "--json"))
     assert agg["errors"] == 0 and not agg["incomplete"]
     # Usage deltas: the events per community and day, counted here from the migrated events.
@@ -68,11 +74,15 @@ def test_every_job_on_a_real_instance_is_exact(cli, search, index_prefix):
             assert got == {k: expected[(community, day)][k] for k in ("view", "download")}, (community, day)
     # Records snapshot: with files / metadata-only as the instance's records say (restricted
     # and embargoed files included; tombstones out).
-    snap = {h["_source"]["snapshot_date"][:10]: h["_source"] for h in search.search_all(
-        f"{p}stats-community-records-snapshot-added", {"term": {"community_id": "global"}})}
+    snap = {
+        h["_source"]["snapshot_date"][:10]: h["_source"]
+        for h in search.search_all(f"{p}stats-community-records-snapshot-added", {"term": {"community_id": "global"}})
+    }
     live = [r for r in records.values() if not r["is_deleted"] and r["created"][:10] <= end]
-    split = {"with_files": sum(1 for r in live if r["files"]["enabled"]),
-             "metadata_only": sum(1 for r in live if not r["files"]["enabled"])}
+    split = {
+        "with_files": sum(1 for r in live if r["files"]["enabled"]),
+        "metadata_only": sum(1 for r in live if not r["files"]["enabled"]),
+    }
     assert any(r["files"] == {"enabled": True} for r in live)
     assert snap[end]["total_records"] == split
 
@@ -81,8 +91,12 @@ def test_every_legacy_timestamp_form_migrates_as_utc_seconds(cli, search, index_
     """The legacy mapping takes strict_date_optional_time (fractions, Z, offsets, a bare
     date: imports and other tools write them); the v2 mapping takes UTC seconds only."""
     p = index_prefix
-    invenio_rdm.write(search, p, [invenio_rdm.record("ttttt-00001", "2025-01-01T00:00:00", [C1])],
-                      [invenio_rdm.community(C1, "physics", True)])
+    invenio_rdm.write(
+        search,
+        p,
+        [invenio_rdm.record("ttttt-00001", "2025-01-01T00:00:00", [C1])],
+        [invenio_rdm.community(C1, "physics", True)],
+    )
     forms = {
         "2025-05-10T10:00:00": "2025-05-10T10:00:00",
         "2025-05-10T10:00:01.123456": "2025-05-10T10:00:01",
@@ -101,9 +115,13 @@ def test_every_legacy_timestamp_form_migrates_as_utc_seconds(cli, search, index_
     js(cli("generate-community-events", "--json"))
     report = js(cli("migrate-events", "--json"))
     assert (report["done"], report["failed"]) == (1, 0), report
-    got = {h["_id"]: h["_source"]["timestamp"] for h in search.search_all(f"{p}events-stats-record-view-2025-05-v2.0.0")}
+    got = {
+        h["_id"]: h["_source"]["timestamp"] for h in search.search_all(f"{p}events-stats-record-view-2025-05-v2.0.0")
+    }
     assert got == expected
-    assert all(h["_source"]["community_ids"] == [C1] for h in search.search_all(f"{p}events-stats-record-view-2025-05-v2.0.0"))
+    assert all(
+        h["_source"]["community_ids"] == [C1] for h in search.search_all(f"{p}events-stats-record-view-2025-05-v2.0.0")
+    )
 
 
 def test_events_written_after_the_switch_count_for_their_community_at_the_next_aggregate(cli, search, index_prefix):
@@ -114,18 +132,39 @@ def test_events_written_after_the_switch_count_for_their_community_at_the_next_a
     now = datetime.now(timezone.utc)
     today, month = now.strftime("%Y-%m-%d"), now.strftime("%Y-%m")
     last_month_day = (now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m-%d")
-    invenio_rdm.write(search, p, [invenio_rdm.record("wwwww-00001", "2024-01-01T00:00:00", [C1]),
-                                  invenio_rdm.record("wwwww-00002", "2024-01-01T00:00:00", [])],
-                      [invenio_rdm.community(C1, "physics", True)])
-    first = [invenio_rdm.event("view", f"{today}T00:00:0{n}", "wwwww-00001", "p-wwwww-00001", f"before-{n}") for n in range(3)]
+    invenio_rdm.write(
+        search,
+        p,
+        [
+            invenio_rdm.record("wwwww-00001", "2024-01-01T00:00:00", [C1]),
+            invenio_rdm.record("wwwww-00002", "2024-01-01T00:00:00", []),
+        ],
+        [invenio_rdm.community(C1, "physics", True)],
+    )
+    first = [
+        invenio_rdm.event("view", f"{today}T00:00:0{n}", "wwwww-00001", "p-wwwww-00001", f"before-{n}")
+        for n in range(3)
+    ]
     invenio_rdm.bulk(search, [(f"{p}events-stats-record-view-{month}", i, d) for i, d in first])
     js(cli("generate-community-events", "--json"))
     assert js(cli("migrate-events", "--event-types", "view", "--json"))["done"] == 1
     legacy_name = f"{p}events-stats-record-view-{month}"
 
     def community_views(day):
-        agg = js(cli("aggregate", "--community-id", "physics", "--aggregation-type", "community-usage-delta-agg",
-                     "--start-date", day, "--end-date", day, "--json"))
+        agg = js(
+            cli(
+                "aggregate",
+                "--community-id",
+                "physics",
+                "--aggregation-type",
+                "community-usage-delta-agg",
+                "--start-date",
+                day,
+                "--end-date",
+                day,
+                "--json",
+            )
+        )
         hits = search.search_all(f"{p}stats-community-usage-delta", {"term": {"community_id": C1}})
         by_day = {h["_source"]["period_start"][:10]: h["_source"]["totals"]["view"]["total_events"] for h in hits}
         return agg["late_enrichment"], by_day.get(day, 0)
@@ -134,8 +173,12 @@ def test_events_written_after_the_switch_count_for_their_community_at_the_next_a
     assert (late["events_enriched"], views) == (0, 3)
     # Five views as invenio-stats writes them after the switch, and two of a record in no
     # community; one view of last month, which creates that month's index from our template.
-    after = [invenio_rdm.event("view", f"{today}T00:01:0{n}", "wwwww-00001", "p-wwwww-00001", f"after-{n}") for n in range(5)]
-    after += [invenio_rdm.event("view", f"{today}T00:02:0{n}", "wwwww-00002", "p-wwwww-00002", f"other-{n}") for n in range(2)]
+    after = [
+        invenio_rdm.event("view", f"{today}T00:01:0{n}", "wwwww-00001", "p-wwwww-00001", f"after-{n}") for n in range(5)
+    ]
+    after += [
+        invenio_rdm.event("view", f"{today}T00:02:0{n}", "wwwww-00002", "p-wwwww-00002", f"other-{n}") for n in range(2)
+    ]
     invenio_rdm.bulk(search, [(legacy_name, i, d) for i, d in after])
     old_id, old_doc = invenio_rdm.event("view", f"{last_month_day}T12:00:00", "wwwww-00001", "p-wwwww-00001", "old")
     old_index = f"{p}events-stats-record-view-{last_month_day[:7]}"
@@ -144,7 +187,9 @@ def test_events_written_after_the_switch_count_for_their_community_at_the_next_a
     late, views = community_views(today)
     assert (late["events_enriched"], views) == (8, 8)
     enriched = {h["_id"]: h["_source"] for h in search.search_all(f"{p}events-stats-record-view")}
-    assert all(enriched[i]["community_ids"] == [C1] and enriched[i]["resource_type"]["id"] == "dataset" for i, _ in after[:5])
+    assert all(
+        enriched[i]["community_ids"] == [C1] and enriched[i]["resource_type"]["id"] == "dataset" for i, _ in after[:5]
+    )
     assert all(enriched[i]["community_ids"] == [] for i, _ in after[5:])
     assert enriched[old_id]["community_ids"] == [C1]
     assert community_views(last_month_day) == ({"indices": 2, "events_enriched": 0, "records_missing": 0}, 1)
@@ -156,15 +201,30 @@ def test_backfill_skips_additions_another_tool_recorded_under_other_ids(cli, sea
     """An instance that ran invenio-stats-dashboard has `added` events with generated ids:
     the backfill does not add a second one for that record and community."""
     p = index_prefix
-    invenio_rdm.write(search, p, [invenio_rdm.record("bbbbb-00001", "2024-03-01T10:00:00", [C1]),
-                                  invenio_rdm.record("bbbbb-00002", "2024-03-02T10:00:00", [C1])],
-                      [invenio_rdm.community(C1, "physics", True)])
+    invenio_rdm.write(
+        search,
+        p,
+        [
+            invenio_rdm.record("bbbbb-00001", "2024-03-01T10:00:00", [C1]),
+            invenio_rdm.record("bbbbb-00002", "2024-03-02T10:00:00", [C1]),
+        ],
+        [invenio_rdm.community(C1, "physics", True)],
+    )
     from invenio_community_stats import _core
 
-    search.ok("PUT", f"_index_template/{p}stats-community-events-v1.0.0",
-              json.loads(_core.index_template("stats-community-events-v1.0.0", p)))
-    foreign = {"record_id": "bbbbb-00001", "community_id": C1, "event_type": "added",
-               "event_date": "2024-03-05T08:00:00", "timestamp": "2024-03-05T08:00:00", "is_deleted": False}
+    search.ok(
+        "PUT",
+        f"_index_template/{p}stats-community-events-v1.0.0",
+        json.loads(_core.index_template("stats-community-events-v1.0.0", p)),
+    )
+    foreign = {
+        "record_id": "bbbbb-00001",
+        "community_id": C1,
+        "event_type": "added",
+        "event_date": "2024-03-05T08:00:00",
+        "timestamp": "2024-03-05T08:00:00",
+        "is_deleted": False,
+    }
     search.ok("PUT", f"{p}stats-community-events-2024/_doc/Xy3kq1?refresh=true", foreign)
     status = js(cli("community-events-status", "--json"))
     assert (status["events_created"], status["events_existing"]) == (3, 1)
@@ -173,8 +233,12 @@ def test_backfill_skips_additions_another_tool_recorded_under_other_ids(cli, sea
     pairs = defaultdict(int)
     for h in search.search_all(f"{p}stats-community-events"):
         pairs[(h["_source"]["record_id"], h["_source"]["community_id"], h["_source"]["event_type"])] += 1
-    assert pairs == {("bbbbb-00001", C1, "added"): 1, ("bbbbb-00001", "global", "added"): 1,
-                     ("bbbbb-00002", C1, "added"): 1, ("bbbbb-00002", "global", "added"): 1}
+    assert pairs == {
+        ("bbbbb-00001", C1, "added"): 1,
+        ("bbbbb-00001", "global", "added"): 1,
+        ("bbbbb-00002", C1, "added"): 1,
+        ("bbbbb-00002", "global", "added"): 1,
+    }
 
 
 def test_a_refused_search_names_its_root_cause(cli, search, index_prefix):
@@ -182,11 +246,16 @@ def test_a_refused_search_names_its_root_cause(cli, search, index_prefix):
     on: the one-line error names OpenSearch's root cause, and no lost point in time is
     claimed."""
     p = index_prefix
-    search.ok("PUT", f"{p}rdmrecords-records-record-v7.0.0-1", {
-        "aliases": {f"{p}rdmrecords-records": {}}, "mappings": {"properties": {"id": {"type": "text"}}}})
+    search.ok(
+        "PUT",
+        f"{p}rdmrecords-records-record-v7.0.0-1",
+        {"aliases": {f"{p}rdmrecords-records": {}}, "mappings": {"properties": {"id": {"type": "text"}}}},
+    )
     search.ok("PUT", f"{p}rdmrecords-records/_doc/r1?refresh=true", {"id": "r1", "created": "2024-01-01T00:00:00"})
     proc = cli("generate-community-events")
     assert proc.returncode == 1
     err = proc.stderr.strip().splitlines()
     assert "was lost" not in proc.stderr
-    assert any("caused by illegal_argument_exception" in line and line.startswith("Error:") for line in err), proc.stderr
+    assert any("caused by illegal_argument_exception" in line and line.startswith("Error:") for line in err), (
+        proc.stderr
+    )

@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 from aggregation_fixture import install_templates
+from helpers import js
 from records_fixture import record, write
-from test_aggregation import bookmark, js
+from test_aggregation import bookmark
 
 RDELTA, RSNAP = "community-records-delta-added-agg", "community-records-snapshot-added-agg"
 ALPHA = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -28,9 +29,15 @@ def rdocs(search, prefix, kind, community):
 
 
 def community_event(record_id, community, event_type, event_date, deleted_date=None):
-    doc = {"record_id": record_id, "community_id": community, "event_type": event_type,
-           "event_date": f"{event_date}T10:00:00", "is_deleted": deleted_date is not None,
-           "timestamp": f"{event_date}T10:00:00", "updated_timestamp": f"{event_date}T10:00:00"}
+    doc = {
+        "record_id": record_id,
+        "community_id": community,
+        "event_type": event_type,
+        "event_date": f"{event_date}T10:00:00",
+        "is_deleted": deleted_date is not None,
+        "timestamp": f"{event_date}T10:00:00",
+        "updated_timestamp": f"{event_date}T10:00:00",
+    }
     if deleted_date:
         doc["deleted_date"] = f"{deleted_date}T12:00:00"
     return doc
@@ -39,10 +46,12 @@ def community_event(record_id, community, event_type, event_date, deleted_date=N
 def write_community_events(search, prefix, events):
     lines = []
     for i, e in enumerate(events):
-        lines += [json.dumps({"index": {"_index": f"{prefix}stats-community-events-{e['event_date'][:4]}", "_id": f"e{i}"}}),
-                  json.dumps(e)]
+        lines += [
+            json.dumps({"index": {"_index": f"{prefix}stats-community-events-{e['event_date'][:4]}", "_id": f"e{i}"}}),
+            json.dumps(e),
+        ]
     for start in range(0, len(lines), 20000):
-        reply = search.bulk(("\n".join(lines[start:start + 20000]) + "\n").encode())
+        reply = search.bulk(("\n".join(lines[start : start + 20000]) + "\n").encode())
         assert not reply["errors"]
     search.request("POST", f"{prefix}stats-community-events-*/_refresh")
 
@@ -68,8 +77,24 @@ def test_restricted_files_count_as_files_and_free_text_licences_by_title(cli, se
     write(search, index_prefix, records, [{"id": ALPHA, "slug": "alpha"}])
     assert records[1]["files"] == {"enabled": True}
     write_community_events(search, index_prefix, [community_event(r["id"], ALPHA, "added", day(-2)) for r in records])
-    js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--aggregation-type", RDELTA,
-           "--aggregation-type", RSNAP, "--start-date", day(-2), "--end-date", day(-2), "--json"))
+    js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "alpha",
+            "--community-id",
+            "global",
+            "--aggregation-type",
+            RDELTA,
+            "--aggregation-type",
+            RSNAP,
+            "--start-date",
+            day(-2),
+            "--end-date",
+            day(-2),
+            "--json",
+        )
+    )
     opened = records[0]["files"]
     for community in ("global", ALPHA):
         t = rdocs(search, index_prefix, "delta", community)[day(-2)]
@@ -78,8 +103,12 @@ def test_restricted_files_count_as_files_and_free_text_licences_by_title(cli, se
         # What the index holds: the open record's files only.
         assert t["files"]["added"] == {"file_count": opened["count"], "data_volume": opened["totalbytes"]}
         access = {i["id"]: i["records"]["added"] for i in t["subcounts"]["access_statuses"]}
-        assert access == {"open": {"metadata_only": 0, "with_files": 1}, "restricted": {"metadata_only": 0, "with_files": 1},
-                          "embargoed": {"metadata_only": 0, "with_files": 1}, "metadata-only": {"metadata_only": 1, "with_files": 0}}
+        assert access == {
+            "open": {"metadata_only": 0, "with_files": 1},
+            "restricted": {"metadata_only": 0, "with_files": 1},
+            "embargoed": {"metadata_only": 0, "with_files": 1},
+            "metadata-only": {"metadata_only": 1, "with_files": 0},
+        }
         assert {i["id"]: i["records"]["added"]["with_files"] for i in t["subcounts"]["file_types"]} == {"pdf": 1}
         rights = {i["id"]: (i["label"], i["records"]["added"]) for i in t["subcounts"]["rights"]}
         assert rights == {"All rights reserved": ({"en": "All rights reserved"}, {"metadata_only": 1, "with_files": 1})}
@@ -96,13 +125,32 @@ def test_records_scenario_global_by_creation_community_by_addition(cli, search, 
         owned(record("r4", f"{day(-6)}T09:00:00", [ALPHA])),
     ]
     write(search, index_prefix, records, [{"id": ALPHA, "slug": "alpha"}])
-    write_community_events(search, index_prefix, [
-        community_event("r1", ALPHA, "added", D, deleted_date=D),
-        community_event("r2", ALPHA, "added", D), community_event("r3", ALPHA, "added", D),
-        community_event("r4", ALPHA, "added", D),
-    ])
-    report = js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--aggregation-type", RDELTA,
-                    "--aggregation-type", RSNAP, "--end-date", D, "--json"))
+    write_community_events(
+        search,
+        index_prefix,
+        [
+            community_event("r1", ALPHA, "added", D, deleted_date=D),
+            community_event("r2", ALPHA, "added", D),
+            community_event("r3", ALPHA, "added", D),
+            community_event("r4", ALPHA, "added", D),
+        ],
+    )
+    report = js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "alpha",
+            "--community-id",
+            "global",
+            "--aggregation-type",
+            RDELTA,
+            "--aggregation-type",
+            RSNAP,
+            "--end-date",
+            D,
+            "--json",
+        )
+    )
     assert report["errors"] == 0
     size = {r["id"]: sum(e["size"] for e in r["files"].get("entries", [])) for r in records}
     nfiles = {r["id"]: len(r["files"].get("entries", [])) for r in records}
@@ -111,7 +159,10 @@ def test_records_scenario_global_by_creation_community_by_addition(cli, search, 
     assert sorted(g) == [day(i) for i in range(-10, 1)]
     assert g[day(-10)]["records"]["added"] == {"metadata_only": 0, "with_files": 2}
     assert g[day(-10)]["parents"]["added"] == {"metadata_only": 0, "with_files": 2}
-    assert g[day(-10)]["files"]["added"] == {"file_count": nfiles["r1"] + nfiles["r2"], "data_volume": size["r1"] + size["r2"]}
+    assert g[day(-10)]["files"]["added"] == {
+        "file_count": nfiles["r1"] + nfiles["r2"],
+        "data_volume": size["r1"] + size["r2"],
+    }
     assert g[day(-6)]["records"]["added"] == {"metadata_only": 1, "with_files": 1}
     assert g[D]["records"]["added"] == {"metadata_only": 0, "with_files": 0}
     assert g[D]["records"]["removed"] == {"metadata_only": 0, "with_files": 1}
@@ -128,10 +179,20 @@ def test_records_scenario_global_by_creation_community_by_addition(cli, search, 
     assert t["uploaders"] == 1
     assert t["files"]["added"] == {"file_count": 4, "data_volume": size["r1"] + size["r2"] + size["r3"]}
     access = {i["id"]: (i["label"], i["records"]["added"]) for i in t["subcounts"]["access_statuses"]}
-    assert access == {"metadata-only": ("", {"metadata_only": 1, "with_files": 0}), "open": ("", {"metadata_only": 0, "with_files": 3})}
-    assert [(i["id"], i["records"]["added"]["with_files"], i["records"]["removed"]["with_files"]) for i in t["subcounts"]["file_types"]] == [("pdf", 3, 1)]
+    assert access == {
+        "metadata-only": ("", {"metadata_only": 1, "with_files": 0}),
+        "open": ("", {"metadata_only": 0, "with_files": 3}),
+    }
+    assert [
+        (i["id"], i["records"]["added"]["with_files"], i["records"]["removed"]["with_files"])
+        for i in t["subcounts"]["file_types"]
+    ] == [("pdf", 3, 1)]
     funders = t["subcounts"]["funders"][0]
-    assert (funders["id"], funders["label"], funders["records"]["added"]["with_files"]) == ("00k4n6c32", "European Commission", 3)
+    assert (funders["id"], funders["label"], funders["records"]["added"]["with_files"]) == (
+        "00k4n6c32",
+        "European Commission",
+        3,
+    )
 
     # Snapshots: deleted records leave the totals.
     gs = rdocs(search, index_prefix, "snapshot", "global")
@@ -140,7 +201,9 @@ def test_records_scenario_global_by_creation_community_by_addition(cli, search, 
     assert gs[D]["total_files"] == {"file_count": nfiles["r2"] + nfiles["r3"], "data_volume": size["r2"] + size["r3"]}
     cs = rdocs(search, index_prefix, "snapshot", ALPHA)[D]
     assert cs["total_records"] == {"metadata_only": 1, "with_files": 2}
-    assert {i["id"]: i["records"] for i in cs["subcounts"]["file_types"]} == {"pdf": {"metadata_only": 0, "with_files": 2}}
+    assert {i["id"]: i["records"] for i in cs["subcounts"]["file_types"]} == {
+        "pdf": {"metadata_only": 0, "with_files": 2}
+    }
     assert bookmark(search, index_prefix, RDELTA, ALPHA) == f"{D}T00:00:00"
     assert bookmark(search, index_prefix, RSNAP, "global") == f"{D}T00:00:00"
 
@@ -149,8 +212,11 @@ def test_records_scenario_global_by_creation_community_by_addition(cli, search, 
 
     for kind in ("delta", "snapshot"):
         errors, n = reindex_under_reference_mapping(
-            search, f"{index_prefix}stats-community-records-{kind}-added", f"stats-community-records-{kind}-added-v1.0.0",
-            f"{index_prefix}ref-records-{kind}")
+            search,
+            f"{index_prefix}stats-community-records-{kind}-added",
+            f"stats-community-records-{kind}-added-v1.0.0",
+            f"{index_prefix}ref-records-{kind}",
+        )
         assert errors == [] and n > 0
 
 
@@ -160,21 +226,56 @@ def test_quiet_days_old_records_removals_and_deletions_count(cli, search, index_
     old[2]["is_deleted"] = True
     old[2]["tombstone"] = {"removal_date": f"{day(3)}T08:00:00"}
     write(search, index_prefix, old, [{"id": ALPHA, "slug": "alpha"}])
-    write_community_events(search, index_prefix, [
-        community_event("old0", ALPHA, "added", day(-5)), community_event("old1", ALPHA, "added", day(-5)),
-        community_event("old2", ALPHA, "added", day(-5), deleted_date=day(3)),
-        community_event("old1", ALPHA, "removed", day(1)),
-    ])
+    write_community_events(
+        search,
+        index_prefix,
+        [
+            community_event("old0", ALPHA, "added", day(-5)),
+            community_event("old1", ALPHA, "added", day(-5)),
+            community_event("old2", ALPHA, "added", day(-5), deleted_date=day(3)),
+            community_event("old1", ALPHA, "removed", day(1)),
+        ],
+    )
     # The bookmarks reach D first; then come quiet days (no record created) with a removal
     # and a deletion of records created two years earlier.
-    js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--aggregation-type", RDELTA,
-           "--aggregation-type", RSNAP, "--start-date", day(-6), "--end-date", D, "--json"))
-    js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--aggregation-type", RDELTA,
-           "--aggregation-type", RSNAP, "--end-date", day(5), "--json"))
+    js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "alpha",
+            "--community-id",
+            "global",
+            "--aggregation-type",
+            RDELTA,
+            "--aggregation-type",
+            RSNAP,
+            "--start-date",
+            day(-6),
+            "--end-date",
+            D,
+            "--json",
+        )
+    )
+    js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "alpha",
+            "--community-id",
+            "global",
+            "--aggregation-type",
+            RDELTA,
+            "--aggregation-type",
+            RSNAP,
+            "--end-date",
+            day(5),
+            "--json",
+        )
+    )
     c = rdocs(search, index_prefix, "delta", ALPHA)
     assert c[day(-5)]["records"]["added"]["with_files"] == 3  # records created two years ago, added on a quiet day
     assert c[day(1)]["records"]["removed"]["with_files"] == 1  # a removal day...
-    assert c[day(1)]["records"]["added"]["with_files"] == 0    # ...is not an addition
+    assert c[day(1)]["records"]["added"]["with_files"] == 0  # ...is not an addition
     assert c[day(3)]["records"]["removed"]["with_files"] == 1  # a deletion-only day
     g = rdocs(search, index_prefix, "delta", "global")
     assert g[day(3)]["records"]["removed"]["with_files"] == 1
@@ -182,16 +283,36 @@ def test_quiet_days_old_records_removals_and_deletions_count(cli, search, index_
     snap = rdocs(search, index_prefix, "snapshot", ALPHA)
     assert snap[day(5)]["total_records"]["with_files"] == 1
     # The snapshot honours a requested start: written from there, cumulative from the start.
-    r = js(cli("aggregate", "--community-id", "alpha", "--aggregation-type", RSNAP, "--start-date", day(2),
-               "--end-date", day(4), "--json"))
-    assert (r["aggregators"][0]["communities"][0]["first_day"], r["aggregators"][0]["communities"][0]["last_day"]) == (day(2), day(4))
+    r = js(
+        cli(
+            "aggregate",
+            "--community-id",
+            "alpha",
+            "--aggregation-type",
+            RSNAP,
+            "--start-date",
+            day(2),
+            "--end-date",
+            day(4),
+            "--json",
+        )
+    )
+    assert (r["aggregators"][0]["communities"][0]["first_day"], r["aggregators"][0]["communities"][0]["last_day"]) == (
+        day(2),
+        day(4),
+    )
     assert rdocs(search, index_prefix, "snapshot", ALPHA)[day(2)]["total_records"]["with_files"] == 2
 
 
 def test_more_than_10000_records_added_in_a_day(cli, search, index_prefix):
     install_templates(search, index_prefix)
     n = 10_050
-    write(search, index_prefix, [record(f"m{i:05d}", "2024-01-01T00:00:00", [ALPHA]) for i in range(n)], [{"id": ALPHA, "slug": "alpha"}])
+    write(
+        search,
+        index_prefix,
+        [record(f"m{i:05d}", "2024-01-01T00:00:00", [ALPHA]) for i in range(n)],
+        [{"id": ALPHA, "slug": "alpha"}],
+    )
     write_community_events(search, index_prefix, [community_event(f"m{i:05d}", ALPHA, "added", D) for i in range(n)])
     js(cli("aggregate", "--community-id", "alpha", "--aggregation-type", RDELTA, "--end-date", D, "--json"))
     assert rdocs(search, index_prefix, "delta", ALPHA)[D]["records"]["added"] == {"metadata_only": n, "with_files": 0}
@@ -200,9 +321,11 @@ def test_more_than_10000_records_added_in_a_day(cli, search, index_prefix):
 def test_opt_in_only_enabled_communities_and_global(cli, search, index_prefix):
     install_templates(search, index_prefix)
     ids = [f"cccccccc-0000-4000-8000-00000000000{i}" for i in (1, 2, 3)]
-    comms = [{"id": ids[0], "slug": "none", "custom_fields": {}},
-             {"id": ids[1], "slug": "off", "custom_fields": {"stats:dashboard_enabled": False}},
-             {"id": ids[2], "slug": "on", "custom_fields": {"stats:dashboard_enabled": True}}]
+    comms = [
+        {"id": ids[0], "slug": "none", "custom_fields": {}},
+        {"id": ids[1], "slug": "off", "custom_fields": {"stats:dashboard_enabled": False}},
+        {"id": ids[2], "slug": "on", "custom_fields": {"stats:dashboard_enabled": True}},
+    ]
     write(search, index_prefix, [record("o1", f"{D}T01:00:00", ids)], comms)
     write_community_events(search, index_prefix, [community_event("o1", c, "added", D) for c in ids])
     report = js(cli("aggregate", "--aggregation-type", RDELTA, "--start-date", D, "--end-date", D, "--json"))
@@ -213,7 +336,12 @@ def test_opt_in_only_enabled_communities_and_global(cli, search, index_prefix):
 
 def test_status_clear_bookmarks_and_destroy_indices_are_prefix_aware(cli, cli_env, search, index_prefix):
     install_templates(search, index_prefix)
-    write(search, index_prefix, [owned(record("s1", f"{day(-2)}T01:00:00", [ALPHA], files=1))], [{"id": ALPHA, "slug": "alpha"}])
+    write(
+        search,
+        index_prefix,
+        [owned(record("s1", f"{day(-2)}T01:00:00", [ALPHA], files=1))],
+        [{"id": ALPHA, "slug": "alpha"}],
+    )
     write_community_events(search, index_prefix, [community_event("s1", ALPHA, "added", day(-2))])
     js(cli("aggregate", "--community-id", "alpha", "--community-id", "global", "--end-date", D, "--json"))
     rows = js(cli("status", "--json"))
@@ -237,8 +365,14 @@ def test_status_clear_bookmarks_and_destroy_indices_are_prefix_aware(cli, cli_en
     assert ours
     dry = js(cli("destroy-indices", "--dry-run", "--json"))
     assert other not in dry["would_delete"] and set(ours) <= set(dry["would_delete"])
-    declined = subprocess.run([sys.executable, "-m", "invenio_community_stats", "destroy-indices"], input="n\n",
-                              env=cli_env, capture_output=True, text=True, timeout=120)
+    declined = subprocess.run(
+        [sys.executable, "-m", "invenio_community_stats", "destroy-indices"],
+        input="n\n",
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert declined.returncode == 1 and "nothing deleted" in declined.stderr
     assert search.indices(f"{index_prefix}stats-community-records-*") == ours
     proc = cli("destroy-indices", "--yes-i-know", "--json")

@@ -6,14 +6,26 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime
 
 from conftest import wait_for
 
 
 def test_sample_loads_invenio_shaped_data_and_info_reports_it(cli, search, index_prefix):
-    proc = cli("load-sample-data", "--records", "60", "--communities", "3", "--events-per-record", "5",
-               "--months", "3", "--end-date", "2025-06-30", "--json", check=True)
+    proc = cli(
+        "load-sample-data",
+        "--records",
+        "60",
+        "--communities",
+        "3",
+        "--events-per-record",
+        "5",
+        "--months",
+        "3",
+        "--end-date",
+        "2025-06-30",
+        "--json",
+        check=True,
+    )
     report = json.loads(proc.stdout)
     assert report["index_prefix"] == index_prefix
     assert search.count(f"{index_prefix}rdmrecords-records") == 60 == report["records"]
@@ -22,7 +34,9 @@ def test_sample_loads_invenio_shaped_data_and_info_reports_it(cli, search, index
     downloads = search.count(f"{index_prefix}events-stats-file-download-*")
     assert views == report["view_events"] > 0
     assert downloads == report["download_events"] > 0
-    months = {i.rsplit("-", 2)[-2] + "-" + i.rsplit("-", 1)[-1] for i in search.indices(f"{index_prefix}events-stats-*")}
+    months = {
+        i.rsplit("-", 2)[-2] + "-" + i.rsplit("-", 1)[-1] for i in search.indices(f"{index_prefix}events-stats-*")
+    }
     assert months <= {"2025-04", "2025-05", "2025-06"}
 
     # Events are in the month of their index, never after the end date; downloads carry files.
@@ -52,20 +66,51 @@ def test_sample_loads_invenio_shaped_data_and_info_reports_it(cli, search, index
 def test_sample_has_the_shapes_of_a_real_instance(cli, search, index_prefix):
     """Under InvenioRDM's own strict mappings (which refuse any invented field), in the shapes
     a real instance's indices hold (the project's notes on real instance shapes)."""
-    report = json.loads(cli("load-sample-data", "--records", "300", "--communities", "4", "--events-per-record", "6",
-                            "--months", "2", "--end-date", "2025-06-30", "--json", check=True).stdout)
+    report = json.loads(
+        cli(
+            "load-sample-data",
+            "--records",
+            "300",
+            "--communities",
+            "4",
+            "--events-per-record",
+            "6",
+            "--months",
+            "2",
+            "--end-date",
+            "2025-06-30",
+            "--json",
+            check=True,
+        ).stdout
+    )
     p = index_prefix
     # Indices named and aliased as invenio-search does, from the packages' mappings.
     aliases = search.ok("GET", f"{p}rdmrecords-records/_alias")
     (records_index,) = aliases
     assert records_index.startswith(f"{p}rdmrecords-records-record-v7.0.0-")
-    assert set(aliases[records_index]["aliases"]) == {f"{p}rdmrecords", f"{p}rdmrecords-records", f"{p}rdmrecords-records-record-v7.0.0"}
+    assert set(aliases[records_index]["aliases"]) == {
+        f"{p}rdmrecords",
+        f"{p}rdmrecords-records",
+        f"{p}rdmrecords-records-record-v7.0.0",
+    }
     mapping = search.ok("GET", f"{p}rdmrecords-records/_mapping")[records_index]["mappings"]
     assert mapping["dynamic"] == "strict"
-    assert mapping["properties"]["metadata"]["properties"]["locations"]["properties"]["features"]["properties"]["geometry"]["type"] == "geo_shape"
+    assert (
+        mapping["properties"]["metadata"]["properties"]["locations"]["properties"]["features"]["properties"][
+            "geometry"
+        ]["type"]
+        == "geo_shape"
+    )
     flag = search.ok("GET", f"{p}communities/_mapping")
-    assert next(iter(flag.values()))["mappings"]["properties"]["custom_fields"]["properties"]["stats:dashboard_enabled"] == {"type": "boolean"}
-    assert search.ok("GET", f"_template/{p}record-view-v1.0.0")[f"{p}record-view-v1.0.0"]["mappings"]["properties"]["timestamp"]["format"] == "strict_date_optional_time"
+    assert next(iter(flag.values()))["mappings"]["properties"]["custom_fields"]["properties"][
+        "stats:dashboard_enabled"
+    ] == {"type": "boolean"}
+    assert (
+        search.ok("GET", f"_template/{p}record-view-v1.0.0")[f"{p}record-view-v1.0.0"]["mappings"]["properties"][
+            "timestamp"
+        ]["format"]
+        == "strict_date_optional_time"
+    )
 
     records = [h["_source"] for h in search.search_all(f"{p}rdmrecords-records")]
     assert len(records) == 300 == report["records"]
@@ -86,7 +131,9 @@ def test_sample_has_the_shapes_of_a_real_instance(cli, search, index_prefix):
         assert [v["versions"]["is_latest"] for v in versions] == [False] * (n - 1) + [True]
         assert len({json.dumps(v["parent"]["communities"], sort_keys=True) for v in versions}) == 1
     assert any(r["parent"]["communities"] == {} for r in records)
-    assert any(r["custom_fields"] == {} for r in records) and any("journal:journal" in r["custom_fields"] for r in records)
+    assert any(r["custom_fields"] == {} for r in records) and any(
+        "journal:journal" in r["custom_fields"] for r in records
+    )
     md = [r["metadata"] for r in records]
     assert any("id" not in x for m in md for x in m["rights"])
     assert any("id" not in x for m in md for x in m["subjects"])
@@ -107,7 +154,18 @@ def test_sample_has_the_shapes_of_a_real_instance(cli, search, index_prefix):
 
 
 def test_sample_is_deterministic_for_a_seed(cli, search, index_prefix):
-    args = ["--records", "20", "--communities", "2", "--events-per-record", "3", "--end-date", "2025-01-31", "--seed", "7"]
+    args = [
+        "--records",
+        "20",
+        "--communities",
+        "2",
+        "--events-per-record",
+        "3",
+        "--end-date",
+        "2025-01-31",
+        "--seed",
+        "7",
+    ]
     cli("load-sample-data", *args, check=True)
     first = {h["_id"]: h["_source"] for h in search.search_all(f"{index_prefix}rdmrecords-records")}
     other = index_prefix + "b-"
@@ -140,12 +198,23 @@ def test_bad_end_date_changes_nothing(cli, search, index_prefix):
 
 def test_ctrl_c_stops_a_foreground_run_cleanly(cli_env, search, index_prefix):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invenio_community_stats", "load-sample-data", "--records", "200000",
-         "--events-per-record", "10"],
-        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "invenio_community_stats",
+            "load-sample-data",
+            "--records",
+            "200000",
+            "--events-per-record",
+            "10",
+        ],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     # Wait until it is really writing, then interrupt it like a terminal would.
-    assert wait_for(lambda: search.count(f"{index_prefix}rdmrecords-records") > 0, timeout=60)
+    assert wait_for(lambda: search.count_if_ready(f"{index_prefix}rdmrecords-records") > 0, timeout=60)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

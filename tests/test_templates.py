@@ -5,10 +5,11 @@ index and template of an InvenioRDM 14 instance can be created on the project's 
 import json
 
 import pytest
-import reference_facts
-from invenio_rdm import all_package_files, package_json
 
 from invenio_community_stats import _core
+
+import reference_facts
+from invenio_rdm import all_package_files, package_json
 
 COMPARED = [
     "record-view-v2.0.0",
@@ -35,7 +36,9 @@ def test_mappings_agree_field_by_field(name):
     assert reference_facts.flatten(our["template"]["settings"].get("analysis", {})) == ref["analysis"]
 
 
-@pytest.mark.skipif(not reference_facts.SHARED_TEMPLATES.is_dir(), reason="no shared reference templates beside the checkout")
+@pytest.mark.skipif(
+    not reference_facts.SHARED_TEMPLATES.is_dir(), reason="no shared reference templates beside the checkout"
+)
 def test_recorded_facts_still_match_the_shared_reference_templates():
     recorded = reference_facts.all_facts()
     files = sorted(reference_facts.SHARED_TEMPLATES.glob("*.json"))

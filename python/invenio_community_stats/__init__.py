@@ -6,6 +6,14 @@ never at import time of this package, so a broken build cannot break other ``inv
 commands.
 """
 
-__version__ = "0.1.0"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name):
+    """``__version__``: the installed distribution's version, which maturin takes from
+    ``Cargo.toml`` (read on first use, not at import)."""
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("invenio-community-stats")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,9 +9,8 @@ The work is done by the Rust core; this module only turns the app's configuratio
 core's settings and options. Errors raise the classes of :mod:`invenio_community_stats.errors`.
 """
 
-import json
-
-#: The aggregators, in the order a run applies them.
+#: The aggregators, in the order a run applies them (the core's ``Aggregator`` enum; a
+#: test checks that the two agree). Kept here so that ``--help`` never loads the extension.
 AGGREGATION_TYPES = (
     "community-usage-delta-agg",
     "community-records-delta-added-agg",
@@ -19,9 +18,14 @@ AGGREGATION_TYPES = (
     "community-usage-snapshot-agg",
 )
 
+#: What ``read --query-type`` calls the aggregators' documents, in the same order.
+READ_TYPES = ("usage-delta", "records-delta-added", "records-snapshot-added", "usage-snapshot")
+
 
 def options_from_config(config, **given):
-    """The core's aggregation options: what is given, else the ``COMMUNITY_STATS_*`` setting."""
+    """The core's aggregation options: what is given, and the ``COMMUNITY_STATS_*`` settings."""
+    from .config import setting
+
     return {
         "community_ids": list(given.get("community_ids") or ()),
         "aggregation_types": list(given.get("aggregation_types") or ()),
@@ -29,20 +33,29 @@ def options_from_config(config, **given):
         "end_date": given.get("end_date"),
         "ignore_bookmark": bool(given.get("ignore_bookmark", False)),
         "update_bookmark": bool(given.get("update_bookmark", True)),
-        "opt_in": bool(config.get("COMMUNITY_STATS_OPT_IN", True)),
-        "catchup_days": int(config.get("COMMUNITY_STATS_CATCHUP_DAYS", 365)),
-        "concurrency": int(config.get("COMMUNITY_STATS_AGGREGATION_CONCURRENCY", 4)),
-        "lock_ttl_seconds": int(config.get("COMMUNITY_STATS_AGGREGATION_LOCK_TTL", 600)),
-        "top_n": int(config.get("COMMUNITY_STATS_TOP_N", 20)),
+        "opt_in": bool(setting(config, "COMMUNITY_STATS_OPT_IN")),
+        "catchup_days": int(setting(config, "COMMUNITY_STATS_CATCHUP_DAYS")),
+        "concurrency": int(setting(config, "COMMUNITY_STATS_AGGREGATION_CONCURRENCY")),
+        "lock_ttl_seconds": int(setting(config, "COMMUNITY_STATS_AGGREGATION_LOCK_TTL")),
+        "top_n": int(setting(config, "COMMUNITY_STATS_TOP_N")),
     }
 
 
-def aggregate(*, community_ids=(), aggregation_types=(), start_date=None, end_date=None,
-              ignore_bookmark=False, update_bookmark=True, settings_json=None, config=None):
+def aggregate(
+    *,
+    community_ids=(),
+    aggregation_types=(),
+    start_date=None,
+    end_date=None,
+    ignore_bookmark=False,
+    update_bookmark=True,
+    settings_json=None,
+    config=None,
+):
     """Run the aggregation in the current app context (or with ``config`` / ``settings_json``
     given explicitly) and return its report (a dict: ``aggregators`` -> per-community
     ``days_written``, ``documents``, ``errors``, ``duration_seconds``; ``searches``; ...)."""
-    from . import _core
+    from ._bridge import run
 
     if config is None:
         from flask import current_app
@@ -51,7 +64,7 @@ def aggregate(*, community_ids=(), aggregation_types=(), start_date=None, end_da
     if settings_json is None:
         from .connection import settings_from_config
 
-        settings_json = json.dumps(settings_from_config(config, {}, retry=True))
+        settings_json = settings_from_config(config, {}, retry=True)
     options = options_from_config(
         config,
         community_ids=community_ids,
@@ -61,4 +74,4 @@ def aggregate(*, community_ids=(), aggregation_types=(), start_date=None, end_da
         ignore_bookmark=ignore_bookmark,
         update_bookmark=update_bookmark,
     )
-    return json.loads(_core.aggregate(settings_json, json.dumps(options)))
+    return run("aggregate", settings_json, options)

@@ -1,11 +1,14 @@
-"""Configuration of invenio-community-stats. Every key has a default here; an instance
-overrides it in ``invenio.cfg`` (or as ``INVENIO_<KEY>`` in the environment)."""
+"""Configuration of invenio-community-stats. Every key has a default here, and nowhere else
+(the Rust core takes every value from its caller); an instance overrides it in
+``invenio.cfg`` (or as ``INVENIO_<KEY>`` in the environment). Read a key with
+:func:`setting`, which falls back to the default here when the app's config lacks it."""
 
 COMMUNITY_STATS_PID_DIR = "/tmp"
 """Directory of the background jobs' PID, status, lock and log files (``--pid-dir``)."""
 
 COMMUNITY_STATS_SEARCH_TIMEOUT = 60
-"""Timeout of one request to OpenSearch, in seconds."""
+"""Timeout of one request to OpenSearch, in seconds (it wins over ``SEARCH_CLIENT_CONFIG``'s
+``timeout``)."""
 
 COMMUNITY_STATS_JOB_RETRY_SECONDS = 600
 """How long a long-running job keeps retrying while OpenSearch is unreachable or overloaded
@@ -45,3 +48,26 @@ when invenio-rdm-records and invenio-communities are not installed: a directory 
 like site-packages, as ``scripts/fetch-invenio-packages`` makes from the PyPI wheels
 (``.cache/invenio-packages/site``, used by default in a source checkout). Installed
 packages are always looked at too."""
+
+COMMUNITY_STATS_MIGRATION_BATCH_SIZE = 1000
+"""``migrate-events --batch-size``: events per batch (a checkpoint every few batches)."""
+
+COMMUNITY_STATS_MIGRATION_SLICES = 2
+"""``migrate-events --slices``: point-in-time slices read in parallel per month."""
+
+COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT = 85.0
+"""``migrate-events --max-memory-percent``: system memory use at which a migration stops,
+checkpointed (a re-run resumes)."""
+
+COMMUNITY_STATS_MIGRATION_VERIFY_SAMPLE = 100
+"""Events of each month compared field by field with their copy before the month is switched."""
+
+COMMUNITY_STATS_GENERATION_BATCH_SIZE = 2000
+"""Documents per bulk request of ``generate-usage-events`` (and records per page of
+``generate-community-events``, whose events go out two record pages at a time)."""
+
+
+def setting(config, key):
+    """``config[key]``, or this module's default when the app's configuration lacks it (a
+    config the extension did not initialise, such as a plain dict)."""
+    return config.get(key, globals()[key])

@@ -162,16 +162,16 @@ def build_settings(
         hosts = client_config["hosts"]  # as in invenio-search, SEARCH_CLIENT_CONFIG's hosts win
     use_ssl = client_config.get("use_ssl")
     host_list, auth = normalize_hosts(hosts, use_ssl)
-    config_auth = _auth_from(
-        client_config.get("http_auth", client_config.get("basic_auth")), "SEARCH_CLIENT_CONFIG"
-    )
+    config_auth = _auth_from(client_config.get("http_auth", client_config.get("basic_auth")), "SEARCH_CLIENT_CONFIG")
     auth = config_auth or auth
     if verify_certs is None:
         verify_certs = client_config.get("verify_certs", True)
     if ca_certs is None:
         ca_certs = client_config.get("ca_certs")
     if timeout is None:
-        timeout = client_config.get("timeout", 60)
+        from .config import COMMUNITY_STATS_SEARCH_TIMEOUT
+
+        timeout = client_config.get("timeout", COMMUNITY_STATS_SEARCH_TIMEOUT)
     try:
         timeout = float(timeout)
     except (TypeError, ValueError):
@@ -202,12 +202,14 @@ def settings_from_config(config, overrides=None, retry=False):
     prefix = overrides.get("index_prefix")
     if prefix is None:
         prefix = config.get("SEARCH_INDEX_PREFIX", "")
-    retry_seconds = config.get("COMMUNITY_STATS_JOB_RETRY_SECONDS", 600) if retry else 0.0
+    from .config import setting
+
+    retry_seconds = setting(config, "COMMUNITY_STATS_JOB_RETRY_SECONDS") if retry else 0.0
     return build_settings(
         hosts=hosts,
         client_config=client_config,
         index_prefix=prefix,
-        timeout=config.get("COMMUNITY_STATS_SEARCH_TIMEOUT") or client_config.get("timeout"),
+        timeout=setting(config, "COMMUNITY_STATS_SEARCH_TIMEOUT"),
         retry_seconds=retry_seconds,
         ca_certs=overrides.get("ca_certs"),
         verify_certs=overrides.get("verify_certs"),
@@ -231,7 +233,7 @@ def env_config(environ, prefix="INVENIO_"):
         if not key.startswith(prefix) or len(key) == len(prefix):
             continue
         try:
-            config[key[len(prefix):]] = ast.literal_eval(value)
+            config[key[len(prefix) :]] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            config[key[len(prefix):]] = value
+            config[key[len(prefix) :]] = value
     return config

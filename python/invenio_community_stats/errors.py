@@ -40,6 +40,10 @@ class ProcessError(CommunityStatsError):
     """Starting, watching or stopping a background job failed."""
 
 
+class ConflictError(CommunityStatsError):
+    """Another run holds what this one needs (the aggregation lock, a running aggregation)."""
+
+
 class JobCancelled(CommunityStatsError):
     """The job stopped early because it was asked to, after saving its checkpoint."""
 
@@ -55,5 +59,6 @@ __all__ = [
     "SearchError",
     "DataError",
     "ProcessError",
+    "ConflictError",
     "JobCancelled",
 ]

@@ -8,29 +8,26 @@
     processes.list_jobs(all=True)
     processes.clean()
 
-The PID directory defaults to ``/tmp`` (``pid_dir=`` everywhere). Errors raise the classes
-of :mod:`invenio_community_stats.errors`.
+The PID directory defaults to ``COMMUNITY_STATS_PID_DIR``'s default (``pid_dir=``
+everywhere), the log size and backups to theirs (:mod:`invenio_community_stats.config`).
+Errors raise the classes of :mod:`invenio_community_stats.errors`.
 """
 
 import os
 import sys
 
-DEFAULT_PID_DIR = "/tmp"
-#: Process names of the package's background commands.
-KNOWN_NAMES = ("aggregation", "event-migration", "community-event-generation", "usage-event-generation")
+from ._bridge import core as _core
+from .config import COMMUNITY_STATS_LOG_BACKUPS, COMMUNITY_STATS_LOG_MAX_BYTES, COMMUNITY_STATS_PID_DIR
 
-
-def _core():
-    from . import _core
-
-    return _core
+#: The PID directory when none is given.
+DEFAULT_PID_DIR = COMMUNITY_STATS_PID_DIR
 
 
 def _dir(pid_dir):
     return os.fspath(pid_dir or DEFAULT_PID_DIR)
 
 
-def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=50 * 1024 * 1024, log_backups=3):
+def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=None, log_backups=None):
     """Start ``argv`` detached as job ``name``; returns ``{pid, supervisor_pid, pid_file,
     status_file, log_file}``. ``env`` is added to the worker's environment (it may hold
     secrets: it is never written to a file or a command line). ``command`` is what the
@@ -43,8 +40,8 @@ def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=50 * 1
         "argv": [os.fspath(a) for a in argv],
         "command": command if command is not None else " ".join(os.fspath(a) for a in argv),
         "env": dict(env or {}),
-        "log_max_bytes": int(log_max_bytes),
-        "log_backups": int(log_backups),
+        "log_max_bytes": int(COMMUNITY_STATS_LOG_MAX_BYTES if log_max_bytes is None else log_max_bytes),
+        "log_backups": int(COMMUNITY_STATS_LOG_BACKUPS if log_backups is None else log_backups),
         "supervisor_argv": [sys.executable, "-m", "invenio_community_stats._supervisor"],
     }
     return _core().start_background(json.dumps(spec))
@@ -70,4 +67,4 @@ def clean(pid_dir=None, name=None):
     return list(_core().clean_processes(_dir(pid_dir), name))
 
 
-__all__ = ["start", "status", "list_jobs", "cancel", "clean", "DEFAULT_PID_DIR", "KNOWN_NAMES"]
+__all__ = ["start", "status", "list_jobs", "cancel", "clean", "DEFAULT_PID_DIR"]

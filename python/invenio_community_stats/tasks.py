@@ -13,8 +13,14 @@ from .ext import TASK_NAME
 
 
 @shared_task(name=TASK_NAME, ignore_result=False)
-def aggregate_community_stats(community_ids=None, aggregation_types=None, start_date=None, end_date=None,
-                              ignore_bookmark=False, update_bookmark=True):
+def aggregate_community_stats(
+    community_ids=None,
+    aggregation_types=None,
+    start_date=None,
+    end_date=None,
+    ignore_bookmark=False,
+    update_bookmark=True,
+):
     """Run the aggregation (see :func:`invenio_community_stats.aggregation.aggregate`) and
     return its report (a dict)."""
     return aggregate(

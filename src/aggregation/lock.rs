@@ -8,6 +8,7 @@ use std::time::Duration;
 use opensearch::http::Method;
 use serde_json::{json, Value};
 
+use crate::dates::now_stamp;
 use crate::error::{Error, Result};
 use crate::search::SearchClient;
 
@@ -37,38 +38,37 @@ fn lock_doc(ttl: Duration, acquired: &str) -> Value {
     })
 }
 
-fn now_stamp() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
 fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown-host".into())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".into())
 }
 
 async fn ensure_index(client: &SearchClient) -> Result<()> {
-    let index = client.index(LOCK_INDEX);
-    if client.exists(&index).await? {
-        return Ok(());
-    }
-    let body = json!({"mappings": {"dynamic": "strict", "properties": {
+    let mappings = json!({"dynamic": "strict", "properties": {
         "owner": {"type": "keyword"}, "pid": {"type": "long"},
         "acquired": {"type": "date", "format": "strict_date_hour_minute_second"},
         "expires": {"type": "date", "format": "epoch_millis"},
-    }}});
-    match client.json(Method::Put, &index, Some(&body)).await {
-        Ok(_) => Ok(()),
-        Err(Error::Search { kind, .. }) if kind == "resource_already_exists_exception" => Ok(()),
-        Err(e) => Err(e),
-    }
+    }});
+    client
+        .ensure_index(&client.index(LOCK_INDEX), &mappings)
+        .await
 }
 
 fn version_of(reply: &Value) -> (u64, u64) {
-    (reply["_seq_no"].as_u64().unwrap_or(0), reply["_primary_term"].as_u64().unwrap_or(0))
+    (
+        reply["_seq_no"].as_u64().unwrap_or(0),
+        reply["_primary_term"].as_u64().unwrap_or(0),
+    )
 }
 
 fn held_message(doc: &Value) -> String {
     let s = &doc["_source"];
-    let expires = s["expires"].as_i64().and_then(chrono::DateTime::from_timestamp_millis).map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let expires = s["expires"]
+        .as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string());
     format!(
         "another aggregation is running ({} since {}); its lock expires at {} unless renewed. If that run crashed, \
          remove the lock with 'clear-lock'",
@@ -86,38 +86,80 @@ pub async fn acquire(client: &SearchClient, name: &str, ttl: Duration) -> Result
     let path = format!("{}/_doc/{name}", client.index(LOCK_INDEX));
     let create = format!("{}/_create/{name}?refresh=true", client.index(LOCK_INDEX));
     let acquired = now_stamp();
-    let version = match client.json(Method::Put, &create, Some(&lock_doc(ttl, &acquired))).await {
+    let version = match client
+        .json(Method::Put, &create, Some(&lock_doc(ttl, &acquired)))
+        .await
+    {
         Ok(reply) => version_of(&reply),
         Err(Error::Search { status: 409, .. }) => {
-            let current = client.json_opt(Method::Get, &path, None).await?.unwrap_or(Value::Null);
-            let expired = current["_source"]["expires"].as_i64().is_some_and(|e| e < now_millis());
+            let current = client
+                .json_opt(Method::Get, &path, None)
+                .await?
+                .unwrap_or(Value::Null);
+            let expired = current["_source"]["expires"]
+                .as_i64()
+                .is_some_and(|e| e < now_millis());
             if current.is_null() || !expired {
-                return Err(Error::Process(if current.is_null() { "another aggregation took the lock just now".into() } else { held_message(&current) }));
+                return Err(Error::Conflict(if current.is_null() {
+                    "another aggregation took the lock just now".into()
+                } else {
+                    held_message(&current)
+                }));
             }
             let (seq, term) = version_of(&current);
             let take = format!("{path}?if_seq_no={seq}&if_primary_term={term}&refresh=true");
-            match client.json(Method::Put, &take, Some(&lock_doc(ttl, &acquired))).await {
+            match client
+                .json(Method::Put, &take, Some(&lock_doc(ttl, &acquired)))
+                .await
+            {
                 Ok(reply) => {
-                    log::warn!("took over an expired aggregation lock ({})", current["_source"]["owner"].as_str().unwrap_or("?"));
+                    log::warn!(
+                        "took over an expired aggregation lock ({})",
+                        current["_source"]["owner"].as_str().unwrap_or("?")
+                    );
                     version_of(&reply)
                 }
-                Err(Error::Search { status: 409, .. }) => return Err(Error::Process("another aggregation took the expired lock just now".into())),
+                Err(Error::Search { status: 409, .. }) => {
+                    return Err(Error::Conflict(
+                        "another aggregation took the expired lock just now".into(),
+                    ))
+                }
                 Err(e) => return Err(e),
             }
         }
         Err(e) => return Err(e),
     };
     let version = Arc::new(Mutex::new(version));
-    let heartbeat = tokio::spawn(renew(client.clone(), path.clone(), version.clone(), ttl, acquired));
-    Ok(HeldLock { client: client.clone(), path, version, heartbeat })
+    let heartbeat = tokio::spawn(renew(
+        client.clone(),
+        path.clone(),
+        version.clone(),
+        ttl,
+        acquired,
+    ));
+    Ok(HeldLock {
+        client: client.clone(),
+        path,
+        version,
+        heartbeat,
+    })
 }
 
-async fn renew(client: SearchClient, path: String, version: Arc<Mutex<(u64, u64)>>, ttl: Duration, acquired: String) {
+async fn renew(
+    client: SearchClient,
+    path: String,
+    version: Arc<Mutex<(u64, u64)>>,
+    ttl: Duration,
+    acquired: String,
+) {
     loop {
         tokio::time::sleep(ttl / 3).await;
         let (seq, term) = *version.lock().expect("lock version");
         let url = format!("{path}?if_seq_no={seq}&if_primary_term={term}");
-        match client.json(Method::Put, &url, Some(&lock_doc(ttl, &acquired))).await {
+        match client
+            .json(Method::Put, &url, Some(&lock_doc(ttl, &acquired)))
+            .await
+        {
             Ok(reply) => *version.lock().expect("lock version") = version_of(&reply),
             Err(Error::Search { status: 409, .. }) | Err(Error::Search { status: 404, .. }) => {
                 log::error!("the aggregation lock was taken over or removed: stopping after the batch in hand");
@@ -134,12 +176,25 @@ impl HeldLock {
     pub async fn release(self) -> Result<()> {
         self.heartbeat.abort();
         let (seq, term) = *self.version.lock().expect("lock version");
-        let url = format!("{}?if_seq_no={seq}&if_primary_term={term}&refresh=true", self.path);
+        let url = format!(
+            "{}?if_seq_no={seq}&if_primary_term={term}&refresh=true",
+            self.path
+        );
         match self.client.json_opt(Method::Delete, &url, None).await {
             Ok(_) | Err(Error::Search { status: 409, .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
+}
+
+/// The lock document's source while it is held and unexpired (a running aggregation),
+/// else `None`.
+pub async fn live(client: &SearchClient, name: &str) -> Result<Option<Value>> {
+    let path = format!("{}/_doc/{name}", client.index(LOCK_INDEX));
+    let held = client.json_opt(Method::Get, &path, None).await?;
+    Ok(held
+        .map(|mut h| h["_source"].take())
+        .filter(|s| s["expires"].as_i64().is_some_and(|e| e > now_millis())))
 }
 
 /// Removes the lock whoever holds it (`clear-lock`); returns the removed lock's owner and
@@ -149,6 +204,8 @@ pub async fn clear(client: &SearchClient, name: &str) -> Result<Option<Value>> {
     let Some(current) = client.json_opt(Method::Get, &path, None).await? else {
         return Ok(None);
     };
-    client.json_opt(Method::Delete, &format!("{path}?refresh=true"), None).await?;
+    client
+        .json_opt(Method::Delete, &format!("{path}?refresh=true"), None)
+        .await?;
     Ok(Some(current["_source"].clone()))
 }

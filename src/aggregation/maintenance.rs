@@ -1,4 +1,4 @@
-//! Maintenance of the aggregations: `status` (per community and aggregator), 
+//! Maintenance of the aggregations: `status` (per community and aggregator),
 //! `clear-bookmarks`, `destroy-indices` (prefix-aware, explicit index names only).
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{bookmarks, written_index, AGGREGATORS, GLOBAL};
+use super::{bookmarks, Aggregator, GLOBAL};
 use crate::error::{Error, Result};
 use crate::pit::PitReader;
 use crate::search::SearchClient;
@@ -39,30 +39,11 @@ pub struct StatusRow {
 #[serde(deny_unknown_fields)]
 pub struct SelectOptions {
     /// Community ids or slugs, or `global` (empty: all).
-    #[serde(default)]
     pub community_ids: Vec<String>,
     /// Aggregator names (empty: all).
-    #[serde(default)]
     pub aggregation_types: Vec<String>,
     /// `clear-bookmarks`: every bookmark (required when nothing is selected).
-    #[serde(default)]
     pub all: bool,
-}
-
-fn aggregators(given: &[String]) -> Result<Vec<&'static str>> {
-    if given.is_empty() {
-        return Ok(AGGREGATORS.to_vec());
-    }
-    given
-        .iter()
-        .map(|t| {
-            AGGREGATORS
-                .iter()
-                .find(|a| **a == t.as_str())
-                .copied()
-                .ok_or_else(|| Error::invalid(format!("unknown aggregation type {t:?} (known: {})", AGGREGATORS.join(", "))))
-        })
-        .collect()
 }
 
 async fn communities(client: &SearchClient, given: &[String]) -> Result<Vec<String>> {
@@ -71,7 +52,7 @@ async fn communities(client: &SearchClient, given: &[String]) -> Result<Vec<Stri
 
 /// Per (community, aggregator): bookmark, documents, first/last day, completeness.
 pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Vec<StatusRow>> {
-    let aggs = aggregators(&options.aggregation_types)?;
+    let aggs = Aggregator::parse_list(&options.aggregation_types)?;
     let communities = communities(client, &options.community_ids).await?;
     let today = chrono::Utc::now().date_naive();
     // Bookmarks, all at once.
@@ -79,12 +60,27 @@ pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Ve
     let index = client.index(bookmarks::BOOKMARK_INDEX);
     if client.exists(&index).await? {
         client.refresh(&index).await?; // bookmarks are written without a refresh
-        let mut reader = PitReader::open(client, &index, json!({"match_all": {}}), json!([{"aggregation_type": "asc"}, {"community_id": "asc"}]), 1000, json!(true)).await?;
+        let mut reader = PitReader::open(
+            client,
+            &index,
+            json!({"match_all": {}}),
+            json!([{"aggregation_type": "asc"}, {"community_id": "asc"}]),
+            1000,
+            json!(true),
+        )
+        .await?;
         while let Some(page) = reader.next_page().await? {
             for h in page {
                 let s = &h["_source"];
-                if let (Some(a), Some(c), Some(d)) = (s["aggregation_type"].as_str(), s["community_id"].as_str(), s["date"].as_str()) {
-                    marks.insert((a.to_string(), c.to_string()), d.get(..10).unwrap_or(d).to_string());
+                if let (Some(a), Some(c), Some(d)) = (
+                    s["aggregation_type"].as_str(),
+                    s["community_id"].as_str(),
+                    s["date"].as_str(),
+                ) {
+                    marks.insert(
+                        (a.to_string(), c.to_string()),
+                        d.get(..10).unwrap_or(d).to_string(),
+                    );
                 }
             }
         }
@@ -92,14 +88,16 @@ pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Ve
     }
     let mut rows = Vec::new();
     for agg in aggs {
-        let alias = client.index(written_index(agg));
-        let field = if agg.contains("snapshot") { "snapshot_date" } else { "period_start" };
+        let alias = client.index(agg.index());
+        let field = agg.date_field();
         // One composite aggregation per aggregator: per community, count and first/last day.
-        let mut per: BTreeMap<String, (u64, Option<NaiveDate>, Option<NaiveDate>)> = BTreeMap::new();
+        let mut per: BTreeMap<String, (u64, Option<NaiveDate>, Option<NaiveDate>)> =
+            BTreeMap::new();
         if client.exists(&alias).await? {
             let mut after: Option<Value> = None;
             loop {
-                let mut composite = json!({"size": 1000, "sources": [{"c": {"terms": {"field": "community_id"}}}]});
+                let mut composite =
+                    json!({"size": 1000, "sources": [{"c": {"terms": {"field": "community_id"}}}]});
                 if let Some(a) = &after {
                     composite["after"] = a.clone();
                 }
@@ -107,15 +105,33 @@ pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Ve
                     "first": {"min": {"field": field, "format": "yyyy-MM-dd"}},
                     "last": {"max": {"field": field, "format": "yyyy-MM-dd"}},
                 }}}});
-                let reply = client.json(Method::Post, &format!("{alias}/_search"), Some(&body)).await?;
-                let buckets = reply["aggregations"]["by"]["buckets"].as_array().cloned().unwrap_or_default();
+                let reply = client
+                    .json(Method::Post, &format!("{alias}/_search"), Some(&body))
+                    .await?;
+                let buckets = reply["aggregations"]["by"]["buckets"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 for b in &buckets {
-                    let day = |k: &str| b[k]["value_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+                    let day = |k: &str| {
+                        b[k]["value_as_string"]
+                            .as_str()
+                            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    };
                     if let Some(c) = b["key"]["c"].as_str() {
-                        per.insert(c.to_string(), (b["doc_count"].as_u64().unwrap_or(0), day("first"), day("last")));
+                        per.insert(
+                            c.to_string(),
+                            (
+                                b["doc_count"].as_u64().unwrap_or(0),
+                                day("first"),
+                                day("last"),
+                            ),
+                        );
                     }
                 }
-                after = reply["aggregations"]["by"]["after_key"].as_object().map(|o| Value::Object(o.clone()));
+                after = reply["aggregations"]["by"]["after_key"]
+                    .as_object()
+                    .map(|o| Value::Object(o.clone()));
                 if buckets.is_empty() || after.is_none() {
                     break;
                 }
@@ -123,11 +139,13 @@ pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Ve
         }
         for c in &communities {
             let (documents, first, last) = per.get(c).cloned().unwrap_or((0, None, None));
-            let completeness = first.zip(last).map(|(f, l)| documents as f64 / ((l - f).num_days() + 1) as f64);
+            let completeness = first
+                .zip(last)
+                .map(|(f, l)| documents as f64 / ((l - f).num_days() + 1) as f64);
             rows.push(StatusRow {
                 community_id: c.clone(),
-                aggregator: agg.to_string(),
-                bookmark: marks.get(&(agg.to_string(), c.clone())).cloned(),
+                aggregator: agg.name().to_string(),
+                bookmark: marks.get(&(agg.name().to_string(), c.clone())).cloned(),
                 documents,
                 first_day: first.map(|d| d.to_string()),
                 last_day: last.map(|d| d.to_string()),
@@ -142,12 +160,20 @@ pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Ve
 /// Deletes the selected bookmarks (communities may be slugs or `global`); returns how many.
 pub async fn clear_bookmarks(client: &SearchClient, options: &SelectOptions) -> Result<u64> {
     if options.community_ids.is_empty() && options.aggregation_types.is_empty() && !options.all {
-        return Err(Error::invalid("say which bookmarks: --community-id, --aggregation-type, or --all"));
+        return Err(Error::invalid(
+            "say which bookmarks: --community-id, --aggregation-type, or --all",
+        ));
     }
-    let aggs = aggregators(&options.aggregation_types)?;
-    let mut filter = vec![json!({"terms": {"aggregation_type": aggs}})];
+    let aggs = Aggregator::parse_list(&options.aggregation_types)?;
+    let names: Vec<&str> = aggs.iter().map(|a| a.name()).collect();
+    let mut filter = vec![json!({"terms": {"aggregation_type": names}})];
     if !options.community_ids.is_empty() {
-        let named: Vec<String> = options.community_ids.iter().filter(|c| c.as_str() != GLOBAL).cloned().collect();
+        let named: Vec<String> = options
+            .community_ids
+            .iter()
+            .filter(|c| c.as_str() != GLOBAL)
+            .cloned()
+            .collect();
         let mut ids = crate::communities::resolve(client, &named).await?;
         if options.community_ids.iter().any(|c| c == GLOBAL) {
             ids.push(GLOBAL.to_string());
@@ -158,16 +184,30 @@ pub async fn clear_bookmarks(client: &SearchClient, options: &SelectOptions) -> 
     client.refresh(&index).await?; // bookmarks are written without a refresh
     let body = json!({"query": {"bool": {"filter": filter}}});
     let reply = client
-        .json_opt(Method::Post, &format!("{index}/_delete_by_query?refresh=true&conflicts=proceed"), Some(&body))
+        .json_opt(
+            Method::Post,
+            &format!("{index}/_delete_by_query?refresh=true&conflicts=proceed"),
+            Some(&body),
+        )
         .await?;
     Ok(reply.and_then(|r| r["deleted"].as_u64()).unwrap_or(0))
 }
 
 /// The aggregation indices under the prefix (what `destroy-indices` deletes), by name.
 /// Community events are included only when asked; migrated usage events never are.
-pub async fn aggregation_indices(client: &SearchClient, include_community_events: bool) -> Result<Vec<(String, u64)>> {
-    let mut patterns: Vec<String> = AGGREGATORS.iter().map(|a| format!("{}-*", client.index(written_index(a)))).collect();
-    for single in [bookmarks::BOOKMARK_INDEX, super::snapshot::STATE_INDEX, super::lock::LOCK_INDEX] {
+pub async fn aggregation_indices(
+    client: &SearchClient,
+    include_community_events: bool,
+) -> Result<Vec<(String, u64)>> {
+    let mut patterns: Vec<String> = Aggregator::ALL
+        .iter()
+        .map(|a| format!("{}-*", client.index(a.index())))
+        .collect();
+    for single in [
+        bookmarks::BOOKMARK_INDEX,
+        super::snapshot::STATE_INDEX,
+        super::lock::LOCK_INDEX,
+    ] {
         patterns.push(client.index(single));
     }
     if include_community_events {
@@ -187,17 +227,20 @@ pub async fn aggregation_indices(client: &SearchClient, include_community_events
 }
 
 /// Deletes the indices `aggregation_indices` lists (refused while an aggregation holds
-/// its lock); returns them.
-pub async fn destroy_indices(client: &SearchClient, include_community_events: bool) -> Result<Vec<(String, u64)>> {
-    let lock_path = format!("{}/_doc/{}", client.index(super::lock::LOCK_INDEX), super::lock::AGGREGATION_LOCK);
-    if let Some(held) = client.json_opt(Method::Get, &lock_path, None).await? {
-        let expires = held["_source"]["expires"].as_i64().unwrap_or(0);
-        if expires > chrono::Utc::now().timestamp_millis() {
-            return Err(Error::Process(format!(
-                "an aggregation is running ({}): not deleting its indices (cancel it, or clear-lock if it crashed)",
-                held["_source"]["owner"].as_str().unwrap_or("?")
-            )));
-        }
+/// its lock), or with `dry_run` only lists them; returns them.
+pub async fn destroy_indices(
+    client: &SearchClient,
+    include_community_events: bool,
+    dry_run: bool,
+) -> Result<Vec<(String, u64)>> {
+    if dry_run {
+        return aggregation_indices(client, include_community_events).await;
+    }
+    if let Some(held) = super::lock::live(client, super::lock::AGGREGATION_LOCK).await? {
+        return Err(Error::Conflict(format!(
+            "an aggregation is running ({}): not deleting its indices (cancel it, or clear-lock if it crashed)",
+            held["owner"].as_str().unwrap_or("?")
+        )));
     }
     let indices = aggregation_indices(client, include_community_events).await?;
     for chunk in indices.chunks(50) {

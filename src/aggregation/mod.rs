@@ -2,6 +2,7 @@
 //! `global` pseudo-community, daily usage deltas and cumulative usage snapshots, with
 //! bookmarks, a catch-up limit, a lock against overlapping runs, and a report.
 
+pub mod aggregator;
 pub mod bookmarks;
 pub mod lock;
 pub mod maintenance;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::bulk::{BulkOp, BulkPipeline, BulkTotals};
-use crate::dates::{check_range, parse_day_opt};
+use crate::dates::{check_range, day_start, parse_day_opt};
 use crate::error::{Error, Result};
 use crate::pit::PitReader;
 use crate::progress::Progress;
@@ -34,84 +35,34 @@ use crate::search::SearchClient;
 /// The pseudo-community covering every record.
 pub const GLOBAL: &str = "global";
 
-/// The aggregators this package runs, in run order (each snapshot after its delta).
-pub const AGGREGATORS: &[&str] = &[usage_delta::NAME, records_delta::NAME, records_snapshot::NAME, usage_snapshot::NAME];
+pub use aggregator::Aggregator;
 
-/// The snapshot aggregator fed by a delta aggregator, or the one named.
-fn snapshot_spec(aggregator: &str) -> Option<snapshot::SnapshotSpec> {
-    match aggregator {
-        usage_delta::NAME | usage_snapshot::NAME => Some(usage_snapshot::SPEC),
-        records_delta::NAME | records_snapshot::NAME => Some(records_snapshot::SPEC),
-        _ => None,
-    }
-}
-
-/// The index (alias, without prefix) an aggregator writes.
-fn written_index(aggregator: &str) -> &'static str {
-    match aggregator {
-        usage_delta::NAME => usage_delta::INDEX,
-        records_delta::NAME => records_delta::INDEX,
-        records_snapshot::NAME => records_snapshot::INDEX,
-        _ => usage_snapshot::INDEX,
-    }
-}
-
-fn is_delta(aggregator: &str) -> bool {
-    aggregator == usage_delta::NAME || aggregator == records_delta::NAME
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_catchup() -> u32 {
-    365
-}
-fn default_concurrency() -> usize {
-    4
-}
-fn default_ttl() -> u64 {
-    600
-}
-fn default_top() -> usize {
-    20
-}
-
-/// Options of `aggregate` (JSON from Python).
+/// Options of `aggregate` (JSON from Python; every value given: the defaults are the
+/// `COMMUNITY_STATS_*` settings of the Python package's `config.py`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateOptions {
     /// Community ids or slugs, or `global`; empty: every opted-in community and `global`.
-    #[serde(default)]
     pub community_ids: Vec<String>,
     /// Aggregator names; empty: all, in order.
-    #[serde(default)]
     pub aggregation_types: Vec<String>,
     /// First day (`YYYY-MM-DD`); given, it wins over the bookmark.
-    #[serde(default)]
     pub start_date: Option<String>,
     /// Last day (default: today, UTC).
-    #[serde(default)]
     pub end_date: Option<String>,
     /// Without a start date, start at the first event instead of the bookmark.
-    #[serde(default)]
     pub ignore_bookmark: bool,
     /// Move the bookmarks forward after a complete run.
-    #[serde(default = "default_true")]
     pub update_bookmark: bool,
     /// Only communities whose `custom_fields["stats:dashboard_enabled"]` is true.
-    #[serde(default = "default_true")]
     pub opt_in: bool,
     /// Most days per community and run.
-    #[serde(default = "default_catchup")]
     pub catchup_days: u32,
     /// Days searched concurrently per community.
-    #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// Lock lifetime without renewal, in seconds.
-    #[serde(default = "default_ttl")]
     pub lock_ttl_seconds: u64,
     /// Items in the snapshots' top lists.
-    #[serde(default = "default_top")]
     pub top_n: usize,
 }
 
@@ -190,6 +141,48 @@ pub struct CommunityOutcome {
     pub error: Option<String>,
 }
 
+/// A delta document of `community_id` for `day`: `fields` (an object) with the
+/// community, the day's bounds and the write time every delta carries.
+pub fn delta_document(community_id: &str, day: NaiveDate, mut fields: Value) -> Value {
+    let now = crate::dates::now_stamp();
+    fields["community_id"] = json!(community_id);
+    fields["period_start"] = json!(day_start(day));
+    fields["period_end"] = json!(format!("{}T23:59:59", day.format("%Y-%m-%d")));
+    fields["timestamp"] = json!(now);
+    fields["updated_timestamp"] = json!(now);
+    fields
+}
+
+impl CommunityOutcome {
+    /// Queues `doc`, the document of `aggregator` for `community_id` and `day` (`_id`
+    /// `<community>-<YYYY-MM-DD>`, in the day's yearly index), and counts the day done.
+    /// Returns false once the job is cancelled (the outcome is then `interrupted`).
+    pub async fn write_day(
+        &mut self,
+        ctx: &AggContext,
+        pipeline: &mut BulkPipeline,
+        aggregator: Aggregator,
+        community_id: &str,
+        day: NaiveDate,
+        doc: &Value,
+    ) -> Result<bool> {
+        let index = ctx
+            .client
+            .index(&format!("{}-{}", aggregator.index(), day.format("%Y")));
+        pipeline
+            .add(
+                &index,
+                &format!("{community_id}-{}", day.format("%Y-%m-%d")),
+                doc,
+            )
+            .await?;
+        self.days.push(day);
+        ctx.progress.advance(1);
+        self.interrupted = ctx.client.cancel_token().is_cancelled();
+        Ok(!self.interrupted)
+    }
+}
+
 /// Shared state of one run.
 pub struct AggContext {
     /// The client.
@@ -229,37 +222,35 @@ impl AggContext {
     pub async fn search(&self, index: &str, body: &Value) -> Result<Value> {
         self.count_search();
         self.client
-            .json(Method::Post, &format!("{index}/_search?ignore_unavailable=true&allow_no_indices=true"), Some(body))
+            .json(
+                Method::Post,
+                &format!("{index}/_search?ignore_unavailable=true&allow_no_indices=true"),
+                Some(body),
+            )
             .await
     }
 
-    /// Several searches in one `_msearch` request; each reply in order (an error reply is
-    /// an error).
+    /// Several searches in one `_msearch` request (see [`SearchClient::msearch`]), counted.
     pub async fn msearch(&self, searches: &[(String, Value)]) -> Result<Vec<Value>> {
-        let mut body = Vec::new();
-        for (index, search) in searches {
-            self.count_search();
-            serde_json::to_writer(&mut body, &json!({"index": index, "ignore_unavailable": true, "allow_no_indices": true})).expect("JSON");
-            body.push(b'\n');
-            serde_json::to_writer(&mut body, search).expect("JSON");
-            body.push(b'\n');
-        }
-        let reply = self
-            .client
-            .raw(Method::Post, "_msearch", Some(body), "application/x-ndjson")
-            .await?
-            .ok_or_else(|| Error::Search { status: 404, what: "POST /_msearch".into(), kind: String::new(), reason: "not found".into() })?;
-        let responses = reply["responses"].as_array().cloned().unwrap_or_default();
-        if responses.len() != searches.len() {
-            return Err(Error::Search { status: 200, what: "POST /_msearch".into(), kind: String::new(), reason: format!("{} replies to {} searches", responses.len(), searches.len()) });
-        }
-        for r in &responses {
-            if !r["error"].is_null() {
-                let (kind, reason) = crate::search::parse_error(&json!({"error": r["error"]}).to_string());
-                return Err(Error::Search { status: r["status"].as_u64().unwrap_or(500) as u16, what: "POST /_msearch".into(), kind, reason });
-            }
-        }
-        Ok(responses)
+        self.searches
+            .fetch_add(searches.len() as u64, Ordering::Relaxed);
+        self.client.msearch(searches).await
+    }
+
+    /// The first day (the smallest `field`) of the documents of `index` matching `query`.
+    pub async fn first_day(
+        &self,
+        index: &str,
+        query: Value,
+        field: &str,
+    ) -> Result<Option<NaiveDate>> {
+        let body = json!({"size": 0, "query": query, "aggs": {"first": {"min": {"field": field, "format": "yyyy-MM-dd"}}}});
+        let reply = self.search(index, &body).await?;
+        Ok(crate::dates::parse_day_prefix(
+            reply["aggregations"]["first"]["value_as_string"]
+                .as_str()
+                .unwrap_or_default(),
+        ))
     }
 
     /// A bulk pipeline for aggregation documents (index: re-runs overwrite).
@@ -268,45 +259,14 @@ impl AggContext {
     }
 }
 
-/// `YYYY-MM-DDT00:00:00`.
-pub fn day_start(day: NaiveDate) -> String {
-    format!("{}T00:00:00", day.format("%Y-%m-%d"))
-}
-
-/// Now, UTC, to the second (the documents' `timestamp` format).
-pub fn now_stamp() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
-/// The day of a `YYYY-MM-DD...` string.
-pub fn parse_day_prefix(text: &str) -> Option<NaiveDate> {
-    text.get(..10).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-}
-
-/// Every day of `[from, to]`.
-pub fn days(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
-    from.iter_days().take_while(move |d| *d <= to)
-}
-
 struct Validated {
-    aggregators: Vec<&'static str>,
+    aggregators: Vec<Aggregator>,
     start: Option<NaiveDate>,
     end: Option<NaiveDate>,
 }
 
 fn validate(options: &AggregateOptions) -> Result<Validated> {
-    let mut aggregators = Vec::new();
-    for t in &options.aggregation_types {
-        match AGGREGATORS.iter().find(|a| **a == t.as_str()) {
-            Some(a) => aggregators.push(*a),
-            None => return Err(Error::invalid(format!("unknown aggregation type {t:?} (known: {})", AGGREGATORS.join(", ")))),
-        }
-    }
-    if aggregators.is_empty() {
-        aggregators = AGGREGATORS.to_vec();
-    }
-    aggregators.sort_by_key(|a| AGGREGATORS.iter().position(|x| x == a));
-    aggregators.dedup();
+    let aggregators = Aggregator::parse_list(&options.aggregation_types)?;
     let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
     let end = parse_day_opt("--end-date", options.end_date.as_deref())?;
     check_range("--start-date/--end-date", start, end)?;
@@ -314,19 +274,34 @@ fn validate(options: &AggregateOptions) -> Result<Validated> {
         return Err(Error::invalid("the catch-up limit must be at least 1 day"));
     }
     if options.concurrency == 0 || options.concurrency > 64 {
-        return Err(Error::invalid(format!("concurrency must be between 1 and 64, not {}", options.concurrency)));
+        return Err(Error::invalid(format!(
+            "concurrency must be between 1 and 64, not {}",
+            options.concurrency
+        )));
     }
     if options.top_n == 0 {
         return Err(Error::invalid("the top-N length must be at least 1"));
     }
-    Ok(Validated { aggregators, start, end })
+    Ok(Validated {
+        aggregators,
+        start,
+        end,
+    })
 }
 
 /// The communities to aggregate: the given ones (ids, slugs or `global`) resolved, else
 /// every (opted-in) community, then `global`.
-pub async fn select_communities(client: &SearchClient, given: &[String], opt_in: bool) -> Result<Vec<String>> {
+pub async fn select_communities(
+    client: &SearchClient,
+    given: &[String],
+    opt_in: bool,
+) -> Result<Vec<String>> {
     if !given.is_empty() {
-        let named: Vec<String> = given.iter().filter(|g| g.as_str() != GLOBAL).cloned().collect();
+        let named: Vec<String> = given
+            .iter()
+            .filter(|g| g.as_str() != GLOBAL)
+            .cloned()
+            .collect();
         let resolved = crate::communities::resolve(client, &named).await?;
         let mut out = Vec::new();
         for g in given {
@@ -340,10 +315,27 @@ pub async fn select_communities(client: &SearchClient, given: &[String], opt_in:
     let index = client.index("communities");
     let mut out = Vec::new();
     if client.exists(&index).await? {
-        let query = if opt_in { json!({"term": {"custom_fields.stats:dashboard_enabled": true}}) } else { json!({"match_all": {}}) };
-        let mut reader = PitReader::open(client, &index, query, json!([{"id": "asc"}]), 1000, json!(["id"])).await?;
+        let query = if opt_in {
+            json!({"term": {"custom_fields.stats:dashboard_enabled": true}})
+        } else {
+            json!({"match_all": {}})
+        };
+        let mut reader = PitReader::open(
+            client,
+            &index,
+            query,
+            json!([{"id": "asc"}]),
+            1000,
+            json!(["id"]),
+        )
+        .await?;
         while let Some(page) = reader.next_page().await? {
-            out.extend(page.iter().filter_map(|h| h["_source"]["id"].as_str().or(h["_id"].as_str()).map(String::from)));
+            out.extend(page.iter().filter_map(|h| {
+                h["_source"]["id"]
+                    .as_str()
+                    .or(h["_id"].as_str())
+                    .map(String::from)
+            }));
         }
         let _ = reader.close().await;
     } else {
@@ -354,19 +346,37 @@ pub async fn select_communities(client: &SearchClient, given: &[String], opt_in:
 }
 
 /// Runs the aggregation under the lock and returns its report.
-pub async fn run(client: &SearchClient, options: &AggregateOptions, progress: &Progress) -> Result<AggregateReport> {
+pub async fn run(
+    client: &SearchClient,
+    options: &AggregateOptions,
+    progress: &Progress,
+) -> Result<AggregateReport> {
     let v = validate(options)?;
     let started = Instant::now();
     let communities = select_communities(client, &options.community_ids, options.opt_in).await?;
-    crate::templates::install(client, &crate::templates::GENERATED.iter().map(|(n, _)| *n).collect::<Vec<_>>()).await?;
+    crate::templates::install(client, &Aggregator::ALL.map(Aggregator::template_name)).await?;
     bookmarks::ensure_index(client).await?;
-    let held = lock::acquire(client, lock::AGGREGATION_LOCK, Duration::from_secs(options.lock_ttl_seconds.max(3))).await?;
-    let ctx = AggContext::new(client.clone(), progress.clone(), options.concurrency, options.top_n);
-    let mut report = AggregateReport { communities: communities.clone(), ..Default::default() };
+    let held = lock::acquire(
+        client,
+        lock::AGGREGATION_LOCK,
+        Duration::from_secs(options.lock_ttl_seconds.max(3)),
+    )
+    .await?;
+    let ctx = AggContext::new(
+        client.clone(),
+        progress.clone(),
+        options.concurrency,
+        options.top_n,
+    );
+    let mut report = AggregateReport {
+        communities: communities.clone(),
+        ..Default::default()
+    };
     let result = async {
-        if v.aggregators.contains(&usage_delta::NAME) {
+        if v.aggregators.contains(&Aggregator::UsageDelta) {
             progress.set_task("enriching events written since the migration");
-            report.late_enrichment = Some(crate::migration::late_events::enrich_late_events(client).await?);
+            report.late_enrichment =
+                Some(crate::migration::late_events::enrich_late_events(client).await?);
         }
         run_locked(&ctx, options, &v, &communities, &mut report).await
     }
@@ -380,24 +390,40 @@ pub async fn run(client: &SearchClient, options: &AggregateOptions, progress: &P
     Ok(report)
 }
 
-async fn run_locked(ctx: &AggContext, options: &AggregateOptions, v: &Validated, communities: &[String], report: &mut AggregateReport) -> Result<()> {
+async fn run_locked(
+    ctx: &AggContext,
+    options: &AggregateOptions,
+    v: &Validated,
+    communities: &[String],
+    report: &mut AggregateReport,
+) -> Result<()> {
     let today = chrono::Utc::now().date_naive();
     let end = v.end.unwrap_or(today);
     for &aggregator in &v.aggregators {
         let started = Instant::now();
         ctx.progress.set_task(format!("{aggregator}: planning"));
-        let mut agg = AggregatorReport { aggregator: aggregator.to_string(), ..Default::default() };
+        let mut agg = AggregatorReport {
+            aggregator: aggregator.name().to_string(),
+            ..Default::default()
+        };
         // Plan every community's range first, so progress knows the days to do.
         let mut plans = Vec::new();
         for cid in communities {
             let plan = plan_range(ctx, aggregator, cid, options, v.start, end).await;
             plans.push((cid.clone(), plan));
         }
-        let to_do: u64 = plans.iter().filter_map(|(_, p)| p.as_ref().ok().and_then(|p| p.range)).map(|(f, t)| (t - f).num_days() as u64 + 1).sum();
+        let to_do: u64 = plans
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok().and_then(|p| p.range))
+            .map(|(f, t)| (t - f).num_days() as u64 + 1)
+            .sum();
         ctx.progress.set_total(ctx.progress.processed() + to_do);
         for (cid, plan) in plans {
             let t0 = Instant::now();
-            let mut cr = CommunityReport { community_id: cid.clone(), ..Default::default() };
+            let mut cr = CommunityReport {
+                community_id: cid.clone(),
+                ..Default::default()
+            };
             let plan = match plan {
                 Ok(p) => p,
                 Err(e) if matches!(e, Error::Cancelled(_)) => return Err(e),
@@ -418,16 +444,25 @@ async fn run_locked(ctx: &AggContext, options: &AggregateOptions, v: &Validated,
             if plan.capped {
                 report.incomplete.push(format!("{aggregator} {cid}"));
             }
-            ctx.progress.set_task(format!("{aggregator}: {cid} {from}..{to}"));
+            ctx.progress
+                .set_task(format!("{aggregator}: {cid} {from}..{to}"));
             log::info!("{aggregator}: {cid} {from}..{to}");
             let first = plan.first.unwrap_or(from);
             let outcome = match aggregator {
-                usage_delta::NAME => usage_delta::run_community(ctx, &cid, from, to).await,
-                records_delta::NAME => records_delta::run_community(ctx, &cid, from, to).await,
-                records_snapshot::NAME => {
-                    snapshot::run_community::<records_snapshot::RecordsState>(ctx, &records_snapshot::SPEC, &cid, first, from, to).await
+                Aggregator::UsageDelta => usage_delta::run_community(ctx, &cid, from, to).await,
+                Aggregator::RecordsDelta => records_delta::run_community(ctx, &cid, from, to).await,
+                Aggregator::RecordsSnapshot => {
+                    snapshot::run_community::<records_snapshot::RecordsState>(
+                        ctx, aggregator, &cid, first, from, to,
+                    )
+                    .await
                 }
-                _ => snapshot::run_community::<usage_snapshot::RunningState>(ctx, &usage_snapshot::SPEC, &cid, first, from, to).await,
+                Aggregator::UsageSnapshot => {
+                    snapshot::run_community::<usage_snapshot::RunningState>(
+                        ctx, aggregator, &cid, first, from, to,
+                    )
+                    .await
+                }
             };
             let outcome = match outcome {
                 Ok(o) => o,
@@ -440,13 +475,14 @@ async fn run_locked(ctx: &AggContext, options: &AggregateOptions, v: &Validated,
                     continue;
                 }
             };
-            if let (true, Some(spec), Some(first)) = (is_delta(aggregator), snapshot_spec(aggregator), outcome.days.first()) {
-                snapshot::invalidate_state_from(ctx, &spec, &cid, *first).await?;
+            if let (true, Some(first)) = (aggregator.is_delta(), outcome.days.first()) {
+                snapshot::invalidate_state_from(ctx, aggregator.snapshot(), &cid, *first).await?;
             }
             cr.days_written = outcome.days.len() as u64;
             cr.documents = outcome.writes.written;
             cr.errors += outcome.writes.failed;
-            cr.error_details.extend(outcome.writes.failure_reasons.iter().cloned());
+            cr.error_details
+                .extend(outcome.writes.failure_reasons.iter().cloned());
             cr.first_day = outcome.days.first().map(|d| d.to_string());
             cr.last_day = outcome.days.last().map(|d| d.to_string());
             if let Some(e) = &outcome.error {
@@ -455,7 +491,11 @@ async fn run_locked(ctx: &AggContext, options: &AggregateOptions, v: &Validated,
             }
             // Days are written in order and acknowledged before this point: the last one is
             // a safe bookmark unless a document failed.
-            if let (true, 0, Some(last)) = (options.update_bookmark, outcome.writes.failed, outcome.days.last()) {
+            if let (true, 0, Some(last)) = (
+                options.update_bookmark,
+                outcome.writes.failed,
+                outcome.days.last(),
+            ) {
                 bookmarks::set(&ctx.client, aggregator, &cid, *last).await?;
                 cr.bookmark = Some(day_start(*last));
             }
@@ -463,11 +503,15 @@ async fn run_locked(ctx: &AggContext, options: &AggregateOptions, v: &Validated,
             push(&mut agg, cr, t0);
             if interrupted {
                 report.aggregators.push(agg);
-                return Err(Error::Cancelled(format!("{aggregator} stopped at {cid}; the bookmarks are saved, a re-run continues")));
+                return Err(Error::Cancelled(format!(
+                    "{aggregator} stopped at {cid}; the bookmarks are saved, a re-run continues"
+                )));
             }
         }
         // The next aggregator reads what this one wrote.
-        ctx.client.refresh(&ctx.client.index(written_index(aggregator))).await?;
+        ctx.client
+            .refresh(&ctx.client.index(aggregator.index()))
+            .await?;
         agg.duration_seconds = started.elapsed().as_secs_f64();
         report.documents += agg.documents;
         report.errors += agg.errors;
@@ -494,25 +538,34 @@ struct Plan {
 /// The days to do for one aggregator and community: from `--start-date`, else the
 /// bookmark (unless ignored), else the first source day; to `--end-date` (or today), at
 /// most `catchup_days` days.
-async fn plan_range(ctx: &AggContext, aggregator: &str, cid: &str, options: &AggregateOptions, start: Option<NaiveDate>, end: NaiveDate) -> Result<Plan> {
+async fn plan_range(
+    ctx: &AggContext,
+    aggregator: Aggregator,
+    cid: &str,
+    options: &AggregateOptions,
+    start: Option<NaiveDate>,
+    end: NaiveDate,
+) -> Result<Plan> {
     let bookmark = bookmarks::get(&ctx.client, aggregator, cid).await?;
     let (first, last_source) = match aggregator {
-        usage_delta::NAME => (usage_delta::first_event_day(ctx, cid).await?, None),
-        records_delta::NAME => (records_delta::first_change_day(ctx, cid).await?, None),
-        other => match snapshot::delta_bounds(ctx, &snapshot_spec(other).expect("a snapshot aggregator"), cid).await? {
-            Some((f, l)) => (Some(f), Some(l)),
-            None => (None, None),
-        },
+        Aggregator::UsageDelta => (usage_delta::first_event_day(ctx, cid).await?, None),
+        Aggregator::RecordsDelta => (records_delta::first_change_day(ctx, cid).await?, None),
+        Aggregator::RecordsSnapshot | Aggregator::UsageSnapshot => {
+            match snapshot::delta_bounds(ctx, aggregator, cid).await? {
+                Some((f, l)) => (Some(f), Some(l)),
+                None => (None, None),
+            }
+        }
     };
-    let mut plan = Plan { range: None, first, bookmark, capped: false, note: None };
+    let mut plan = Plan {
+        range: None,
+        first,
+        bookmark,
+        capped: false,
+        note: None,
+    };
     let Some(first) = first else {
-        plan.note = Some(match aggregator {
-            usage_delta::NAME => "no usage events".to_string(),
-            records_delta::NAME if cid == GLOBAL => "no records".to_string(),
-            records_delta::NAME => "no community events (run generate-community-events)".to_string(),
-            usage_snapshot::NAME => "no usage deltas".to_string(),
-            _ => "no records deltas".to_string(),
-        });
+        plan.note = Some(aggregator.nothing_to_do(cid == GLOBAL).to_string());
         return Ok(plan);
     };
     let mut from = match (start, bookmark, options.ignore_bookmark) {
@@ -520,7 +573,7 @@ async fn plan_range(ctx: &AggContext, aggregator: &str, cid: &str, options: &Agg
         (None, Some(b), false) => b,
         _ => first,
     };
-    if !is_delta(aggregator) {
+    if !aggregator.is_delta() {
         from = from.max(first);
     }
     let mut to = end;
@@ -531,7 +584,10 @@ async fn plan_range(ctx: &AggContext, aggregator: &str, cid: &str, options: &Agg
     if limit < to {
         to = limit;
         plan.capped = true;
-        plan.note = Some(format!("stopped at {to} after {} days (COMMUNITY_STATS_CATCHUP_DAYS): run again to continue", options.catchup_days));
+        plan.note = Some(format!(
+            "stopped at {to} after {} days (COMMUNITY_STATS_CATCHUP_DAYS): run again to continue",
+            options.catchup_days
+        ));
     }
     if from > to {
         plan.note = Some(format!("nothing to do ({from} is after {to})"));

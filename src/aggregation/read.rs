@@ -5,19 +5,11 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{day_start, GLOBAL};
-use crate::dates::{check_range, parse_day_opt};
+use super::{Aggregator, GLOBAL};
+use crate::dates::{check_range, day_start, parse_day_opt};
 use crate::error::{Error, Result};
 use crate::pit::PitReader;
 use crate::search::SearchClient;
-
-/// The kinds `read` knows: (name, key in the output, index alias without prefix, date field).
-pub const KINDS: &[(&str, &str, &str, &str)] = &[
-    ("usage-delta", "usage_deltas", "stats-community-usage-delta", "period_start"),
-    ("usage-snapshot", "usage_snapshots", "stats-community-usage-snapshot", "snapshot_date"),
-    ("records-delta-added", "record_deltas_added", "stats-community-records-delta-added", "period_start"),
-    ("records-snapshot-added", "record_snapshots_added", "stats-community-records-snapshot-added", "snapshot_date"),
-];
 
 /// Options of `read` (JSON from Python).
 #[derive(Clone, Debug, Deserialize)]
@@ -26,27 +18,27 @@ pub struct ReadOptions {
     /// A community id or slug, or `global`.
     pub community_id: String,
     /// First day (default: yesterday).
-    #[serde(default)]
     pub start_date: Option<String>,
     /// Last day (default: today).
-    #[serde(default)]
     pub end_date: Option<String>,
     /// Kinds to read (default: all).
-    #[serde(default)]
     pub query_types: Vec<String>,
 }
 
 /// Reads the documents.
 pub async fn read(client: &SearchClient, options: &ReadOptions) -> Result<Value> {
-    let mut kinds = Vec::new();
-    for t in &options.query_types {
-        match KINDS.iter().find(|k| k.0 == t.as_str()) {
-            Some(k) => kinds.push(*k),
-            None => return Err(Error::invalid(format!("unknown query type {t:?} (known: {})", KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")))),
-        }
-    }
+    let mut kinds = options
+        .query_types
+        .iter()
+        .map(|t| Aggregator::parse_read_kind(t))
+        .collect::<Result<Vec<_>>>()?;
     if kinds.is_empty() {
-        kinds = KINDS.to_vec();
+        kinds = vec![
+            Aggregator::UsageDelta,
+            Aggregator::UsageSnapshot,
+            Aggregator::RecordsDelta,
+            Aggregator::RecordsSnapshot,
+        ];
     }
     let today = chrono::Utc::now().date_naive();
     let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
@@ -57,21 +49,32 @@ pub async fn read(client: &SearchClient, options: &ReadOptions) -> Result<Value>
     let community = if options.community_id == GLOBAL {
         GLOBAL.to_string()
     } else {
-        crate::communities::resolve(client, std::slice::from_ref(&options.community_id)).await?.remove(0)
+        crate::communities::resolve(client, std::slice::from_ref(&options.community_id))
+            .await?
+            .remove(0)
     };
     let mut out = serde_json::Map::new();
     out.insert("community_id".into(), json!(community));
     out.insert("start_date".into(), json!(start.to_string()));
     out.insert("end_date".into(), json!(end.to_string()));
-    for (_, key, alias, field) in kinds {
-        let index = client.index(alias);
+    for kind in kinds {
+        let (field, key) = (kind.date_field(), kind.read_kind().1);
+        let index = client.index(kind.index());
         let mut docs = Vec::new();
         if client.exists(&index).await? {
             let query = json!({"bool": {"filter": [
                 {"term": {"community_id": community}},
                 {"range": {field: {"gte": day_start(start), "lte": day_start(end)}}},
             ]}});
-            let mut reader = PitReader::open(client, &index, query, json!([{field: "asc"}]), 500, json!(true)).await?;
+            let mut reader = PitReader::open(
+                client,
+                &index,
+                query,
+                json!([{field: "asc"}]),
+                500,
+                json!(true),
+            )
+            .await?;
             let result = async {
                 while let Some(page) = reader.next_page().await? {
                     docs.extend(page.into_iter().map(|mut h| h["_source"].take()));

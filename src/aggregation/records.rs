@@ -37,24 +37,83 @@ pub struct RecordSubcount {
 
 /// The records subcounts, in document order.
 pub const RECORD_SUBCOUNTS: &[RecordSubcount] = &[
-    RecordSubcount { key: "resource_types", field: "resource_type", label: RecordLabel::Title, snapshot: SnapshotKind::All },
-    RecordSubcount { key: "access_statuses", field: "access_status", label: RecordLabel::Empty, snapshot: SnapshotKind::All },
-    RecordSubcount { key: "languages", field: "languages", label: RecordLabel::Title, snapshot: SnapshotKind::Top },
-    RecordSubcount { key: "subjects", field: "subjects", label: RecordLabel::Subject, snapshot: SnapshotKind::Top },
-    RecordSubcount { key: "rights", field: "rights", label: RecordLabel::Title, snapshot: SnapshotKind::Top },
-    RecordSubcount { key: "funders", field: "funders", label: RecordLabel::Name, snapshot: SnapshotKind::Top },
-    RecordSubcount { key: "periodicals", field: "journal_title", label: RecordLabel::Empty, snapshot: SnapshotKind::Top },
-    RecordSubcount { key: "publishers", field: "publisher", label: RecordLabel::Empty, snapshot: SnapshotKind::Top },
-    RecordSubcount { key: "affiliations", field: "affiliations", label: RecordLabel::Name, snapshot: SnapshotKind::Top },
-    RecordSubcount { key: "file_types", field: "file_types", label: RecordLabel::Empty, snapshot: SnapshotKind::All },
+    RecordSubcount {
+        key: "resource_types",
+        field: "resource_type",
+        label: RecordLabel::Title,
+        snapshot: SnapshotKind::All,
+    },
+    RecordSubcount {
+        key: "access_statuses",
+        field: "access_status",
+        label: RecordLabel::Empty,
+        snapshot: SnapshotKind::All,
+    },
+    RecordSubcount {
+        key: "languages",
+        field: "languages",
+        label: RecordLabel::Title,
+        snapshot: SnapshotKind::Top,
+    },
+    RecordSubcount {
+        key: "subjects",
+        field: "subjects",
+        label: RecordLabel::Subject,
+        snapshot: SnapshotKind::Top,
+    },
+    RecordSubcount {
+        key: "rights",
+        field: "rights",
+        label: RecordLabel::Title,
+        snapshot: SnapshotKind::Top,
+    },
+    RecordSubcount {
+        key: "funders",
+        field: "funders",
+        label: RecordLabel::Name,
+        snapshot: SnapshotKind::Top,
+    },
+    RecordSubcount {
+        key: "periodicals",
+        field: "journal_title",
+        label: RecordLabel::Empty,
+        snapshot: SnapshotKind::Top,
+    },
+    RecordSubcount {
+        key: "publishers",
+        field: "publisher",
+        label: RecordLabel::Empty,
+        snapshot: SnapshotKind::Top,
+    },
+    RecordSubcount {
+        key: "affiliations",
+        field: "affiliations",
+        label: RecordLabel::Name,
+        snapshot: SnapshotKind::Top,
+    },
+    RecordSubcount {
+        key: "file_types",
+        field: "file_types",
+        label: RecordLabel::Empty,
+        snapshot: SnapshotKind::All,
+    },
 ];
 
 /// The record fields the records aggregators read.
 pub fn record_source() -> Vec<&'static str> {
     let mut s: Vec<&'static str> = crate::enrich::RECORD_SOURCE.to_vec();
     s.extend([
-        "parent.id", "files.enabled", "files.count", "files.totalbytes", "files.entries.size", "files.entries.key",
-        "parent.access.owned_by", "created", "is_published", "is_deleted", "tombstone.removal_date",
+        "parent.id",
+        "files.enabled",
+        "files.count",
+        "files.totalbytes",
+        "files.entries.size",
+        "files.entries.key",
+        "parent.access.owned_by",
+        "created",
+        "is_published",
+        "is_deleted",
+        "tombstone.removal_date",
     ]);
     s
 }
@@ -100,14 +159,22 @@ fn items_of(sub: &RecordSubcount, value: &Value) -> Vec<(String, Value)> {
             (RecordLabel::Empty, Value::String(s)) if !s.is_empty() => Some((s.clone(), json!(""))),
             (RecordLabel::Title, Value::Object(_)) => match v["id"].as_str() {
                 Some(id) => {
-                    let label = if v["title"].is_object() { v["title"].clone() } else { json!({"en": id}) };
+                    let label = if v["title"].is_object() {
+                        v["title"].clone()
+                    } else {
+                        json!({"en": id})
+                    };
                     Some((id.to_string(), label))
                 }
                 // A free-text item (a licence without an id): counted by its title.
                 None => title_text(&v["title"]).map(|t| (t.to_string(), v["title"].clone())),
             },
             (RecordLabel::Name | RecordLabel::Subject, Value::Object(_)) => {
-                let text_key = if sub.label == RecordLabel::Name { "name" } else { "subject" };
+                let text_key = if sub.label == RecordLabel::Name {
+                    "name"
+                } else {
+                    "subject"
+                };
                 let text = v[text_key].as_str();
                 match (v["id"].as_str(), text) {
                     (Some(id), t) => Some((id.to_string(), json!(t.unwrap_or(id)))),
@@ -129,20 +196,49 @@ fn items_of(sub: &RecordSubcount, value: &Value) -> Vec<(String, Value)> {
 /// Reads a record document (its `_source`).
 pub fn facts(record: &Value) -> RecordFacts {
     let id = record["id"].as_str().unwrap_or_default().to_string();
-    let parent = record["parent"]["id"].as_str().map(String::from).unwrap_or_else(|| id.clone());
+    let parent = record["parent"]["id"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| id.clone());
     let files = &record["files"];
     let listed = entries(files);
     let file_count = files["count"].as_u64().unwrap_or(listed.len() as u64);
-    let volume = files["totalbytes"].as_u64().unwrap_or_else(|| listed.iter().filter_map(|e| e["size"].as_u64()).sum());
+    let volume = files["totalbytes"]
+        .as_u64()
+        .unwrap_or_else(|| listed.iter().filter_map(|e| e["size"].as_u64()).sum());
     let with_files = files["enabled"].as_bool().unwrap_or(!listed.is_empty());
     let owner = &record["parent"]["access"]["owned_by"];
     let uploader = match owner {
-        Value::Array(a) => a.first().and_then(|o| o["user"].as_str().map(String::from).or_else(|| o["user"].as_u64().map(|u| u.to_string()))),
-        o => o["user"].as_str().map(String::from).or_else(|| o["user"].as_u64().map(|u| u.to_string())),
+        Value::Array(a) => a.first().and_then(|o| {
+            o["user"]
+                .as_str()
+                .map(String::from)
+                .or_else(|| o["user"].as_u64().map(|u| u.to_string()))
+        }),
+        o => o["user"]
+            .as_str()
+            .map(String::from)
+            .or_else(|| o["user"].as_u64().map(|u| u.to_string())),
     };
     let fields: Map<String, Value> = crate::enrich::record_fields(record);
-    let items = RECORD_SUBCOUNTS.iter().map(|s| (s.key, items_of(s, fields.get(s.field).unwrap_or(&Value::Null)))).collect();
-    RecordFacts { id, parent, with_files, file_count, volume, uploader, items }
+    let items = RECORD_SUBCOUNTS
+        .iter()
+        .map(|s| {
+            (
+                s.key,
+                items_of(s, fields.get(s.field).unwrap_or(&Value::Null)),
+            )
+        })
+        .collect();
+    RecordFacts {
+        id,
+        parent,
+        with_files,
+        file_count,
+        volume,
+        uploader,
+        items,
+    }
 }
 
 fn int() -> Value {
@@ -185,13 +281,17 @@ fn template(kind: &str, description: &str, properties: Value) -> Value {
 /// The records-delta ("added" basis) index template.
 pub fn records_delta_template() -> Value {
     let change = |t: fn() -> Value| json!({"type": "object", "properties": {"added": split(t()), "removed": split(t())}});
-    let file_change = json!({"type": "object", "properties": {"added": files(int()), "removed": files(int())}});
+    let file_change =
+        json!({"type": "object", "properties": {"added": files(int()), "removed": files(int())}});
     let mut subcounts = Map::new();
     for s in RECORD_SUBCOUNTS {
-        subcounts.insert(s.key.into(), json!({"type": "nested", "properties": {
-            "id": {"type": "keyword"}, "label": label_mapping(s.label),
-            "records": change(int), "parents": change(int), "files": file_change,
-        }}));
+        subcounts.insert(
+            s.key.into(),
+            json!({"type": "nested", "properties": {
+                "id": {"type": "keyword"}, "label": label_mapping(s.label),
+                "records": change(int), "parents": change(int), "files": file_change,
+            }}),
+        );
     }
     template("delta", "Records and files added to and removed from a community per day (the day a record was added), with subcounts by record metadata.", json!({
         "timestamp": date("strict_date_hour_minute_second"), "updated_timestamp": date("strict_date_hour_minute_second"),
@@ -239,13 +339,28 @@ mod tests {
                          "subjects": [{"subject": "Physics"}]},
         });
         let f = facts(&record);
-        assert_eq!((f.parent.as_str(), f.with_files, f.file_count, f.volume), ("p1", true, 2, 15));
+        assert_eq!(
+            (f.parent.as_str(), f.with_files, f.file_count, f.volume),
+            ("p1", true, 2, 15)
+        );
         assert_eq!(f.uploader.as_deref(), Some("7"));
         let get = |k: &str| f.items.iter().find(|(key, _)| *key == k).unwrap().1.clone();
-        assert_eq!(get("funders"), vec![("f1".to_string(), json!("EC")), ("Trust".to_string(), json!("Trust"))]);
+        assert_eq!(
+            get("funders"),
+            vec![
+                ("f1".to_string(), json!("EC")),
+                ("Trust".to_string(), json!("Trust"))
+            ]
+        );
         assert_eq!(get("file_types"), vec![("pdf".to_string(), json!(""))]);
-        assert_eq!(get("access_statuses"), vec![("open".to_string(), json!(""))]);
-        assert_eq!(get("subjects"), vec![("Physics".to_string(), json!("Physics"))]);
+        assert_eq!(
+            get("access_statuses"),
+            vec![("open".to_string(), json!(""))]
+        );
+        assert_eq!(
+            get("subjects"),
+            vec![("Physics".to_string(), json!("Physics"))]
+        );
         assert_eq!(get("resource_types")[0].1, json!({"en": "Dataset"}));
     }
 }

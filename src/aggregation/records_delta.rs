@@ -14,15 +14,11 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use super::records::{facts, record_source, RecordFacts, RECORD_SUBCOUNTS};
-use super::{day_start, days, now_stamp, AggContext, CommunityOutcome, GLOBAL};
-use crate::dates::parse_timestamp;
+use super::{delta_document, AggContext, Aggregator, CommunityOutcome, GLOBAL};
+use crate::dates::{day_start, days, parse_timestamp};
 use crate::error::Result;
 use crate::pit::PitReader;
 
-/// The aggregator's name (bookmarks, `--aggregation-type`).
-pub const NAME: &str = "community-records-delta-added-agg";
-/// Its index (without prefix and year).
-pub const INDEX: &str = "stats-community-records-delta-added";
 /// Record ids per lookup request.
 const LOOKUP_CHUNK: usize = 2000;
 
@@ -81,8 +77,14 @@ impl DayChanges {
         for (key, items) in &f.items {
             let these = self.items.entry(key).or_default();
             for (id, label) in items {
-                let e = these.entry(id.clone()).or_insert_with(|| (label.clone(), Side::default(), Side::default()));
-                if added { e.1.count(f) } else { e.2.count(f) }
+                let e = these
+                    .entry(id.clone())
+                    .or_insert_with(|| (label.clone(), Side::default(), Side::default()));
+                if added {
+                    e.1.count(f)
+                } else {
+                    e.2.count(f)
+                }
             }
         }
     }
@@ -91,8 +93,14 @@ impl DayChanges {
         let (records, parents, files) = sides(&self.added, &self.removed);
         let mut subcounts = serde_json::Map::new();
         for s in RECORD_SUBCOUNTS {
-            let mut list: Vec<(&String, &(Value, Side, Side))> = self.items.get(s.key).map(|m| m.iter().collect()).unwrap_or_default();
-            let weight = |e: &(Value, Side, Side)| e.1.records[0] + e.1.records[1] + e.2.records[0] + e.2.records[1];
+            let mut list: Vec<(&String, &(Value, Side, Side))> = self
+                .items
+                .get(s.key)
+                .map(|m| m.iter().collect())
+                .unwrap_or_default();
+            let weight = |e: &(Value, Side, Side)| {
+                e.1.records[0] + e.1.records[1] + e.2.records[0] + e.2.records[1]
+            };
             list.sort_by(|a, b| weight(b.1).cmp(&weight(a.1)).then_with(|| a.0.cmp(b.0)));
             let items: Vec<Value> = list
                 .into_iter()
@@ -103,16 +111,15 @@ impl DayChanges {
                 .collect();
             subcounts.insert(s.key.into(), Value::Array(items));
         }
-        let now = now_stamp();
-        json!({
-            "community_id": community_id,
-            "period_start": day_start(day),
-            "period_end": format!("{}T23:59:59", day.format("%Y-%m-%d")),
-            "timestamp": now, "updated_timestamp": now,
-            "records": records, "parents": parents, "files": files,
-            "uploaders": self.uploaders.len(),
-            "subcounts": subcounts,
-        })
+        delta_document(
+            community_id,
+            day,
+            json!({
+                "records": records, "parents": parents, "files": files,
+                "uploaders": self.uploaders.len(),
+                "subcounts": subcounts,
+            }),
+        )
     }
 }
 
@@ -127,18 +134,29 @@ fn day_of(v: &Value) -> Option<NaiveDate> {
 /// The first day the community (or `global`) has a change: its first community event, or
 /// for `global` the first record's creation.
 pub async fn first_change_day(ctx: &AggContext, community_id: &str) -> Result<Option<NaiveDate>> {
-    let (index, body) = if community_id == GLOBAL {
-        (ctx.client.index("rdmrecords-records"),
-         json!({"size": 0, "query": {"term": {"is_published": true}}, "aggs": {"first": {"min": {"field": "created", "format": "yyyy-MM-dd"}}}}))
+    if community_id == GLOBAL {
+        let records = ctx.client.index("rdmrecords-records");
+        ctx.first_day(&records, json!({"term": {"is_published": true}}), "created")
+            .await
     } else {
-        (ctx.client.index("stats-community-events"),
-         json!({"size": 0, "query": {"term": {"community_id": community_id}}, "aggs": {"first": {"min": {"field": "event_date", "format": "yyyy-MM-dd"}}}}))
-    };
-    let reply = ctx.search(&index, &body).await?;
-    Ok(reply["aggregations"]["first"]["value_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()))
+        let events = ctx.client.index("stats-community-events");
+        ctx.first_day(
+            &events,
+            json!({"term": {"community_id": community_id}}),
+            "event_date",
+        )
+        .await
+    }
 }
 
-async fn scan(ctx: &AggContext, index: &str, query: Value, sort: Value, source: Value, mut each: impl FnMut(Value)) -> Result<()> {
+async fn scan(
+    ctx: &AggContext,
+    index: &str,
+    query: Value,
+    sort: Value,
+    source: Value,
+    mut each: impl FnMut(Value),
+) -> Result<()> {
     if !ctx.client.exists(index).await? {
         return Ok(());
     }
@@ -158,15 +176,34 @@ async fn scan(ctx: &AggContext, index: &str, query: Value, sort: Value, source: 
 }
 
 /// The community's changes in `[from, to]`: (day, record id, added?) from its events.
-async fn community_changes(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, String, bool)>> {
+async fn community_changes(
+    ctx: &AggContext,
+    community_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(NaiveDate, String, bool)>> {
     let query = json!({"bool": {"filter": [{"term": {"community_id": community_id}}], "minimum_should_match": 1, "should": [
         {"bool": {"filter": [{"terms": {"event_type": ["added", "removed"]}}, window("event_date", from, to)]}},
         {"bool": {"filter": [{"term": {"is_deleted": true}}, window("deleted_date", from, to)]}},
     ]}});
     let sort = json!([{"record_id": "asc"}, {"event_type": "asc"}, {"event_date": "asc"}]);
-    let source = json!(["record_id", "event_type", "event_date", "is_deleted", "deleted_date"]);
+    let source = json!([
+        "record_id",
+        "event_type",
+        "event_date",
+        "is_deleted",
+        "deleted_date"
+    ]);
     let mut events: Vec<Value> = Vec::new();
-    scan(ctx, &ctx.client.index("stats-community-events"), query, sort, source, |e| events.push(e)).await?;
+    scan(
+        ctx,
+        &ctx.client.index("stats-community-events"),
+        query,
+        sort,
+        source,
+        |e| events.push(e),
+    )
+    .await?;
     let mut changes = BTreeSet::new();
     // Per record: its removal days from `removed` events (a deletion after a removal is not
     // a second removal from the community).
@@ -179,8 +216,14 @@ async fn community_changes(ctx: &AggContext, community_id: &str, from: NaiveDate
         }
     }
     for e in &events {
-        let Some(record) = e["record_id"].as_str() else { continue };
-        let deleted = if e["is_deleted"].as_bool() == Some(true) { day_of(&e["deleted_date"]) } else { None };
+        let Some(record) = e["record_id"].as_str() else {
+            continue;
+        };
+        let deleted = if e["is_deleted"].as_bool() == Some(true) {
+            day_of(&e["deleted_date"])
+        } else {
+            None
+        };
         if let Some(d) = day_of(&e["event_date"]).filter(|d| *d >= from && *d <= to) {
             match e["event_type"].as_str() {
                 Some("added") if deleted.is_none_or(|del| del >= d) => {
@@ -193,7 +236,9 @@ async fn community_changes(ctx: &AggContext, community_id: &str, from: NaiveDate
             }
         }
         if let Some(del) = deleted.filter(|d| *d >= from && *d <= to) {
-            let removed_before = removed_on.get(record).is_some_and(|days| days.iter().any(|r| *r <= del));
+            let removed_before = removed_on
+                .get(record)
+                .is_some_and(|days| days.iter().any(|r| *r <= del));
             if !removed_before {
                 changes.insert((del, record.to_string(), false));
             }
@@ -217,29 +262,53 @@ async fn lookup(ctx: &AggContext, ids: Vec<String>) -> Result<HashMap<String, Re
 }
 
 /// Writes the records deltas of `[from, to]` for one community (or `global`).
-pub async fn run_community(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<CommunityOutcome> {
+pub async fn run_community(
+    ctx: &AggContext,
+    community_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<CommunityOutcome> {
     let mut by_day: BTreeMap<NaiveDate, DayChanges> = BTreeMap::new();
     let mut missing = 0u64;
     if community_id == GLOBAL {
         let records = ctx.client.index("rdmrecords-records");
         let source = json!(record_source());
         let added = json!({"bool": {"filter": [{"term": {"is_published": true}}, window("created", from, to)]}});
-        scan(ctx, &records, added, json!([{"id": "asc"}]), source.clone(), |r| {
-            if let Some(d) = day_of(&r["created"]) {
-                by_day.entry(d).or_default().count(&facts(&r), true);
-            }
-        })
+        scan(
+            ctx,
+            &records,
+            added,
+            json!([{"id": "asc"}]),
+            source.clone(),
+            |r| {
+                if let Some(d) = day_of(&r["created"]) {
+                    by_day.entry(d).or_default().count(&facts(&r), true);
+                }
+            },
+        )
         .await?;
         let removed = json!({"bool": {"filter": [{"term": {"is_deleted": true}}, window("tombstone.removal_date", from, to)]}});
-        scan(ctx, &records, removed, json!([{"id": "asc"}]), source, |r| {
-            if let Some(d) = day_of(&r["tombstone"]["removal_date"]) {
-                by_day.entry(d).or_default().count(&facts(&r), false);
-            }
-        })
+        scan(
+            ctx,
+            &records,
+            removed,
+            json!([{"id": "asc"}]),
+            source,
+            |r| {
+                if let Some(d) = day_of(&r["tombstone"]["removal_date"]) {
+                    by_day.entry(d).or_default().count(&facts(&r), false);
+                }
+            },
+        )
         .await?;
     } else {
         let changes = community_changes(ctx, community_id, from, to).await?;
-        let ids: Vec<String> = changes.iter().map(|c| c.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let ids: Vec<String> = changes
+            .iter()
+            .map(|c| c.1.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let known = lookup(ctx, ids).await?;
         for (day, record, added) in changes {
             match known.get(&record) {
@@ -247,26 +316,35 @@ pub async fn run_community(ctx: &AggContext, community_id: &str, from: NaiveDate
                 None => {
                     // The record is gone from the index: counted, without metadata.
                     missing += 1;
-                    let f = RecordFacts { id: record.clone(), parent: record, ..Default::default() };
+                    let f = RecordFacts {
+                        id: record.clone(),
+                        parent: record,
+                        ..Default::default()
+                    };
                     by_day.entry(day).or_default().count(&f, added);
                 }
             }
         }
     }
     if missing > 0 {
-        log::warn!("{NAME} {community_id}: {missing} changed records are not in the records index (counted without metadata)");
+        log::warn!("{} {community_id}: {missing} changed records are not in the records index (counted without metadata)", Aggregator::RecordsDelta);
     }
     let mut outcome = CommunityOutcome::default();
     let mut pipeline = ctx.pipeline();
     let empty = DayChanges::default();
     for day in days(from, to) {
         let doc = by_day.get(&day).unwrap_or(&empty).doc(community_id, day);
-        let index = ctx.client.index(&format!("{INDEX}-{}", day.format("%Y")));
-        pipeline.add(&index, &format!("{community_id}-{}", day.format("%Y-%m-%d")), &doc).await?;
-        outcome.days.push(day);
-        ctx.progress.advance(1);
-        if ctx.client.cancel_token().is_cancelled() {
-            outcome.interrupted = true;
+        if !outcome
+            .write_day(
+                ctx,
+                &mut pipeline,
+                Aggregator::RecordsDelta,
+                community_id,
+                day,
+                &doc,
+            )
+            .await?
+        {
             break;
         }
     }

@@ -12,16 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::records::RECORD_SUBCOUNTS;
-use super::snapshot::{CumulativeState, SnapshotSpec};
+use super::snapshot::CumulativeState;
 use super::subcounts::SnapshotKind;
-use super::{day_start, now_stamp};
-
-/// The aggregator's name (bookmarks, `--aggregation-type`).
-pub const NAME: &str = "community-records-snapshot-added-agg";
-/// Its index (without prefix and year).
-pub const INDEX: &str = "stats-community-records-snapshot-added";
-/// The aggregator as the snapshot machinery sees it.
-pub const SPEC: SnapshotSpec = SnapshotSpec { name: NAME, index: INDEX, delta_index: super::records_delta::INDEX };
+use crate::dates::{day_start, now_stamp};
 
 /// Net counts (added minus removed) of records, parents and files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -37,7 +30,9 @@ pub struct Net {
 }
 
 fn n(v: &Value) -> i64 {
-    v.as_i64().or_else(|| v.as_f64().map(|f| f.round() as i64)).unwrap_or(0)
+    v.as_i64()
+        .or_else(|| v.as_f64().map(|f| f.round() as i64))
+        .unwrap_or(0)
 }
 
 impl Net {
@@ -59,7 +54,11 @@ impl Net {
 
     fn to_json(self) -> (Value, Value, Value) {
         let split = |a: [i64; 2]| json!({"metadata_only": a[0].max(0), "with_files": a[1].max(0)});
-        (split(self.records), split(self.parents), json!({"file_count": self.file_count.max(0), "data_volume": self.volume.max(0)}))
+        (
+            split(self.records),
+            split(self.parents),
+            json!({"file_count": self.file_count.max(0), "data_volume": self.volume.max(0)}),
+        )
     }
 }
 
@@ -90,7 +89,9 @@ impl RecordsState {
         for s in RECORD_SUBCOUNTS {
             let these = self.items.entry(s.key.to_string()).or_default();
             for item in delta["subcounts"][s.key].as_array().into_iter().flatten() {
-                let Some(id) = item["id"].as_str() else { continue };
+                let Some(id) = item["id"].as_str() else {
+                    continue;
+                };
                 let e = these.entry(id.to_string()).or_default();
                 e.net.apply(item, sign);
                 if sign > 0 {
@@ -123,12 +124,21 @@ impl CumulativeState for RecordsState {
         let empty = BTreeMap::new();
         for s in RECORD_SUBCOUNTS {
             let these = self.items.get(s.key).unwrap_or(&empty);
-            let mut list: Vec<(&String, &NetItem)> = these.iter().filter(|(_, i)| i.net.size() > 0).collect();
-            list.sort_by(|a, b| b.1.net.size().cmp(&a.1.net.size()).then_with(|| a.0.cmp(b.0)));
+            let mut list: Vec<(&String, &NetItem)> =
+                these.iter().filter(|(_, i)| i.net.size() > 0).collect();
+            list.sort_by(|a, b| {
+                b.1.net
+                    .size()
+                    .cmp(&a.1.net.size())
+                    .then_with(|| a.0.cmp(b.0))
+            });
             if s.snapshot == SnapshotKind::Top {
                 list.truncate(top_n);
             }
-            subcounts.insert(s.key.into(), Value::Array(list.into_iter().map(|(id, i)| item_json(id, i)).collect()));
+            subcounts.insert(
+                s.key.into(),
+                Value::Array(list.into_iter().map(|(id, i)| item_json(id, i)).collect()),
+            );
         }
         let (records, parents, files) = self.totals.to_json();
         let now = now_stamp();
@@ -148,11 +158,13 @@ mod tests {
     use super::*;
 
     fn delta(added_wf: i64, removed_wf: i64, pdf: i64) -> Value {
-        let change = |a: i64, r: i64| json!({
-            "records": {"added": {"metadata_only": 0, "with_files": a}, "removed": {"metadata_only": 0, "with_files": r}},
-            "parents": {"added": {"metadata_only": 0, "with_files": a}, "removed": {"metadata_only": 0, "with_files": r}},
-            "files": {"added": {"file_count": a, "data_volume": 100 * a}, "removed": {"file_count": r, "data_volume": 100 * r}},
-        });
+        let change = |a: i64, r: i64| {
+            json!({
+                "records": {"added": {"metadata_only": 0, "with_files": a}, "removed": {"metadata_only": 0, "with_files": r}},
+                "parents": {"added": {"metadata_only": 0, "with_files": a}, "removed": {"metadata_only": 0, "with_files": r}},
+                "files": {"added": {"file_count": a, "data_volume": 100 * a}, "removed": {"file_count": r, "data_volume": 100 * r}},
+            })
+        };
         let mut d = change(added_wf, removed_wf);
         d["uploaders"] = json!(1);
         let mut item = change(pdf, 0);
@@ -172,7 +184,10 @@ mod tests {
         assert_eq!(doc["total_records"]["with_files"], 2);
         assert_eq!(doc["total_files"]["data_volume"], 200);
         assert_eq!(doc["total_uploaders"], 2);
-        assert_eq!(doc["subcounts"]["file_types"][0]["records"]["with_files"], 2);
+        assert_eq!(
+            doc["subcounts"]["file_types"][0]["records"]["with_files"],
+            2
+        );
         s.subtract_delta(&delta(0, 1, 0));
         assert_eq!(s, before);
     }

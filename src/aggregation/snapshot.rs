@@ -12,8 +12,9 @@ use opensearch::http::Method;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
-use super::{day_start, parse_day_prefix, AggContext, CommunityOutcome};
-use crate::error::{Error, Result};
+use super::{AggContext, Aggregator, CommunityOutcome};
+use crate::dates::{day_start, parse_day_prefix};
+use crate::error::Result;
 use crate::pit::PitReader;
 
 /// Where running states are kept (without prefix).
@@ -29,43 +30,50 @@ pub trait CumulativeState: Default + Clone + Serialize + DeserializeOwned + Send
     fn snapshot_doc(&self, community_id: &str, day: NaiveDate, top_n: usize) -> Value;
 }
 
-/// One snapshot aggregator: its name and indices.
-#[derive(Clone, Copy, Debug)]
-pub struct SnapshotSpec {
-    /// Aggregator name (bookmarks, saved states).
-    pub name: &'static str,
-    /// Snapshot index (without prefix and year).
-    pub index: &'static str,
-    /// The delta index (alias, without prefix) it reads.
-    pub delta_index: &'static str,
-}
-
-fn delta_alias(ctx: &AggContext, spec: &SnapshotSpec) -> String {
-    ctx.client.index(spec.delta_index)
+fn delta_alias(ctx: &AggContext, snapshot: Aggregator) -> String {
+    ctx.client.index(snapshot.delta().index())
 }
 
 /// The first and last days with a usage delta for the community.
-pub async fn delta_bounds(ctx: &AggContext, spec: &SnapshotSpec, community_id: &str) -> Result<Option<(NaiveDate, NaiveDate)>> {
+pub async fn delta_bounds(
+    ctx: &AggContext,
+    snapshot: Aggregator,
+    community_id: &str,
+) -> Result<Option<(NaiveDate, NaiveDate)>> {
     let body = json!({"size": 0, "query": {"term": {"community_id": community_id}}, "aggs": {
         "first": {"min": {"field": "period_start", "format": "yyyy-MM-dd"}},
         "last": {"max": {"field": "period_start", "format": "yyyy-MM-dd"}},
     }});
-    let reply = ctx.search(&delta_alias(ctx, spec), &body).await?;
-    let day = |k: &str| reply["aggregations"][k]["value_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let reply = ctx.search(&delta_alias(ctx, snapshot), &body).await?;
+    let day = |k: &str| {
+        reply["aggregations"][k]["value_as_string"]
+            .as_str()
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    };
     Ok(day("first").zip(day("last")))
 }
 
-fn state_id(spec: &SnapshotSpec, community_id: &str) -> String {
-    format!("{}_{community_id}", spec.name)
+fn state_id(snapshot: Aggregator, community_id: &str) -> String {
+    format!("{}_{community_id}", snapshot.name())
 }
 
-async fn load_state<S: CumulativeState>(ctx: &AggContext, spec: &SnapshotSpec, community_id: &str) -> Result<Option<(NaiveDate, S)>> {
-    let path = format!("{}/_doc/{}", ctx.client.index(STATE_INDEX), state_id(spec, community_id));
+async fn load_state<S: CumulativeState>(
+    ctx: &AggContext,
+    snapshot: Aggregator,
+    community_id: &str,
+) -> Result<Option<(NaiveDate, S)>> {
+    let path = format!(
+        "{}/_doc/{}",
+        ctx.client.index(STATE_INDEX),
+        state_id(snapshot, community_id)
+    );
     let Some(doc) = ctx.client.json_opt(Method::Get, &path, None).await? else {
         return Ok(None);
     };
     let src = &doc["_source"];
-    let Some(as_of) = src["as_of"].as_str().and_then(parse_day_prefix) else { return Ok(None) };
+    let Some(as_of) = src["as_of"].as_str().and_then(parse_day_prefix) else {
+        return Ok(None);
+    };
     match serde_json::from_value::<S>(src["state"].clone()) {
         Ok(state) => Ok(Some((as_of, state))),
         Err(e) => {
@@ -77,8 +85,17 @@ async fn load_state<S: CumulativeState>(ctx: &AggContext, spec: &SnapshotSpec, c
 
 /// Forgets the saved state of `community_id` if it includes days from `from` on (their
 /// deltas were just rewritten, so it may be stale); the next snapshot run replays instead.
-pub async fn invalidate_state_from(ctx: &AggContext, spec: &SnapshotSpec, community_id: &str, from: NaiveDate) -> Result<()> {
-    let path = format!("{}/_doc/{}", ctx.client.index(STATE_INDEX), state_id(spec, community_id));
+pub async fn invalidate_state_from(
+    ctx: &AggContext,
+    snapshot: Aggregator,
+    community_id: &str,
+    from: NaiveDate,
+) -> Result<()> {
+    let path = format!(
+        "{}/_doc/{}",
+        ctx.client.index(STATE_INDEX),
+        state_id(snapshot, community_id)
+    );
     let Some(doc) = ctx.client.json_opt(Method::Get, &path, None).await? else {
         return Ok(());
     };
@@ -90,24 +107,30 @@ pub async fn invalidate_state_from(ctx: &AggContext, spec: &SnapshotSpec, commun
     Ok(())
 }
 
-async fn save_state<S: CumulativeState>(ctx: &AggContext, spec: &SnapshotSpec, community_id: &str, as_of: NaiveDate, state: &S) -> Result<()> {
+async fn save_state<S: CumulativeState>(
+    ctx: &AggContext,
+    snapshot: Aggregator,
+    community_id: &str,
+    as_of: NaiveDate,
+    state: &S,
+) -> Result<()> {
     let index = ctx.client.index(STATE_INDEX);
-    if !ctx.client.exists(&index).await? {
-        let body = json!({"mappings": {"dynamic": "strict", "properties": {
-            "community_id": {"type": "keyword"}, "aggregator": {"type": "keyword"},
-            "as_of": {"type": "date", "format": "strict_date"}, "state": {"type": "object", "enabled": false},
-        }}});
-        match ctx.client.json(Method::Put, &index, Some(&body)).await {
-            Ok(_) => {}
-            Err(Error::Search { kind, .. }) if kind == "resource_already_exists_exception" => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let mappings = json!({"dynamic": "strict", "properties": {
+        "community_id": {"type": "keyword"}, "aggregator": {"type": "keyword"},
+        "as_of": {"type": "date", "format": "strict_date"}, "state": {"type": "object", "enabled": false},
+    }});
+    ctx.client.ensure_index(&index, &mappings).await?;
     let body = json!({
-        "community_id": community_id, "aggregator": spec.name,
+        "community_id": community_id, "aggregator": snapshot.name(),
         "as_of": as_of.format("%Y-%m-%d").to_string(), "state": state,
     });
-    ctx.client.json(Method::Put, &format!("{index}/_doc/{}", state_id(spec, community_id)), Some(&body)).await?;
+    ctx.client
+        .json(
+            Method::Put,
+            &format!("{index}/_doc/{}", state_id(snapshot, community_id)),
+            Some(&body),
+        )
+        .await?;
     Ok(())
 }
 
@@ -125,18 +148,39 @@ struct DeltaReader {
 }
 
 impl DeltaReader {
-    async fn open(ctx: &AggContext, spec: &SnapshotSpec, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<Self> {
+    async fn open(
+        ctx: &AggContext,
+        snapshot: Aggregator,
+        community_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Self> {
         let query = json!({"bool": {"filter": [
             {"term": {"community_id": community_id}},
             {"range": {"period_start": {"gte": day_start(from), "lte": day_start(to)}}},
         ]}});
-        let reader = PitReader::open(&ctx.client, &delta_alias(ctx, spec), query, json!([{"period_start": "asc"}]), DELTA_PAGE, json!(true)).await?;
-        Ok(Self { reader: Some(reader), expected: from, to, gap: None })
+        let reader = PitReader::open(
+            &ctx.client,
+            &delta_alias(ctx, snapshot),
+            query,
+            json!([{"period_start": "asc"}]),
+            DELTA_PAGE,
+            json!(true),
+        )
+        .await?;
+        Ok(Self {
+            reader: Some(reader),
+            expected: from,
+            to,
+            gap: None,
+        })
     }
 
     /// The next deltas (day, document), or `None` at the end or at a gap.
     async fn next_page(&mut self, ctx: &AggContext) -> Result<Option<Vec<(NaiveDate, Value)>>> {
-        let Some(reader) = self.reader.as_mut() else { return Ok(None) };
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(None);
+        };
         let page = reader.next_page().await;
         ctx.count_search();
         let mut out = Vec::new();
@@ -144,7 +188,9 @@ impl DeltaReader {
             Some(hits) => {
                 for mut hit in hits {
                     let src = hit["_source"].take();
-                    let Some(day) = src["period_start"].as_str().and_then(parse_day_prefix) else { continue };
+                    let Some(day) = src["period_start"].as_str().and_then(parse_day_prefix) else {
+                        continue;
+                    };
                     if day != self.expected {
                         self.gap = Some(self.expected);
                         self.close().await;
@@ -179,7 +225,7 @@ impl DeltaReader {
 /// deltas since then.
 pub async fn run_community<S: CumulativeState>(
     ctx: &AggContext,
-    spec: &SnapshotSpec,
+    snapshot: Aggregator,
     community_id: &str,
     first_delta: NaiveDate,
     from: NaiveDate,
@@ -189,21 +235,30 @@ pub async fn run_community<S: CumulativeState>(
     let before = from.pred_opt().expect("date in range");
     let mut state = S::default();
     if from > first_delta {
-        let (replay_from, base) = match load_state::<S>(ctx, spec, community_id).await? {
-            Some((as_of, saved)) if as_of <= before && as_of >= first_delta => (as_of.succ_opt().expect("date"), saved),
+        let (replay_from, base) = match load_state::<S>(ctx, snapshot, community_id).await? {
+            Some((as_of, saved)) if as_of <= before && as_of >= first_delta => {
+                (as_of.succ_opt().expect("date"), saved)
+            }
             _ => (first_delta, S::default()),
         };
         state = base;
         if replay_from <= before {
-            log::info!("{} {community_id}: reading deltas {replay_from}..{before} to rebuild the state", spec.name);
-            let mut reader = DeltaReader::open(ctx, spec, community_id, replay_from, before).await?;
+            log::info!(
+                "{} {community_id}: reading deltas {replay_from}..{before} to rebuild the state",
+                snapshot.name()
+            );
+            let mut reader =
+                DeltaReader::open(ctx, snapshot, community_id, replay_from, before).await?;
             while let Some(page) = reader.next_page(ctx).await? {
                 for (_, delta) in &page {
                     state.add_delta(delta);
                 }
             }
             if let Some(day) = reader.gap {
-                outcome.error = Some(format!("no delta for {day} in {}: run the delta aggregator for that day first", spec.delta_index));
+                outcome.error = Some(format!(
+                    "no delta for {day} in {}: run the delta aggregator for that day first",
+                    snapshot.delta().index()
+                ));
                 return Ok(outcome);
             }
         }
@@ -211,17 +266,16 @@ pub async fn run_community<S: CumulativeState>(
     let mut pipeline = ctx.pipeline();
     let mut last_delta: Option<Value> = None;
     let cancel = ctx.client.cancel_token().clone();
-    let mut reader = DeltaReader::open(ctx, spec, community_id, from, to).await?;
+    let mut reader = DeltaReader::open(ctx, snapshot, community_id, from, to).await?;
     let read: Result<()> = async {
         while let Some(page) = reader.next_page(ctx).await? {
             for (day, delta) in page {
                 state.add_delta(&delta);
                 let doc = state.snapshot_doc(community_id, day, ctx.top_n);
-                let index = ctx.client.index(&format!("{}-{}", spec.index, day.format("%Y")));
-                pipeline.add(&index, &format!("{community_id}-{}", day.format("%Y-%m-%d")), &doc).await?;
-                outcome.days.push(day);
+                outcome
+                    .write_day(ctx, &mut pipeline, snapshot, community_id, day, &doc)
+                    .await?;
                 last_delta = Some(delta);
-                ctx.progress.advance(1);
             }
             if cancel.is_cancelled() {
                 outcome.interrupted = true;
@@ -235,14 +289,20 @@ pub async fn run_community<S: CumulativeState>(
     outcome.writes = pipeline.finish().await?;
     read?;
     if let Some(day) = reader.gap.filter(|_| !outcome.interrupted) {
-        outcome.error = Some(format!("no delta for {day} in {}: snapshots stop at the gap (run the delta aggregator for that day)", spec.delta_index));
+        outcome.error = Some(format!("no delta for {day} in {}: snapshots stop at the gap (run the delta aggregator for that day)", snapshot.delta().index()));
     }
     if let (Some(last), Some(delta)) = (outcome.days.last(), last_delta) {
         if outcome.writes.failed == 0 {
             state.subtract_delta(&delta);
-            save_state(ctx, spec, community_id, last.pred_opt().expect("date"), &state).await?;
+            save_state(
+                ctx,
+                snapshot,
+                community_id,
+                last.pred_opt().expect("date"),
+                &state,
+            )
+            .await?;
         }
     }
     Ok(outcome)
 }
-

@@ -53,25 +53,93 @@ impl Subcount {
 
 /// The subcounts the usage aggregators compute, in document order.
 pub const USAGE_SUBCOUNTS: &[Subcount] = &[
-    Subcount { key: "resource_types", base: "resource_type", label: LabelKind::Title, name_fallback: false, snapshot: SnapshotKind::All },
-    Subcount { key: "access_statuses", base: "access_status", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::All },
-    Subcount { key: "file_types", base: "file_types", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::All },
-    Subcount { key: "languages", base: "languages", label: LabelKind::Title, name_fallback: false, snapshot: SnapshotKind::Top },
-    Subcount { key: "rights", base: "rights", label: LabelKind::Title, name_fallback: true, snapshot: SnapshotKind::Top },
-    Subcount { key: "funders", base: "funders", label: LabelKind::Name, name_fallback: true, snapshot: SnapshotKind::Top },
-    Subcount { key: "periodicals", base: "journal_title", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::Top },
-    Subcount { key: "publishers", base: "publisher", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::Top },
-    Subcount { key: "affiliations", base: "affiliations", label: LabelKind::Name, name_fallback: true, snapshot: SnapshotKind::Top },
-    Subcount { key: "countries", base: "country", label: LabelKind::Id, name_fallback: false, snapshot: SnapshotKind::Top },
+    Subcount {
+        key: "resource_types",
+        base: "resource_type",
+        label: LabelKind::Title,
+        name_fallback: false,
+        snapshot: SnapshotKind::All,
+    },
+    Subcount {
+        key: "access_statuses",
+        base: "access_status",
+        label: LabelKind::Id,
+        name_fallback: false,
+        snapshot: SnapshotKind::All,
+    },
+    Subcount {
+        key: "file_types",
+        base: "file_types",
+        label: LabelKind::Id,
+        name_fallback: false,
+        snapshot: SnapshotKind::All,
+    },
+    Subcount {
+        key: "languages",
+        base: "languages",
+        label: LabelKind::Title,
+        name_fallback: false,
+        snapshot: SnapshotKind::Top,
+    },
+    Subcount {
+        key: "rights",
+        base: "rights",
+        label: LabelKind::Title,
+        name_fallback: true,
+        snapshot: SnapshotKind::Top,
+    },
+    Subcount {
+        key: "funders",
+        base: "funders",
+        label: LabelKind::Name,
+        name_fallback: true,
+        snapshot: SnapshotKind::Top,
+    },
+    Subcount {
+        key: "periodicals",
+        base: "journal_title",
+        label: LabelKind::Id,
+        name_fallback: false,
+        snapshot: SnapshotKind::Top,
+    },
+    Subcount {
+        key: "publishers",
+        base: "publisher",
+        label: LabelKind::Id,
+        name_fallback: false,
+        snapshot: SnapshotKind::Top,
+    },
+    Subcount {
+        key: "affiliations",
+        base: "affiliations",
+        label: LabelKind::Name,
+        name_fallback: true,
+        snapshot: SnapshotKind::Top,
+    },
+    Subcount {
+        key: "countries",
+        base: "country",
+        label: LabelKind::Id,
+        name_fallback: false,
+        snapshot: SnapshotKind::Top,
+    },
 ];
 
 /// Subcounts declared in the documents' mappings (for compatibility with the dashboards'
 /// templates) that are not computed: (key, in delta, in snapshot).
-const DECLARED_ONLY: &[(&str, bool, bool)] = &[("subjects", true, true), ("referrers", true, true), ("user_agents", false, true)];
+const DECLARED_ONLY: &[(&str, bool, bool)] = &[
+    ("subjects", true, true),
+    ("referrers", true, true),
+    ("user_agents", false, true),
+];
 
 /// The text of a multilingual title: English, else the first language's.
 pub fn title_text(title: &Value) -> Option<&str> {
-    title["en"].as_str().or_else(|| title.as_object().and_then(|o| o.values().find_map(Value::as_str)))
+    title["en"].as_str().or_else(|| {
+        title
+            .as_object()
+            .and_then(|o| o.values().find_map(Value::as_str))
+    })
 }
 
 /// Label of an item: the matching array element's title or name in an event's `_source`
@@ -198,13 +266,29 @@ mod tests {
     #[test]
     fn labels_come_from_the_matching_item_or_fall_back_to_the_id() {
         let rt = &USAGE_SUBCOUNTS[0];
-        assert_eq!(label_from_source(rt, &json!({"id": "image", "title": {"en": "Image"}}), "image"), json!({"en": "Image"}));
-        assert_eq!(label_from_source(rt, &json!(null), "image"), json!({"en": "image"}));
+        assert_eq!(
+            label_from_source(
+                rt,
+                &json!({"id": "image", "title": {"en": "Image"}}),
+                "image"
+            ),
+            json!({"en": "Image"})
+        );
+        assert_eq!(
+            label_from_source(rt, &json!(null), "image"),
+            json!({"en": "image"})
+        );
         let funders = USAGE_SUBCOUNTS.iter().find(|s| s.key == "funders").unwrap();
         let src = json!([{"id": "f1", "name": "EC"}, {"name": "Local trust"}]);
         assert_eq!(label_from_source(funders, &src, "f1"), json!("EC"));
-        assert_eq!(label_from_source(funders, &src, "Local trust"), json!("Local trust"));
+        assert_eq!(
+            label_from_source(funders, &src, "Local trust"),
+            json!("Local trust")
+        );
         let access = &USAGE_SUBCOUNTS[1];
-        assert_eq!(label_from_source(access, &json!("open"), "open"), json!("open"));
+        assert_eq!(
+            label_from_source(access, &json!("open"), "open"),
+            json!("open")
+        );
     }
 }

@@ -51,7 +51,11 @@ impl Metrics {
 
     /// Reads the document form (missing fields are 0).
     pub fn from_json(v: &Value) -> Metrics {
-        let n = |k: &str| v[k].as_u64().or_else(|| v[k].as_f64().map(|f| f.round() as u64)).unwrap_or(0);
+        let n = |k: &str| {
+            v[k].as_u64()
+                .or_else(|| v[k].as_f64().map(|f| f.round() as u64))
+                .unwrap_or(0)
+        };
         Metrics {
             total_events: n("total_events"),
             unique_visitors: n("unique_visitors"),
@@ -86,7 +90,10 @@ impl Pair {
 
     /// Reads `{"view": ..., "download": ...}`.
     pub fn from_json(v: &Value) -> Pair {
-        Pair { view: Metrics::from_json(&v["view"]), download: Metrics::from_json(&v["download"]) }
+        Pair {
+            view: Metrics::from_json(&v["view"]),
+            download: Metrics::from_json(&v["download"]),
+        }
     }
 }
 
@@ -111,7 +118,9 @@ pub fn item_list<'a>(items: impl Iterator<Item = (&'a String, &'a Item)>) -> Vec
         let tb = b.1.figures.view.total_events + b.1.figures.download.total_events;
         tb.cmp(&ta).then_with(|| a.0.cmp(b.0))
     });
-    list.into_iter().map(|(id, item)| item_json(id, item)).collect()
+    list.into_iter()
+        .map(|(id, item)| item_json(id, item))
+        .collect()
 }
 
 /// One item's document form.
@@ -124,9 +133,17 @@ pub fn item_json(id: &str, item: &Item) -> Value {
 
 /// The top `n` items by `pick` (views or downloads), items with events only.
 pub fn top_items(items: &BTreeMap<String, Item>, n: usize, pick: fn(&Pair) -> u64) -> Vec<Value> {
-    let mut list: Vec<(&String, &Item)> = items.iter().filter(|(_, i)| pick(&i.figures) > 0).collect();
-    list.sort_by(|a, b| pick(&b.1.figures).cmp(&pick(&a.1.figures)).then_with(|| a.0.cmp(b.0)));
-    list.into_iter().take(n).map(|(id, item)| item_json(id, item)).collect()
+    let mut list: Vec<(&String, &Item)> =
+        items.iter().filter(|(_, i)| pick(&i.figures) > 0).collect();
+    list.sort_by(|a, b| {
+        pick(&b.1.figures)
+            .cmp(&pick(&a.1.figures))
+            .then_with(|| a.0.cmp(b.0))
+    });
+    list.into_iter()
+        .take(n)
+        .map(|(id, item)| item_json(id, item))
+        .collect()
 }
 
 /// A snapshot's `subcounts`: every item of the "all" kinds, the top `n` of the others.
@@ -154,7 +171,13 @@ pub fn items_from_delta(subcounts: &Value) -> Items {
         let mut these = BTreeMap::new();
         for v in subcounts[s.key].as_array().into_iter().flatten() {
             let Some(id) = v["id"].as_str() else { continue };
-            these.insert(id.to_string(), Item { label: v["label"].clone(), figures: Pair::from_json(v) });
+            these.insert(
+                id.to_string(),
+                Item {
+                    label: v["label"].clone(),
+                    figures: Pair::from_json(v),
+                },
+            );
         }
         out.insert(s.key.into(), these);
     }
@@ -172,12 +195,30 @@ mod tests {
             let mut p = Pair::default();
             p.view.total_events = views;
             p.download.total_events = downloads;
-            m.insert(id.to_string(), Item { label: json!(id), figures: p });
+            m.insert(
+                id.to_string(),
+                Item {
+                    label: json!(id),
+                    figures: p,
+                },
+            );
         }
-        let ids = |l: Vec<Value>| l.iter().map(|v| v["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+        let ids = |l: Vec<Value>| {
+            l.iter()
+                .map(|v| v["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(top_items(&m, 2, |p| p.view.total_events)), ["b", "a"]);
-        assert_eq!(ids(top_items(&m, 5, |p| p.download.total_events)), ["d", "b"]);
-        assert_eq!(top_items(&m, 5, |p| p.view.total_events)[0]["view"]["total_events"], 9);
-        assert!(top_items(&m, 5, |p| p.view.total_events)[0]["view"].get("total_volume").is_none());
+        assert_eq!(
+            ids(top_items(&m, 5, |p| p.download.total_events)),
+            ["d", "b"]
+        );
+        assert_eq!(
+            top_items(&m, 5, |p| p.view.total_events)[0]["view"]["total_events"],
+            9
+        );
+        assert!(top_items(&m, 5, |p| p.view.total_events)[0]["view"]
+            .get("total_volume")
+            .is_none());
     }
 }

@@ -17,16 +17,16 @@ use serde_json::{json, Value};
 use super::subcounts::USAGE_SUBCOUNTS;
 use super::usage::{item_list, Items, Pair};
 use super::usage_fold;
-use super::{day_start, days, now_stamp, AggContext, CommunityOutcome, GLOBAL};
+use super::{delta_document, AggContext, Aggregator, CommunityOutcome, GLOBAL};
+use crate::dates::{day_start, days};
 use crate::error::Result;
 
-/// The aggregator's name (bookmarks, `--aggregation-type`).
-pub const NAME: &str = "community-usage-delta-agg";
-/// Its index (without prefix and year).
-pub const INDEX: &str = "stats-community-usage-delta";
 /// The event indices (read aliases) for views and downloads.
 pub fn event_aliases(ctx: &AggContext) -> (String, String) {
-    (ctx.client.index("events-stats-record-view"), ctx.client.index("events-stats-file-download"))
+    (
+        ctx.client.index("events-stats-record-view"),
+        ctx.client.index("events-stats-file-download"),
+    )
 }
 
 fn community_filter(community_id: &str) -> Option<Value> {
@@ -48,13 +48,17 @@ pub async fn first_event_day(ctx: &AggContext, community_id: &str) -> Result<Opt
     if let Some(f) = community_filter(community_id) {
         q = json!({"bool": {"filter": [f]}});
     }
-    let body = json!({"size": 0, "query": q, "aggs": {"first": {"min": {"field": "timestamp", "format": "yyyy-MM-dd"}}}});
-    let reply = ctx.search(&format!("{views},{downloads}"), &body).await?;
-    Ok(reply["aggregations"]["first"]["value_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()))
+    ctx.first_day(&format!("{views},{downloads}"), q, "timestamp")
+        .await
 }
 
 /// Events per day (views and downloads together) of the days with events in `[from, to]`.
-async fn active_days(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<BTreeMap<NaiveDate, u64>> {
+async fn active_days(
+    ctx: &AggContext,
+    community_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<BTreeMap<NaiveDate, u64>> {
     let (views, downloads) = event_aliases(ctx);
     let body = json!({"size": 0, "query": range_query(community_id, from, to), "aggs": {"days": {"date_histogram": {
         "field": "timestamp", "calendar_interval": "day", "min_doc_count": 1, "format": "yyyy-MM-dd", "time_zone": "UTC",
@@ -65,7 +69,9 @@ async fn active_days(ctx: &AggContext, community_id: &str, from: NaiveDate, to: 
         .into_iter()
         .flatten()
         .filter_map(|b| {
-            let day = b["key_as_string"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
+            let day = b["key_as_string"]
+                .as_str()
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
             Some((day, b["doc_count"].as_u64().unwrap_or(0)))
         })
         .collect())
@@ -89,7 +95,8 @@ fn fetch_events<'a>(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Value>>> + Send + 'a>> {
     Box::pin(async move {
         let stamp = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
-        let mut filter = vec![json!({"range": {"timestamp": {"gte": stamp(from), "lt": stamp(to)}}})];
+        let mut filter =
+            vec![json!({"range": {"timestamp": {"gte": stamp(from), "lt": stamp(to)}}})];
         filter.extend(community_filter(community_id));
         let body = json!({
             "size": PAGE, "track_total_hits": true, "sort": ["_doc"],
@@ -120,10 +127,19 @@ fn fetch_events<'a>(
 }
 
 /// The delta documents of the days of `[from, to]` that have events, by day.
-async fn aggregate_span(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<BTreeMap<NaiveDate, Value>> {
+async fn aggregate_span(
+    ctx: &AggContext,
+    community_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<BTreeMap<NaiveDate, Value>> {
     let (views, downloads) = event_aliases(ctx);
     let start = from.and_hms_opt(0, 0, 0).expect("midnight");
-    let end = to.succ_opt().expect("date in range").and_hms_opt(0, 0, 0).expect("midnight");
+    let end = to
+        .succ_opt()
+        .expect("date in range")
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight");
     let (view_events, download_events) = futures::try_join!(
         fetch_events(ctx, &views, community_id, start, end),
         fetch_events(ctx, &downloads, community_id, start, end),
@@ -145,18 +161,17 @@ async fn aggregate_span(ctx: &AggContext, community_id: &str, from: NaiveDate, t
 pub fn delta_doc(community_id: &str, day: NaiveDate, totals: &Pair, items: &Items) -> Value {
     let mut subcounts = serde_json::Map::new();
     for s in USAGE_SUBCOUNTS {
-        let list = items.get(s.key).map(|m| item_list(m.iter())).unwrap_or_default();
+        let list = items
+            .get(s.key)
+            .map(|m| item_list(m.iter()))
+            .unwrap_or_default();
         subcounts.insert(s.key.into(), Value::Array(list));
     }
-    let now = now_stamp();
-    json!({
-        "community_id": community_id,
-        "period_start": day_start(day),
-        "period_end": format!("{}T23:59:59", day.format("%Y-%m-%d")),
-        "timestamp": now, "updated_timestamp": now,
-        "totals": totals.to_json(),
-        "subcounts": subcounts,
-    })
+    delta_document(
+        community_id,
+        day,
+        json!({"totals": totals.to_json(), "subcounts": subcounts}),
+    )
 }
 
 /// Days read together at most.
@@ -164,13 +179,21 @@ const SPAN_DAYS: i64 = 7;
 
 /// Spans of consecutive days: at most [`SPAN_DAYS`] days and [`SPAN_EVENTS`] events each (a day
 /// with more is a span of its own); `true` for spans with events.
-fn plan_spans(from: NaiveDate, to: NaiveDate, counts: &BTreeMap<NaiveDate, u64>) -> Vec<(NaiveDate, NaiveDate, bool)> {
+fn plan_spans(
+    from: NaiveDate,
+    to: NaiveDate,
+    counts: &BTreeMap<NaiveDate, u64>,
+) -> Vec<(NaiveDate, NaiveDate, bool)> {
     let mut spans: Vec<(NaiveDate, NaiveDate, bool)> = Vec::new();
     let mut current: Option<(NaiveDate, NaiveDate, u64)> = None;
     for day in days(from, to) {
         let n = counts.get(&day).copied().unwrap_or(0);
         current = match current {
-            Some((start, _, sum)) if (day - start).num_days() < SPAN_DAYS && sum + n <= SPAN_EVENTS => Some((start, day, sum + n)),
+            Some((start, _, sum))
+                if (day - start).num_days() < SPAN_DAYS && sum + n <= SPAN_EVENTS =>
+            {
+                Some((start, day, sum + n))
+            }
             Some((start, end, sum)) => {
                 spans.push((start, end, sum > 0));
                 Some((day, day, n))
@@ -186,36 +209,54 @@ fn plan_spans(from: NaiveDate, to: NaiveDate, counts: &BTreeMap<NaiveDate, u64>)
 
 /// Writes the community's delta documents for `[from, to]`, in day order, a few days'
 /// searches at a time; stops after the day in hand when cancelled.
-pub async fn run_community(ctx: &AggContext, community_id: &str, from: NaiveDate, to: NaiveDate) -> Result<CommunityOutcome> {
+pub async fn run_community(
+    ctx: &AggContext,
+    community_id: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<CommunityOutcome> {
     let counts = active_days(ctx, community_id, from, to).await?;
     let mut outcome = CommunityOutcome::default();
     let spans = plan_spans(from, to, &counts);
     let mut stream = futures::stream::iter(spans)
         .map(|(start, end, searched)| async move {
-            let mut found = if searched { aggregate_span(ctx, community_id, start, end).await? } else { BTreeMap::new() };
+            let mut found = if searched {
+                aggregate_span(ctx, community_id, start, end).await?
+            } else {
+                BTreeMap::new()
+            };
             let docs: Vec<(NaiveDate, Value)> = days(start, end)
                 .map(|day| {
-                    let doc = found.remove(&day).unwrap_or_else(|| delta_doc(community_id, day, &Pair::default(), &BTreeMap::new()));
+                    let doc = found.remove(&day).unwrap_or_else(|| {
+                        delta_doc(community_id, day, &Pair::default(), &BTreeMap::new())
+                    });
                     (day, doc)
                 })
                 .collect();
             Ok::<_, crate::error::Error>(docs)
         })
         .buffered(ctx.concurrency)
-        .map(|r| futures::stream::iter(match r {
-            Ok(docs) => docs.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(e) => vec![Err(e)],
-        }))
+        .map(|r| {
+            futures::stream::iter(match r {
+                Ok(docs) => docs.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        })
         .flatten();
     let mut pipeline = ctx.pipeline();
     while let Some(next) = stream.next().await {
         let (day, doc) = next?;
-        let index = ctx.client.index(&format!("{INDEX}-{}", day.format("%Y")));
-        pipeline.add(&index, &format!("{community_id}-{}", day.format("%Y-%m-%d")), &doc).await?;
-        outcome.days.push(day);
-        ctx.progress.advance(1);
-        if ctx.client.cancel_token().is_cancelled() {
-            outcome.interrupted = true;
+        if !outcome
+            .write_day(
+                ctx,
+                &mut pipeline,
+                Aggregator::UsageDelta,
+                community_id,
+                day,
+                &doc,
+            )
+            .await?
+        {
             break;
         }
     }

@@ -19,12 +19,25 @@ use crate::dates::parse_timestamp;
 /// The event fields the delta reads (of the subcount objects only the id and the label:
 /// not the rights' descriptions and links, nor the funders' identifiers).
 pub fn source_fields() -> Vec<String> {
-    let mut fields: Vec<String> = ["timestamp", "visitor_id", "recid", "parent_recid", "file_id", "size"].map(String::from).to_vec();
+    let mut fields: Vec<String> = [
+        "timestamp",
+        "visitor_id",
+        "recid",
+        "parent_recid",
+        "file_id",
+        "size",
+    ]
+    .map(String::from)
+    .to_vec();
     for s in USAGE_SUBCOUNTS {
         match s.label {
             LabelKind::Id => fields.push(s.base.to_string()),
-            LabelKind::Title => fields.extend([format!("{}.id", s.base), format!("{}.title", s.base)]),
-            LabelKind::Name => fields.extend([format!("{}.id", s.base), format!("{}.name", s.base)]),
+            LabelKind::Title => {
+                fields.extend([format!("{}.id", s.base), format!("{}.title", s.base)])
+            }
+            LabelKind::Name => {
+                fields.extend([format!("{}.id", s.base), format!("{}.name", s.base)])
+            }
         }
     }
     fields
@@ -99,7 +112,10 @@ impl<'a> PairCounter<'a> {
     }
 
     fn pair(&self) -> Pair {
-        Pair { view: self.view.metrics(), download: self.download.metrics() }
+        Pair {
+            view: self.view.metrics(),
+            download: self.download.metrics(),
+        }
     }
 }
 
@@ -120,7 +136,10 @@ pub struct DayFold<'a> {
 
 /// The items an event holds for one subcount: ids (with the event's value at `base`, for the
 /// label) and names of elements without an id. Each counted once per event.
-fn event_items<'a>(sub: &Subcount, value: &'a Value) -> (BTreeSet<Cow<'a, str>>, BTreeSet<Cow<'a, str>>) {
+fn event_items<'a>(
+    sub: &Subcount,
+    value: &'a Value,
+) -> (BTreeSet<Cow<'a, str>>, BTreeSet<Cow<'a, str>>) {
     let mut ids = BTreeSet::new();
     let mut names = BTreeSet::new();
     let elements: Vec<&Value> = match value {
@@ -165,12 +184,18 @@ impl<'a> DayFold<'a> {
             let (ids, names) = event_items(sub, value);
             let day = self.subcounts.entry(sub.key).or_default();
             for id in ids {
-                let entry = day.by_id.entry(id).or_insert_with_key(|id| (label_from_source(sub, value, id), PairCounter::default()));
+                let entry = day.by_id.entry(id).or_insert_with_key(|id| {
+                    (label_from_source(sub, value, id), PairCounter::default())
+                });
 
                 entry.1.side(download).add(event, download);
             }
             for name in names {
-                day.by_name.entry(name).or_default().side(download).add(event, download);
+                day.by_name
+                    .entry(name)
+                    .or_default()
+                    .side(download)
+                    .add(event, download);
             }
         }
     }
@@ -184,14 +209,33 @@ impl<'a> DayFold<'a> {
             let mut these = BTreeMap::new();
             if let Some(day) = self.subcounts.get(sub.key) {
                 for (id, (label, counter)) in &day.by_id {
-                    these.insert(id.to_string(), Item { label: label.clone(), figures: counter.pair() });
+                    these.insert(
+                        id.to_string(),
+                        Item {
+                            label: label.clone(),
+                            figures: counter.pair(),
+                        },
+                    );
                 }
-                let id_labels: BTreeSet<&str> =
-                    day.by_id.values().filter_map(|(l, _)| l.as_str().or_else(|| title_text(l))).collect();
+                let id_labels: BTreeSet<&str> = day
+                    .by_id
+                    .values()
+                    .filter_map(|(l, _)| l.as_str().or_else(|| title_text(l)))
+                    .collect();
                 for (name, counter) in &day.by_name {
                     if !id_labels.contains(name.as_ref()) && !these.contains_key(name.as_ref()) {
-                        let label = if sub.label == LabelKind::Title { json!({"en": name}) } else { json!(name) };
-                        these.insert(name.to_string(), Item { label, figures: counter.pair() });
+                        let label = if sub.label == LabelKind::Title {
+                            json!({"en": name})
+                        } else {
+                            json!(name)
+                        };
+                        these.insert(
+                            name.to_string(),
+                            Item {
+                                label,
+                                figures: counter.pair(),
+                            },
+                        );
                     }
                 }
             }
@@ -202,10 +246,20 @@ impl<'a> DayFold<'a> {
 }
 
 /// Folds events into their UTC days (events without a parseable timestamp are skipped).
-pub fn fold_events<'a>(days: &mut BTreeMap<NaiveDate, DayFold<'a>>, events: &'a [Value], download: bool) {
+pub fn fold_events<'a>(
+    days: &mut BTreeMap<NaiveDate, DayFold<'a>>,
+    events: &'a [Value],
+    download: bool,
+) {
     for hit in events {
         let event = &hit["_source"];
-        let Some(day) = event["timestamp"].as_str().and_then(parse_timestamp).map(|t| t.date_naive()) else { continue };
+        let Some(day) = event["timestamp"]
+            .as_str()
+            .and_then(parse_timestamp)
+            .map(|t| t.date_naive())
+        else {
+            continue;
+        };
         days.entry(day).or_default().add(event, download);
     }
 }
@@ -221,17 +275,34 @@ mod tests {
     #[test]
     fn exact_totals_items_and_name_fallback() {
         let events = vec![
-            hit(json!({"timestamp": "2025-06-04T23:59:59", "visitor_id": "a", "recid": "r1", "parent_recid": "p1", "file_id": "f1", "size": 10,
-                "funders": [{"id": "f1", "name": "EC"}, {"name": "Nameless"}], "country": "CH", "file_types": ["pdf", "pdf", "csv"]})),
-            hit(json!({"timestamp": "2025-06-04T10:00:00", "visitor_id": "a", "recid": "r2", "parent_recid": "p1", "file_id": "f2", "size": 5.5,
-                "funders": [{"name": "EC"}], "country": "CH", "resource_type": {"id": "dataset", "title": {"en": "Dataset"}}})),
+            hit(
+                json!({"timestamp": "2025-06-04T23:59:59", "visitor_id": "a", "recid": "r1", "parent_recid": "p1", "file_id": "f1", "size": 10,
+                "funders": [{"id": "f1", "name": "EC"}, {"name": "Nameless"}], "country": "CH", "file_types": ["pdf", "pdf", "csv"]}),
+            ),
+            hit(
+                json!({"timestamp": "2025-06-04T10:00:00", "visitor_id": "a", "recid": "r2", "parent_recid": "p1", "file_id": "f2", "size": 5.5,
+                "funders": [{"name": "EC"}], "country": "CH", "resource_type": {"id": "dataset", "title": {"en": "Dataset"}}}),
+            ),
             hit(json!({"timestamp": "2025-06-05T00:00:00", "visitor_id": "b", "recid": "r1"})),
         ];
         let mut days = BTreeMap::new();
         fold_events(&mut days, &events, true);
         assert_eq!(days.len(), 2);
-        let (totals, items) = days.remove(&NaiveDate::from_ymd_opt(2025, 6, 4).unwrap()).unwrap().finish();
-        assert_eq!(totals.download, Metrics { total_events: 2, unique_visitors: 1, unique_records: 2, unique_parents: 1, unique_files: 2, total_volume: 16 });
+        let (totals, items) = days
+            .remove(&NaiveDate::from_ymd_opt(2025, 6, 4).unwrap())
+            .unwrap()
+            .finish();
+        assert_eq!(
+            totals.download,
+            Metrics {
+                total_events: 2,
+                unique_visitors: 1,
+                unique_records: 2,
+                unique_parents: 1,
+                unique_files: 2,
+                total_volume: 16
+            }
+        );
         assert_eq!(totals.view, Metrics::default());
         let funders = &items["funders"];
         // "EC" without an id is the item with id f1 (its label): not counted twice.
@@ -240,7 +311,10 @@ mod tests {
         assert_eq!(funders["f1"].figures.download.total_events, 1);
         assert_eq!(items["file_types"]["pdf"].figures.download.total_events, 1);
         assert_eq!(items["countries"]["CH"].figures.download.unique_records, 2);
-        assert_eq!(items["resource_types"]["dataset"].label, json!({"en": "Dataset"}));
+        assert_eq!(
+            items["resource_types"]["dataset"].label,
+            json!({"en": "Dataset"})
+        );
         assert!(items["languages"].is_empty());
     }
 }

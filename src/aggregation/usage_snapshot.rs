@@ -7,16 +7,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::snapshot::{CumulativeState, SnapshotSpec};
+use super::snapshot::CumulativeState;
 use super::usage::{items_from_delta, snapshot_subcounts, Items, Pair};
-use super::{day_start, now_stamp};
-
-/// The aggregator's name (bookmarks, `--aggregation-type`).
-pub const NAME: &str = "community-usage-snapshot-agg";
-/// Its index (without prefix and year).
-pub const INDEX: &str = "stats-community-usage-snapshot";
-/// The aggregator as the snapshot machinery sees it.
-pub const SPEC: SnapshotSpec = SnapshotSpec { name: NAME, index: INDEX, delta_index: super::usage_delta::INDEX };
+use crate::dates::{day_start, now_stamp};
 
 /// Cumulative usage of one community.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -59,7 +52,9 @@ impl CumulativeState for RunningState {
         };
         sub(&mut self.totals, &Pair::from_json(&delta["totals"]));
         for (key, items) in items_from_delta(&delta["subcounts"]) {
-            let Some(these) = self.items.get_mut(&key) else { continue };
+            let Some(these) = self.items.get_mut(&key) else {
+                continue;
+            };
             for (id, item) in items {
                 if let Some(have) = these.get_mut(&id) {
                     sub(&mut have.figures, &item.figures);

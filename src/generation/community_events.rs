@@ -12,13 +12,12 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{finish, records_query, stop_if_cancelled};
 use crate::bulk::{BulkOp, BulkPipeline};
-use crate::dates::{check_range, edtf_start, parse_day_opt, parse_timestamp};
+use crate::dates::{check_range, edtf_start, millis_stamp, parse_day_opt, parse_timestamp};
 use crate::enrich::current_communities;
 use crate::error::{Error, Result};
 use crate::pit::PitReader;
@@ -28,25 +27,20 @@ use crate::{communities, templates};
 
 /// Options of `generate-community-events`.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommunityEventsOptions {
     /// Only these communities (ids or slugs); their events only, no `global`.
-    #[serde(default)]
     pub community_ids: Vec<String>,
     /// Only these records (ids).
-    #[serde(default)]
     pub record_ids: Vec<String>,
     /// Records created on or after this day.
-    #[serde(default)]
     pub start_date: Option<String>,
     /// Records created on or before this day.
-    #[serde(default)]
     pub end_date: Option<String>,
     /// Count what would be written; write nothing.
-    #[serde(default)]
     pub dry_run: bool,
     /// Records per page (and per bulk request of events, roughly).
-    #[serde(default)]
-    pub batch_size: Option<usize>,
+    pub batch_size: usize,
 }
 
 /// What a run did (or, dry, would do).
@@ -74,13 +68,17 @@ pub struct CommunityEventsReport {
     pub dry_run: bool,
 }
 
-fn ts(t: chrono::DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
-}
-
 /// The events of one record: (index, _id, document).
-fn record_events(client: &SearchClient, record: &Value, selected: &[String], now: &str, report: &mut CommunityEventsReport) -> Vec<(String, String, Value)> {
-    let Some(record_id) = record["id"].as_str() else { return Vec::new() };
+fn record_events(
+    client: &SearchClient,
+    record: &Value,
+    selected: &[String],
+    now: &str,
+    report: &mut CommunityEventsReport,
+) -> Vec<(String, String, Value)> {
+    let Some(record_id) = record["id"].as_str() else {
+        return Vec::new();
+    };
     let Some(created) = record["created"].as_str().and_then(parse_timestamp) else {
         log::warn!("record {record_id} has no readable `created` date; no community events for it");
         return Vec::new();
@@ -90,10 +88,15 @@ fn record_events(client: &SearchClient, record: &Value, selected: &[String], now
         targets.push("global".into());
         targets.extend(current_communities(record));
     } else {
-        targets.extend(current_communities(record).into_iter().filter(|c| selected.contains(c)));
+        targets.extend(
+            current_communities(record)
+                .into_iter()
+                .filter(|c| selected.contains(c)),
+        );
     }
     targets.dedup();
-    let deleted = record["is_deleted"].as_bool().unwrap_or(false) || record["deletion_status"].as_str() == Some("D");
+    let deleted = record["is_deleted"].as_bool().unwrap_or(false)
+        || record["deletion_status"].as_str() == Some("D");
     if deleted {
         report.deleted_records += 1;
     }
@@ -103,7 +106,9 @@ fn record_events(client: &SearchClient, record: &Value, selected: &[String], now
             None => {
                 report.unreadable_publication_dates += 1;
                 if report.unreadable_examples.len() < 5 {
-                    report.unreadable_examples.push(format!("{record_id}: {text:?}"));
+                    report
+                        .unreadable_examples
+                        .push(format!("{record_id}: {text:?}"));
                 }
                 log::warn!("record {record_id}: publication date {text:?} is not an EDTF date; record_published_date left out");
                 None
@@ -120,8 +125,8 @@ fn record_events(client: &SearchClient, record: &Value, selected: &[String], now
                 "record_id": record_id,
                 "community_id": community,
                 "event_type": "added",
-                "event_date": ts(created),
-                "record_created_date": ts(created),
+                "event_date": millis_stamp(created),
+                "record_created_date": millis_stamp(created),
                 "is_deleted": deleted,
                 "timestamp": now,
                 "updated_timestamp": now,
@@ -130,8 +135,11 @@ fn record_events(client: &SearchClient, record: &Value, selected: &[String], now
                 doc["record_published_date"] = json!(p);
             }
             if deleted {
-                if let Some(d) = record["tombstone"]["removal_date"].as_str().and_then(parse_timestamp) {
-                    doc["deleted_date"] = json!(ts(d));
+                if let Some(d) = record["tombstone"]["removal_date"]
+                    .as_str()
+                    .and_then(parse_timestamp)
+                {
+                    doc["deleted_date"] = json!(millis_stamp(d));
                 }
             }
             (index.clone(), format!("{record_id}-{community}-added"), doc)
@@ -140,29 +148,55 @@ fn record_events(client: &SearchClient, record: &Value, selected: &[String], now
 }
 
 /// Runs the backfill (or its dry count).
-pub async fn generate(client: &SearchClient, options: &CommunityEventsOptions, progress: &Progress) -> Result<CommunityEventsReport> {
+pub async fn generate(
+    client: &SearchClient,
+    options: &CommunityEventsOptions,
+    progress: &Progress,
+) -> Result<CommunityEventsReport> {
     let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
     let end = parse_day_opt("--end-date", options.end_date.as_deref())?;
     check_range("record dates", start, end)?;
-    let batch = options.batch_size.unwrap_or(1000);
+    let batch = options.batch_size;
     if batch == 0 || batch > 10_000 {
         return Err(Error::invalid("batch size must be between 1 and 10,000"));
     }
     let records = client.index("rdmrecords-records");
     if !client.exists(&records).await? {
-        return Err(Error::Data(format!("the records index {records} does not exist")));
+        return Err(Error::Data(format!(
+            "the records index {records} does not exist"
+        )));
     }
     let selected = communities::resolve(client, &options.community_ids).await?;
-    let mut report = CommunityEventsReport { communities: selected.clone(), dry_run: options.dry_run, ..Default::default() };
+    let mut report = CommunityEventsReport {
+        communities: selected.clone(),
+        dry_run: options.dry_run,
+        ..Default::default()
+    };
     if !options.dry_run {
         templates::install(client, &["stats-community-events-v1.0.0"]).await?;
     }
     let query = records_query(&options.record_ids, start, end, &selected, true);
     progress.set_total(client.count(&records, Some(&query)).await?);
     progress.set_task("reading records");
-    let now = ts(Utc::now());
-    let source = json!(["id", "created", "parent.communities.ids", "is_deleted", "deletion_status", "tombstone.removal_date", "metadata.publication_date"]);
-    let mut reader = PitReader::open(client, &records, query, json!([{"id": "asc"}]), batch, source).await?;
+    let now = millis_stamp(Utc::now());
+    let source = json!([
+        "id",
+        "created",
+        "parent.communities.ids",
+        "is_deleted",
+        "deletion_status",
+        "tombstone.removal_date",
+        "metadata.publication_date"
+    ]);
+    let mut reader = PitReader::open(
+        client,
+        &records,
+        query,
+        json!([{"id": "asc"}]),
+        batch,
+        source,
+    )
+    .await?;
     let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, batch * 2, 2);
     let result: Result<()> = async {
         while let Some(page) = reader.next_page().await? {
@@ -204,7 +238,9 @@ pub async fn generate(client: &SearchClient, options: &CommunityEventsOptions, p
         report.events_existing += totals.already_present;
         report.events_failed = totals.failed;
         report.failure_reasons = totals.failure_reasons;
-        client.refresh(&client.index("stats-community-events-*")).await?;
+        client
+            .refresh(&client.index("stats-community-events-*"))
+            .await?;
     }
     progress.flush();
     Ok(report)
@@ -213,34 +249,36 @@ pub async fn generate(client: &SearchClient, options: &CommunityEventsOptions, p
 /// The (record, community) pairs of `page`'s records that already have an `added` event,
 /// whatever its `_id` or day (an instance that ran invenio-stats-dashboard has them under
 /// generated ids, dated when the record joined). One search per page of records.
-async fn recorded_additions(client: &SearchClient, page: &[Value]) -> Result<HashSet<(String, String)>> {
+async fn recorded_additions(
+    client: &SearchClient,
+    page: &[Value],
+) -> Result<HashSet<(String, String)>> {
     let mut out = HashSet::new();
-    let ids: Vec<&str> = page.iter().filter_map(|h| h["_source"]["id"].as_str()).collect();
+    let ids: Vec<&str> = page
+        .iter()
+        .filter_map(|h| h["_source"]["id"].as_str())
+        .collect();
     let index = client.index("stats-community-events");
     if ids.is_empty() || !client.exists(&index).await? {
         return Ok(out);
     }
-    let mut after: Option<Value> = None;
-    loop {
-        let mut body = json!({
-            "size": 10_000,
-            "query": {"bool": {"filter": [{"terms": {"record_id": ids}}, {"term": {"event_type": "added"}}]}},
-            "sort": [{"record_id": "asc"}, {"community_id": "asc"}, {"event_date": "asc"}],
-            "_source": ["record_id", "community_id"],
-        });
-        if let Some(a) = after.take() {
-            body["search_after"] = a;
-        }
-        let reply = client.json(Method::Post, &format!("{index}/_search"), Some(&body)).await?;
-        let hits = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
-        for h in &hits {
-            if let (Some(r), Some(c)) = (h["_source"]["record_id"].as_str(), h["_source"]["community_id"].as_str()) {
-                out.insert((r.to_string(), c.to_string()));
+    let body = json!({
+        "size": 10_000,
+        "query": {"bool": {"filter": [{"terms": {"record_id": ids}}, {"term": {"event_type": "added"}}]}},
+        "sort": [{"record_id": "asc"}, {"community_id": "asc"}, {"event_date": "asc"}],
+        "_source": ["record_id", "community_id"],
+    });
+    client
+        .for_each_page(&index, body, |hits| {
+            for h in hits {
+                if let (Some(r), Some(c)) = (
+                    h["_source"]["record_id"].as_str(),
+                    h["_source"]["community_id"].as_str(),
+                ) {
+                    out.insert((r.to_string(), c.to_string()));
+                }
             }
-        }
-        if hits.len() < 10_000 {
-            return Ok(out);
-        }
-        after = hits.last().map(|h| h["sort"].clone());
-    }
+        })
+        .await?;
+    Ok(out)
 }

@@ -14,7 +14,11 @@ use crate::search::SearchClient;
 /// Ends a generator's loop: closes the point in time and waits for every queued write,
 /// whether the loop succeeded, failed or was cancelled (acknowledged work is never dropped);
 /// then returns the loop's error, if any, or the write totals.
-pub(crate) async fn finish(reader: PitReader, pipeline: BulkPipeline, result: Result<()>) -> Result<BulkTotals> {
+pub(crate) async fn finish(
+    reader: PitReader,
+    pipeline: BulkPipeline,
+    result: Result<()>,
+) -> Result<BulkTotals> {
     let _ = reader.close().await;
     let totals = pipeline.finish().await;
     result?;
@@ -22,7 +26,11 @@ pub(crate) async fn finish(reader: PitReader, pipeline: BulkPipeline, result: Re
 }
 
 /// When the job was asked to stop: wait for what is queued, then stop with `message`.
-pub(crate) async fn stop_if_cancelled(client: &SearchClient, pipeline: &mut BulkPipeline, message: impl FnOnce() -> String) -> Result<()> {
+pub(crate) async fn stop_if_cancelled(
+    client: &SearchClient,
+    pipeline: &mut BulkPipeline,
+    message: impl FnOnce() -> String,
+) -> Result<()> {
     if client.cancel_token().is_cancelled() {
         pipeline.drain().await?;
         return Err(Error::Cancelled(message()));
@@ -47,10 +55,16 @@ pub(crate) fn records_query(
     }
     let mut range = serde_json::Map::new();
     if let Some(d) = created_from {
-        range.insert("gte".into(), json!(format!("{}T00:00:00", d.format("%Y-%m-%d"))));
+        range.insert(
+            "gte".into(),
+            json!(format!("{}T00:00:00", d.format("%Y-%m-%d"))),
+        );
     }
     if let Some(d) = created_to {
-        range.insert("lte".into(), json!(format!("{}T23:59:59.999", d.format("%Y-%m-%d"))));
+        range.insert(
+            "lte".into(),
+            json!(format!("{}T23:59:59.999", d.format("%Y-%m-%d"))),
+        );
     }
     if !range.is_empty() {
         filter.push(json!({"range": {"created": range}}));

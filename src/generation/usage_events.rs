@@ -26,53 +26,32 @@ use crate::templates;
 
 /// Options of `generate-usage-events`.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UsageEventsOptions {
     /// Records created on or after this day.
-    #[serde(default)]
     pub start_date: Option<String>,
     /// Records created on or before this day.
-    #[serde(default)]
     pub end_date: Option<String>,
     /// Events not before this day (default: each record's creation).
-    #[serde(default)]
     pub event_start_date: Option<String>,
     /// Events not after this day (default: now).
-    #[serde(default)]
     pub event_end_date: Option<String>,
     /// Views per record (and downloads per record with files).
-    #[serde(default = "default_events")]
     pub events_per_record: u32,
     /// At most this many records (0 = all).
-    #[serde(default)]
     pub max_records: u64,
     /// Add the v2 fields (community membership as of the event's day, record metadata).
-    #[serde(default)]
     pub enrich_events: bool,
     /// Write to the migrated `-v2.0.0` monthly indices.
-    #[serde(default)]
     pub use_migrated_indices: bool,
     /// Random seed (the same seed gives the same documents).
-    #[serde(default = "default_seed")]
     pub seed: u64,
     /// Count, write nothing.
-    #[serde(default)]
     pub dry_run: bool,
     /// Documents per bulk request.
-    #[serde(default = "default_batch")]
     pub batch_size: usize,
     /// The current time (tests pin it; default: now).
-    #[serde(default)]
     pub now: Option<String>,
-}
-
-fn default_events() -> u32 {
-    5
-}
-fn default_seed() -> u64 {
-    1
-}
-fn default_batch() -> usize {
-    2000
 }
 
 /// What a run did.
@@ -110,7 +89,11 @@ const COUNTRIES: &[&str] = &[
 fn visitor(rng: &mut SeededRng) -> Visitor {
     Visitor {
         visitor_id: rng.hex(56),
-        country: if rng.below(20) == 0 { None } else { Some(rng.pick(COUNTRIES).to_string()) },
+        country: if rng.below(20) == 0 {
+            None
+        } else {
+            Some(rng.pick(COUNTRIES).to_string())
+        },
         referrer: if rng.below(3) == 0 {
             None
         } else {
@@ -181,7 +164,10 @@ fn files_of(record: &Value) -> (Vec<FileRef>, bool) {
         .filter_map(|e| {
             Some(FileRef {
                 bucket_id: bucket.clone(),
-                file_id: e["file_id"].as_str().or_else(|| e["id"].as_str())?.to_string(),
+                file_id: e["file_id"]
+                    .as_str()
+                    .or_else(|| e["id"].as_str())?
+                    .to_string(),
                 file_key: e["key"].as_str()?.to_string(),
                 size: e["size"].as_f64().unwrap_or(0.0),
             })
@@ -466,8 +452,8 @@ pub async fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
     use chrono::TimeZone;
+    use std::collections::BTreeSet;
 
     #[test]
     fn stratified_times_cover_the_window_and_stay_inside() {

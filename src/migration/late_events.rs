@@ -54,16 +54,24 @@ fn doc_path(client: &SearchClient, index: &str) -> String {
 
 /// The concrete indices of `alias` whose mapping has the v2 fields, with their UUIDs.
 async fn v2_indices(client: &SearchClient, alias: &str) -> Result<Vec<(String, String)>> {
-    let Some(mappings) = client.json_opt(Method::Get, &format!("{alias}/_mapping"), None).await? else {
+    let Some(mappings) = client
+        .json_opt(Method::Get, &format!("{alias}/_mapping"), None)
+        .await?
+    else {
         return Ok(Vec::new());
     };
-    let settings = client.json(Method::Get, &format!("{alias}/_settings/index.uuid"), None).await?;
+    let settings = client
+        .json(Method::Get, &format!("{alias}/_settings/index.uuid"), None)
+        .await?;
     let mut out = Vec::new();
     for (index, m) in mappings.as_object().into_iter().flatten() {
         if m["mappings"]["properties"]["community_ids"].is_null() {
             continue; // a legacy (v1) index: the migration copies it
         }
-        let uuid = settings[index]["settings"]["index"]["uuid"].as_str().unwrap_or_default().to_string();
+        let uuid = settings[index]["settings"]["index"]["uuid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         out.push((index.clone(), uuid));
     }
     out.sort();
@@ -89,7 +97,9 @@ pub async fn enrich_late_events(client: &SearchClient) -> Result<LateEnrichmentR
                 .and_then(|v| serde_json::from_value(v["_source"].clone()).ok());
             let now = shard_seq_nos(client, &index).await?;
             let from = match &saved {
-                Some(w) if w.index_uuid == uuid && w.seq_watermark.len() == now.len() => w.seq_watermark.clone(),
+                Some(w) if w.index_uuid == uuid && w.seq_watermark.len() == now.len() => {
+                    w.seq_watermark.clone()
+                }
                 _ => vec![-1; now.len()],
             };
             if from == now {
@@ -100,8 +110,17 @@ pub async fn enrich_late_events(client: &SearchClient) -> Result<LateEnrichmentR
             // unknown): the filter cannot tell those from unenriched ones, the source can.
             let enriched_before = |hit: &Value| hit["_source"].get("community_ids").is_some();
             let n = copy_seq_range(
-                client, &index, Destination::SameIndex, &from, &now, Some(&filter), enriched_before, BATCH,
-                &mut cache, &mut pipeline, &mut missing,
+                client,
+                &index,
+                Destination::SameIndex,
+                &from,
+                &now,
+                Some(&filter),
+                enriched_before,
+                BATCH,
+                &mut cache,
+                &mut pipeline,
+                &mut missing,
             )
             .await?;
             if n > 0 {
@@ -120,7 +139,13 @@ pub async fn enrich_late_events(client: &SearchClient) -> Result<LateEnrichmentR
                 enriched: saved.map(|w| w.enriched).unwrap_or(0) + n,
                 updated: chrono::Utc::now().to_rfc3339(),
             };
-            client.json(Method::Put, &doc_path(client, &index), Some(&serde_json::to_value(&mark).expect("serialises"))).await?;
+            client
+                .json(
+                    Method::Put,
+                    &doc_path(client, &index),
+                    Some(&serde_json::to_value(&mark).expect("serialises")),
+                )
+                .await?;
         }
     }
     if report.events_enriched > 0 {

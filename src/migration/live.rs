@@ -28,18 +28,24 @@
 use opensearch::http::Method;
 use serde_json::{json, Value};
 
-use super::month::{enrich_page, verify_sample};
-use super::state::{self, MonthRecord, MonthState};
+use super::documents::{enrich_page, verify_sample};
+use super::month::MonthRun;
+use super::state::MonthState;
 use super::MonthPlan;
 use crate::bulk::BulkPipeline;
 use crate::enrich::RecordCache;
 use crate::error::{Error, Result};
-use crate::events::EventType;
 use crate::search::SearchClient;
 
 /// Per shard (by shard number) of `index`, the primary's highest `_seq_no`.
 pub async fn shard_seq_nos(client: &SearchClient, index: &str) -> Result<Vec<i64>> {
-    let reply = client.json(Method::Get, &format!("{index}/_stats/docs?level=shards"), None).await?;
+    let reply = client
+        .json(
+            Method::Get,
+            &format!("{index}/_stats/docs?level=shards"),
+            None,
+        )
+        .await?;
     let mut out: Vec<i64> = Vec::new();
     let shards = reply["indices"]
         .as_object()
@@ -47,10 +53,18 @@ pub async fn shard_seq_nos(client: &SearchClient, index: &str) -> Result<Vec<i64
         .and_then(|i| i["shards"].as_object())
         .ok_or_else(|| Error::Data(format!("no shard statistics for {index}")))?;
     for (number, copies) in shards {
-        let n: usize = number.parse().map_err(|_| Error::Data(format!("shard number {number:?} of {index}")))?;
-        let primary = copies.as_array().into_iter().flatten().find(|c| c["routing"]["primary"].as_bool() == Some(true));
+        let n: usize = number
+            .parse()
+            .map_err(|_| Error::Data(format!("shard number {number:?} of {index}")))?;
+        let primary = copies
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["routing"]["primary"].as_bool() == Some(true));
         let Some(max) = primary.and_then(|c| c["seq_no"]["max_seq_no"].as_i64()) else {
-            return Err(Error::Data(format!("shard {n} of {index} has no started primary")));
+            return Err(Error::Data(format!(
+                "shard {n} of {index} has no started primary"
+            )));
         };
         if out.len() <= n {
             out.resize(n + 1, -1);
@@ -95,24 +109,39 @@ pub async fn copy_seq_range(
     records_missing: &mut u64,
 ) -> Result<u64> {
     if from.len() != to.len() {
-        return Err(Error::Data(format!("{index}: the shard count changed during the run")));
+        return Err(Error::Data(format!(
+            "{index}: the shard count changed during the run"
+        )));
     }
     client.refresh(index).await?;
     let mut copied = 0u64;
     for (shard, (&low, &high)) in from.iter().zip(to).enumerate() {
         let mut after = low;
         while after < high {
-            let mut query = json!({"bool": {"filter": [{"range": {"_seq_no": {"gt": after, "lte": high}}}]}});
+            let mut query =
+                json!({"bool": {"filter": [{"range": {"_seq_no": {"gt": after, "lte": high}}}]}});
             if let Some(f) = filter {
-                query["bool"]["filter"].as_array_mut().expect("array").push(f.clone());
+                query["bool"]["filter"]
+                    .as_array_mut()
+                    .expect("array")
+                    .push(f.clone());
             }
             let body = json!({"size": batch_size, "seq_no_primary_term": true, "sort": [{"_seq_no": "asc"}], "query": query});
             let path = format!("{index}/_search?preference=_shards:{shard}");
             let reply = client.json(Method::Post, &path, Some(&body)).await?;
-            let mut page: Vec<Value> = reply["hits"]["hits"].as_array().cloned().unwrap_or_default();
-            let Some(last) = page.last().and_then(|h| h["_seq_no"].as_i64()) else { break };
+            let mut page: Vec<Value> = reply["hits"]["hits"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let Some(last) = page.last().and_then(|h| h["_seq_no"].as_i64()) else {
+                break;
+            };
             page.retain(|h| !skip(h));
-            for ((id, doc), hit) in enrich_page(client, cache, &page, records_missing).await?.into_iter().zip(&page) {
+            for ((id, doc), hit) in enrich_page(client, cache, &page, records_missing)
+                .await?
+                .into_iter()
+                .zip(&page)
+            {
                 let target = match destination {
                     Destination::Index(name) => name,
                     Destination::SameIndex => hit["_index"].as_str().unwrap_or(index),
@@ -135,52 +164,138 @@ pub async fn copy_seq_range(
     Ok(copied)
 }
 
-/// Copies (enriched) every source document written after `from` up to `to` to the month's
-/// target. Returns the number of documents written.
-#[allow(clippy::too_many_arguments)]
-pub async fn catch_up(
-    client: &SearchClient,
-    plan: &MonthPlan,
-    from: &[i64],
-    to: &[i64],
-    batch_size: usize,
-    cache: &mut RecordCache,
-    pipeline: &mut BulkPipeline,
-    records_missing: &mut u64,
-) -> Result<u64> {
-    let dest = Destination::Index(&plan.target);
-    let copied = copy_seq_range(client, &plan.source, dest, from, to, None, |_| false, batch_size, cache, pipeline, records_missing)
+impl MonthRun<'_> {
+    /// Copies (enriched) every source document written after `from` up to `to` (per shard
+    /// `_seq_no`s) to the month's target. Returns the number of documents written.
+    pub(crate) async fn catch_up(
+        &mut self,
+        from: &[i64],
+        to: &[i64],
+        pipeline: &mut BulkPipeline,
+    ) -> Result<u64> {
+        let (client, plan) = (self.client, self.plan);
+        let dest = Destination::Index(&plan.target);
+        let batch = self.options.batch_size;
+        let copied = copy_seq_range(
+            client,
+            &plan.source,
+            dest,
+            from,
+            to,
+            None,
+            |_| false,
+            batch,
+            self.cache,
+            pipeline,
+            &mut self.out.records_missing,
+        )
         .await
         .map_err(|e| match e {
-            Error::Data(reason) => Error::Data(format!("while catching up writes made after the copy started: {reason}")),
+            Error::Data(reason) => Error::Data(format!(
+                "while catching up writes made after the copy started: {reason}"
+            )),
             other => other,
         })?;
-    if copied > 0 {
-        log::info!("{}: caught up {copied} documents written after the copy started", plan.source);
+        if copied > 0 {
+            log::info!(
+                "{}: caught up {copied} documents written after the copy started",
+                plan.source
+            );
+        }
+        Ok(copied)
     }
-    Ok(copied)
-}
 
-/// Copies everything written to the source above `record.seq_watermark` (all of it when
-/// there is none) up to now, then moves the watermark and saves the state. Returns the
-/// number of documents copied.
-#[allow(clippy::too_many_arguments)]
-pub async fn catch_up_since_watermark(
-    client: &SearchClient,
-    plan: &MonthPlan,
-    event_type: EventType,
-    record: &mut MonthRecord,
-    batch_size: usize,
-    cache: &mut RecordCache,
-    pipeline: &mut BulkPipeline,
-    records_missing: &mut u64,
-) -> Result<u64> {
-    let now = mark(client, &plan.source).await?;
-    let from = record.seq_watermark.clone().unwrap_or_else(|| vec![-1; now.len()]);
-    let copied = catch_up(client, plan, &from, &now, batch_size, cache, pipeline, records_missing).await?;
-    record.seq_watermark = Some(now);
-    state::save(client, event_type, record).await?;
-    Ok(copied)
+    /// Copies everything written to the source above the month's watermark (all of it when
+    /// there is none) up to now, then moves the watermark and saves the state. Returns the
+    /// number of documents copied.
+    pub(crate) async fn catch_up_since_watermark(
+        &mut self,
+        pipeline: &mut BulkPipeline,
+    ) -> Result<u64> {
+        let now = mark(self.client, &self.plan.source).await?;
+        let from = self
+            .record
+            .seq_watermark
+            .clone()
+            .unwrap_or_else(|| vec![-1; now.len()]);
+        let copied = self.catch_up(&from, &now, pipeline).await?;
+        self.record.seq_watermark = Some(now);
+        self.save().await?;
+        Ok(copied)
+    }
+
+    /// Steps 1 to 5 (see the module documentation) for a month whose copy is complete up to
+    /// its watermark.
+    pub(crate) async fn switch_over(&mut self, pipeline: &mut BulkPipeline) -> Result<()> {
+        let (client, plan) = (self.client, self.plan);
+        let alias = client.index(&self.event_type.alias());
+        self.record.state = MonthState::Switching;
+        self.record.error = Some(format!(
+            "switching over: new writes to {} go to {}",
+            plan.source, plan.target
+        ));
+        self.save().await?;
+        reroute(client, plan).await?;
+        let settled = settle_and_block(client, &plan.source).await?;
+        let from = self
+            .record
+            .seq_watermark
+            .clone()
+            .unwrap_or_else(|| vec![-1; settled.len()]);
+        self.catch_up(&from, &settled, pipeline).await?;
+        self.record.seq_watermark = Some(settled);
+        self.save().await?;
+
+        client.refresh(&plan.target).await?;
+        client.refresh(&plan.source).await?;
+        let source_count = client.count(&plan.source, None).await?;
+        let target_count = client.count(&plan.target, None).await?;
+        // The target may hold more: the writes rerouted to it since step 1.
+        if target_count < source_count {
+            return Err(Error::Data(format!("verification failed: the target holds {target_count} documents, the source {source_count}")));
+        }
+        let verify = self.options.verify_sample;
+        if let Some(reason) = verify_sample(client, &plan.source, &plan.target, verify).await? {
+            return Err(Error::Data(format!("verification failed: {reason}")));
+        }
+        self.record.verified = Some(format!(
+            "{source_count} documents (and {} written during the switchover); sample of {} compared field by field",
+            target_count - source_count,
+            verify.min(source_count as usize)
+        ));
+        if !self.options.delete_old_indices {
+            self.record.backup = Some(backup(client, plan, source_count).await?);
+            self.save().await?;
+        }
+        let actions = json!({"actions": [
+            {"remove_index": {"index": plan.source}},
+            {"add": {"index": plan.target, "alias": alias}},
+            {"add": {"index": plan.target, "alias": plan.source, "is_write_index": true}},
+        ]});
+        client
+            .json(Method::Post, "_aliases", Some(&actions))
+            .await?;
+        if let Err(e) = client
+            .json_opt(
+                Method::Delete,
+                &format!("_ingest/pipeline/{}", reroute_pipeline(plan)),
+                None,
+            )
+            .await
+        {
+            log::warn!(
+                "could not delete the ingest pipeline {}: {e}",
+                reroute_pipeline(plan)
+            );
+        }
+        self.record.source_deleted = true;
+        log::info!(
+            "{}: switched over; the name is now an alias of {}",
+            plan.source,
+            plan.target
+        );
+        Ok(())
+    }
 }
 
 /// The ingest pipeline that reroutes writes from the legacy name to the target.
@@ -193,9 +308,14 @@ pub fn backup_name(plan: &MonthPlan) -> String {
     format!("{}-backup", plan.source)
 }
 
-
 async fn default_pipeline(client: &SearchClient, index: &str) -> Result<Option<String>> {
-    let reply = client.json(Method::Get, &format!("{index}/_settings/index.default_pipeline"), None).await?;
+    let reply = client
+        .json(
+            Method::Get,
+            &format!("{index}/_settings/index.default_pipeline"),
+            None,
+        )
+        .await?;
     Ok(reply
         .as_object()
         .and_then(|o| o.values().next())
@@ -209,7 +329,8 @@ pub async fn is_rerouted(client: &SearchClient, plan: &MonthPlan) -> Result<bool
     if !client.exists(&plan.source).await? || client.is_alias(&plan.source).await? {
         return Ok(false);
     }
-    Ok(default_pipeline(client, &plan.source).await?.as_deref() == Some(reroute_pipeline(plan).as_str()))
+    Ok(default_pipeline(client, &plan.source).await?.as_deref()
+        == Some(reroute_pipeline(plan).as_str()))
 }
 
 /// Step 1: reroutes new writes of the legacy name to the target. Idempotent.
@@ -230,14 +351,25 @@ async fn reroute(client: &SearchClient, plan: &MonthPlan) -> Result<()> {
         "processors": [{"set": {"field": "_index", "value": plan.target}}],
     });
     client.json(Method::Put, &format!("_ingest/pipeline/{name}"), Some(&body)).await.map_err(|e| match e {
-        Error::Search { reason, .. } if reason.contains("No processor type exists") => Error::Data(format!(
+        // Our one-processor pipeline can only fail to parse for want of the `set` processor.
+        Error::Search { kind, reason, .. } if kind == "parse_exception" => Error::Data(format!(
             "the live-month switchover needs the cluster's ingest-common module (the `set` processor): {reason}"
         )),
         other => other,
     })?;
     let settings = json!({"index": {"default_pipeline": name}});
-    client.json(Method::Put, &format!("{}/_settings", plan.source), Some(&settings)).await?;
-    log::info!("{}: new writes now go to {} (ingest pipeline {name})", plan.source, plan.target);
+    client
+        .json(
+            Method::Put,
+            &format!("{}/_settings", plan.source),
+            Some(&settings),
+        )
+        .await?;
+    log::info!(
+        "{}: new writes now go to {} (ingest pipeline {name})",
+        plan.source,
+        plan.target
+    );
     Ok(())
 }
 
@@ -253,7 +385,13 @@ async fn settle_and_block(client: &SearchClient, source: &str) -> Result<Vec<i64
         }
         last = now;
     }
-    client.json(Method::Put, &format!("{source}/_settings"), Some(&json!({"index": {"blocks": {"write": true}}}))).await?;
+    client
+        .json(
+            Method::Put,
+            &format!("{source}/_settings"),
+            Some(&json!({"index": {"blocks": {"write": true}}})),
+        )
+        .await?;
     shard_seq_nos(client, source).await
 }
 
@@ -267,84 +405,48 @@ async fn backup(client: &SearchClient, plan: &MonthPlan, source_count: u64) -> R
         }
         client.json(Method::Delete, &name, None).await?;
     }
-    client.json(Method::Post, &format!("{}/_clone/{name}?wait_for_active_shards=1", plan.source), Some(&json!({}))).await?;
-    client.json(Method::Get, &format!("_cluster/health/{name}?wait_for_status=yellow&timeout=60s"), None).await?;
+    client
+        .json(
+            Method::Post,
+            &format!("{}/_clone/{name}?wait_for_active_shards=1", plan.source),
+            Some(&json!({})),
+        )
+        .await?;
+    client
+        .json(
+            Method::Get,
+            &format!("_cluster/health/{name}?wait_for_status=yellow&timeout=60s"),
+            None,
+        )
+        .await?;
     // The clone inherits the reroute; a backup is read-only and reroutes nothing.
     let settings = json!({"index": {"default_pipeline": "_none", "blocks": {"write": true}}});
-    client.json(Method::Put, &format!("{name}/_settings"), Some(&settings)).await?;
-    let aliases = client.json_opt(Method::Get, &format!("{name}/_alias"), None).await?;
+    client
+        .json(Method::Put, &format!("{name}/_settings"), Some(&settings))
+        .await?;
+    let aliases = client
+        .json_opt(Method::Get, &format!("{name}/_alias"), None)
+        .await?;
     let names: Vec<String> = aliases
         .as_ref()
         .and_then(|v| v[&name]["aliases"].as_object())
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
     if !names.is_empty() {
-        let actions: Vec<Value> = names.iter().map(|a| json!({"remove": {"index": name, "alias": a}})).collect();
-        client.json(Method::Post, "_aliases", Some(&json!({"actions": actions}))).await?;
+        let actions: Vec<Value> = names
+            .iter()
+            .map(|a| json!({"remove": {"index": name, "alias": a}}))
+            .collect();
+        client
+            .json(Method::Post, "_aliases", Some(&json!({"actions": actions})))
+            .await?;
     }
     client.refresh(&name).await?;
     let copied = client.count(&name, None).await?;
     if copied != source_count {
-        return Err(Error::Data(format!("backup {name} holds {copied} documents, the source {source_count}")));
+        return Err(Error::Data(format!(
+            "backup {name} holds {copied} documents, the source {source_count}"
+        )));
     }
     Ok(name)
-}
-
-/// Steps 1 to 5 for a month whose copy is complete up to `record.seq_watermark`.
-#[allow(clippy::too_many_arguments)]
-pub async fn switch_over(
-    client: &SearchClient,
-    plan: &MonthPlan,
-    event_type: EventType,
-    record: &mut MonthRecord,
-    batch_size: usize,
-    verify: usize,
-    delete_source: bool,
-    cache: &mut RecordCache,
-    pipeline: &mut BulkPipeline,
-    records_missing: &mut u64,
-) -> Result<()> {
-    let alias = client.index(&event_type.alias());
-    record.state = MonthState::Switching;
-    record.error = Some(format!("switching over: new writes to {} go to {}", plan.source, plan.target));
-    state::save(client, event_type, record).await?;
-    reroute(client, plan).await?;
-    let settled = settle_and_block(client, &plan.source).await?;
-    let from = record.seq_watermark.clone().unwrap_or_else(|| vec![-1; settled.len()]);
-    catch_up(client, plan, &from, &settled, batch_size, cache, pipeline, records_missing).await?;
-    record.seq_watermark = Some(settled);
-    state::save(client, event_type, record).await?;
-
-    client.refresh(&plan.target).await?;
-    client.refresh(&plan.source).await?;
-    let source_count = client.count(&plan.source, None).await?;
-    let target_count = client.count(&plan.target, None).await?;
-    // The target may hold more: the writes rerouted to it since step 1.
-    if target_count < source_count {
-        return Err(Error::Data(format!("verification failed: the target holds {target_count} documents, the source {source_count}")));
-    }
-    if let Some(reason) = verify_sample(client, &plan.source, &plan.target, verify).await? {
-        return Err(Error::Data(format!("verification failed: {reason}")));
-    }
-    record.verified = Some(format!(
-        "{source_count} documents (and {} written during the switchover); sample of {} compared field by field",
-        target_count - source_count,
-        verify.min(source_count as usize)
-    ));
-    if !delete_source {
-        record.backup = Some(backup(client, plan, source_count).await?);
-        state::save(client, event_type, record).await?;
-    }
-    let actions = json!({"actions": [
-        {"remove_index": {"index": plan.source}},
-        {"add": {"index": plan.target, "alias": alias}},
-        {"add": {"index": plan.target, "alias": plan.source, "is_write_index": true}},
-    ]});
-    client.json(Method::Post, "_aliases", Some(&actions)).await?;
-    if let Err(e) = client.json_opt(Method::Delete, &format!("_ingest/pipeline/{}", reroute_pipeline(plan)), None).await {
-        log::warn!("could not delete the ingest pipeline {}: {e}", reroute_pipeline(plan));
-    }
-    record.source_deleted = true;
-    log::info!("{}: switched over; the name is now an alias of {}", plan.source, plan.target);
-    Ok(())
 }

@@ -3,6 +3,7 @@
 //! `-v2.0.0` indices with the same `_id`s, checkpointed per month and event type, verified,
 //! then switched in the read alias with one atomic `_aliases` request.
 
+pub mod documents;
 pub mod late_events;
 pub mod live;
 pub mod month;
@@ -17,53 +18,52 @@ use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::search::SearchClient;
 
-/// Options of `migrate-events` / `migrate-month`.
+/// Which months and event types (`migration-status`; a migration's options hold the same).
 #[derive(Clone, Debug, Deserialize)]
-pub struct MigrationOptions {
-    /// `view`, `download` (default both).
-    #[serde(default)]
+#[serde(deny_unknown_fields)]
+pub struct MonthSelection {
+    /// `view`, `download` (empty: both).
     pub event_types: Vec<String>,
-    /// `YYYY-MM` or `YYYY-MM:YYYY-MM` (default all months found).
-    #[serde(default)]
+    /// `YYYY-MM` or `YYYY-MM:YYYY-MM` (`None`: every month found).
+    pub months: Option<String>,
+}
+
+/// Options of `migrate-events` / `migrate-month` (every value given by the caller: the
+/// defaults live in the Python package's `config.py`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationOptions {
+    /// `view`, `download` (empty: both).
+    pub event_types: Vec<String>,
+    /// `YYYY-MM` or `YYYY-MM:YYYY-MM` (`None`: every month found).
     pub months: Option<String>,
     /// Events per batch (1..=10,000).
-    #[serde(default = "default_batch")]
     pub batch_size: usize,
     /// At most this many batches per month in this run (0 = no limit).
-    #[serde(default)]
     pub max_batches: u64,
     /// Stop cleanly (checkpointed) when system memory use passes this percentage.
-    #[serde(default = "default_memory")]
     pub max_memory_percent: f64,
     /// Delete a source index once its month is verified and switched.
-    #[serde(default)]
     pub delete_old_indices: bool,
     /// Forget checkpoints and start the selected months again.
-    #[serde(default)]
     pub fresh_start: bool,
     /// Plan and count only.
-    #[serde(default)]
     pub dry_run: bool,
     /// Documents compared field by field when verifying a month.
-    #[serde(default = "default_sample")]
     pub verify_sample: usize,
     /// Point-in-time slices read in parallel per month (1..=16); a month resumes with the
     /// slices its checkpoints were taken with.
-    #[serde(default = "default_slices")]
     pub slices: u32,
 }
 
-fn default_batch() -> usize {
-    1000
-}
-fn default_memory() -> f64 {
-    85.0
-}
-fn default_sample() -> usize {
-    100
-}
-fn default_slices() -> u32 {
-    2
+impl MigrationOptions {
+    /// The months and event types these options select.
+    pub fn selection(&self) -> MonthSelection {
+        MonthSelection {
+            event_types: self.event_types.clone(),
+            months: self.months.clone(),
+        }
+    }
 }
 
 /// One month of one event type to migrate.
@@ -91,31 +91,51 @@ pub fn parse_months(text: &str) -> Result<(String, String)> {
         None => (text.trim(), text.trim()),
     };
     if !valid(a) || !valid(b) {
-        return Err(Error::invalid(format!("months {text:?}: expected YYYY-MM or YYYY-MM:YYYY-MM")));
+        return Err(Error::invalid(format!(
+            "months {text:?}: expected YYYY-MM or YYYY-MM:YYYY-MM"
+        )));
     }
     if b < a {
-        return Err(Error::invalid(format!("months {text:?}: the end month is before the start month")));
+        return Err(Error::invalid(format!(
+            "months {text:?}: the end month is before the start month"
+        )));
     }
     Ok((a.to_string(), b.to_string()))
 }
 
-/// Checks the options (before anything is read or written).
-pub fn validate(options: &MigrationOptions) -> Result<Vec<EventType>> {
+/// Checks the copy's own options (before anything is read or written).
+pub fn validate_copy(options: &MigrationOptions) -> Result<()> {
     if options.batch_size == 0 || options.batch_size > 10_000 {
-        return Err(Error::invalid(format!("batch size {} is not between 1 and 10,000", options.batch_size)));
+        return Err(Error::invalid(format!(
+            "batch size {} is not between 1 and 10,000",
+            options.batch_size
+        )));
     }
     if options.slices == 0 || options.slices > 16 {
-        return Err(Error::invalid(format!("slices {} is not between 1 and 16", options.slices)));
+        return Err(Error::invalid(format!(
+            "slices {} is not between 1 and 16",
+            options.slices
+        )));
     }
     if !(options.max_memory_percent > 0.0 && options.max_memory_percent <= 100.0) {
-        return Err(Error::invalid(format!("max memory percent {} is not between 1 and 100", options.max_memory_percent)));
+        return Err(Error::invalid(format!(
+            "max memory percent {} is not between 1 and 100",
+            options.max_memory_percent
+        )));
     }
+    Ok(())
+}
+
+/// Checks a month selection; returns its event types (both when none is named).
+pub fn validate(options: &MonthSelection) -> Result<Vec<EventType>> {
     if let Some(m) = &options.months {
         parse_months(m)?;
     }
     let mut types = Vec::new();
     for t in &options.event_types {
-        let parsed = EventType::parse(t).ok_or_else(|| Error::invalid(format!("unknown event type {t:?} (use view or download)")))?;
+        let parsed = EventType::parse(t).ok_or_else(|| {
+            Error::invalid(format!("unknown event type {t:?} (use view or download)"))
+        })?;
         if !types.contains(&parsed) {
             types.push(parsed);
         }
@@ -127,14 +147,20 @@ pub fn validate(options: &MigrationOptions) -> Result<Vec<EventType>> {
 }
 
 /// The legacy monthly indices that exist, by event type, filtered by the month range.
-pub async fn plan(client: &SearchClient, types: &[EventType], months: Option<&str>) -> Result<Vec<MonthPlan>> {
+pub async fn plan(
+    client: &SearchClient,
+    types: &[EventType],
+    months: Option<&str>,
+) -> Result<Vec<MonthPlan>> {
     let range = months.map(parse_months).transpose()?;
     let mut out = Vec::new();
     for t in types {
         let base = client.index(&format!("events-stats-{}-", t.stats_name()));
         let mut found: BTreeMap<String, String> = BTreeMap::new();
         for (name, _) in client.cat_indices(&format!("{base}*")).await? {
-            let Some(month) = name.strip_prefix(&base) else { continue };
+            let Some(month) = name.strip_prefix(&base) else {
+                continue;
+            };
             // Only the legacy monthly names: YYYY-MM exactly (not -v2.0.0, not backups).
             if month.len() == 7 && parse_months(month).is_ok() {
                 if let Some((a, b)) = &range {
@@ -159,7 +185,12 @@ pub async fn plan(client: &SearchClient, types: &[EventType], months: Option<&st
 
 /// Months known only from their state documents (their legacy index is gone: deleted after
 /// verification, or an alias of the target after a live switchover), within the selection.
-async fn months_from_state(client: &SearchClient, types: &[EventType], months: Option<&str>, known: &[MonthPlan]) -> Result<Vec<MonthPlan>> {
+async fn months_from_state(
+    client: &SearchClient,
+    types: &[EventType],
+    months: Option<&str>,
+    known: &[MonthPlan],
+) -> Result<Vec<MonthPlan>> {
     let mut out = Vec::new();
     let state_index = client.index(state::STATE_INDEX);
     if !client.exists(&state_index).await? {
@@ -167,11 +198,21 @@ async fn months_from_state(client: &SearchClient, types: &[EventType], months: O
     }
     let range = months.map(parse_months).transpose()?;
     client.refresh(&state_index).await?;
-    let reply = client.json(Method::Post, &format!("{state_index}/_search"), Some(&serde_json::json!({"size": 10000}))).await?;
+    let reply = client
+        .json(
+            Method::Post,
+            &format!("{state_index}/_search"),
+            Some(&serde_json::json!({"size": 10000})),
+        )
+        .await?;
     for hit in reply["hits"]["hits"].as_array().into_iter().flatten() {
         let s = &hit["_source"];
-        let (Some(t), Some(m)) = (s["event_type"].as_str(), s["month"].as_str()) else { continue };
-        let Some(et) = EventType::parse(t) else { continue };
+        let (Some(t), Some(m)) = (s["event_type"].as_str(), s["month"].as_str()) else {
+            continue;
+        };
+        let Some(et) = EventType::parse(t) else {
+            continue;
+        };
         if !types.contains(&et) || known.iter().any(|p| p.event_type == t && p.month == m) {
             continue;
         }
@@ -181,7 +222,12 @@ async fn months_from_state(client: &SearchClient, types: &[EventType], months: O
             }
         }
         let source = client.index(&et.monthly_index(m));
-        out.push(MonthPlan { event_type: t.into(), month: m.into(), target: format!("{source}-v2.0.0"), source });
+        out.push(MonthPlan {
+            event_type: t.into(),
+            month: m.into(),
+            target: format!("{source}-v2.0.0"),
+            source,
+        });
     }
     Ok(out)
 }
@@ -204,11 +250,18 @@ pub struct MigrationReport {
 }
 
 /// Runs the migration for the planned months (sequentially, each checkpointed).
-pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &crate::progress::Progress) -> Result<MigrationReport> {
-    let types = validate(options)?;
+pub async fn run(
+    client: &SearchClient,
+    options: &MigrationOptions,
+    progress: &crate::progress::Progress,
+) -> Result<MigrationReport> {
+    validate_copy(options)?;
+    let types = validate(&options.selection())?;
     let records = client.index("rdmrecords-records");
     if !client.exists(&records).await? {
-        return Err(Error::Data(format!("the records index {records} does not exist (events are enriched from it)")));
+        return Err(Error::Data(format!(
+            "the records index {records} does not exist (events are enriched from it)"
+        )));
     }
     let plans = plan(client, &types, options.months.as_deref()).await?;
     let gone = months_from_state(client, &types, options.months.as_deref(), &plans).await?;
@@ -228,7 +281,10 @@ pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &c
         total += client.count(&p.source, None).await?;
     }
     progress.set_total(total);
-    let mut report = MigrationReport { dry_run: options.dry_run, ..Default::default() };
+    let mut report = MigrationReport {
+        dry_run: options.dry_run,
+        ..Default::default()
+    };
     // Months whose legacy index is gone are reported from their state (done ones stay done).
     for p in &gone {
         let et = EventType::parse(&p.event_type).expect("planned types parse");
@@ -245,7 +301,14 @@ pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &c
             checkpoint: record.checkpoint.clone(),
             switched: done,
             source_deleted: record.source_deleted,
-            message: Some(if done { "already migrated".into() } else { format!("the legacy index {} is gone: nothing left to copy", p.source) }),
+            message: Some(if done {
+                "already migrated".into()
+            } else {
+                format!(
+                    "the legacy index {} is gone: nothing left to copy",
+                    p.source
+                )
+            }),
             ..Default::default()
         });
     }
@@ -256,7 +319,9 @@ pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &c
         match outcome.state {
             state::MonthState::Done => report.done += 1,
             // An unfinished switchover is resumed by the next run, like an interrupted copy.
-            state::MonthState::Interrupted | state::MonthState::Switching => report.interrupted += 1,
+            state::MonthState::Interrupted | state::MonthState::Switching => {
+                report.interrupted += 1
+            }
             state::MonthState::Failed => report.failed += 1,
             _ => {}
         }
@@ -268,7 +333,11 @@ pub async fn run(client: &SearchClient, options: &MigrationOptions, progress: &c
             outcome.state,
             outcome.target_count,
             outcome.source_count,
-            outcome.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+            outcome
+                .message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
         );
         report.months.push(outcome);
     }
@@ -298,14 +367,16 @@ pub struct StatusRow {
 }
 
 /// Per month and type: source count, migrated, checkpoint, state.
-pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result<Vec<StatusRow>> {
+pub async fn status(client: &SearchClient, options: &MonthSelection) -> Result<Vec<StatusRow>> {
     let types = validate(options)?;
     let mut rows = Vec::new();
     let mut plans = plan(client, &types, options.months.as_deref()).await?;
     // Months whose source was deleted after migration are known from their state docs.
     let gone = months_from_state(client, &types, options.months.as_deref(), &plans).await?;
     plans.extend(gone);
-    plans.sort_by(|a, b| (a.event_type.as_str(), a.month.as_str()).cmp(&(b.event_type.as_str(), b.month.as_str())));
+    plans.sort_by(|a, b| {
+        (a.event_type.as_str(), a.month.as_str()).cmp(&(b.event_type.as_str(), b.month.as_str()))
+    });
     for p in plans {
         let et = EventType::parse(&p.event_type).expect("parses");
         let record = state::load(client, et, &p.month).await?;
@@ -315,7 +386,11 @@ pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result
         let in_src = source_exists && client.in_alias(&p.source, &alias).await?;
         let in_tgt = client.in_alias(&p.target, &alias).await?;
         rows.push(StatusRow {
-            source_count: if source_exists { Some(client.count(&p.source, None).await?) } else { None },
+            source_count: if source_exists {
+                Some(client.count(&p.source, None).await?)
+            } else {
+                None
+            },
             migrated: client.count(&p.target, None).await?,
             checkpoint: record.checkpoint,
             state: record.state,
@@ -334,28 +409,64 @@ pub async fn status(client: &SearchClient, options: &MigrationOptions) -> Result
     Ok(rows)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn month_ranges() {
-        assert_eq!(parse_months("2024-05").unwrap(), ("2024-05".into(), "2024-05".into()));
-        assert_eq!(parse_months("2024-01:2024-12").unwrap(), ("2024-01".into(), "2024-12".into()));
-        for bad in ["2024-13", "2024-1", "24-01", "2024-05:2024-01", "2024/05", ""] {
+        assert_eq!(
+            parse_months("2024-05").unwrap(),
+            ("2024-05".into(), "2024-05".into())
+        );
+        assert_eq!(
+            parse_months("2024-01:2024-12").unwrap(),
+            ("2024-01".into(), "2024-12".into())
+        );
+        for bad in [
+            "2024-13",
+            "2024-1",
+            "24-01",
+            "2024-05:2024-01",
+            "2024/05",
+            "",
+        ] {
             assert!(parse_months(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn options_are_validated() {
-        let ok: MigrationOptions = serde_json::from_str("{}").unwrap();
-        assert_eq!(validate(&ok).unwrap(), EventType::ALL.to_vec());
-        for bad in [r#"{"batch_size":0}"#, r#"{"batch_size":10001}"#, r#"{"max_memory_percent":0}"#,
-                    r#"{"max_memory_percent":101}"#, r#"{"event_types":["click"]}"#, r#"{"months":"2024-13"}"#, r#"{"slices":0}"#, r#"{"slices":17}"#] {
-            let o: MigrationOptions = serde_json::from_str(bad).unwrap();
-            assert!(validate(&o).is_err(), "{bad}");
+        let base = serde_json::json!({"event_types": [], "months": null, "batch_size": 1000, "max_batches": 0,
+            "max_memory_percent": 85.0, "delete_old_indices": false, "fresh_start": false, "dry_run": false,
+            "verify_sample": 100, "slices": 2});
+        let with = |key: &str, value: serde_json::Value| {
+            let mut o = base.clone();
+            o[key] = value;
+            serde_json::from_value::<MigrationOptions>(o).unwrap()
+        };
+        let ok = with("slices", serde_json::json!(2));
+        assert_eq!(validate(&ok.selection()).unwrap(), EventType::ALL.to_vec());
+        assert!(validate_copy(&ok).is_ok());
+        for (key, value) in [
+            ("batch_size", 0),
+            ("batch_size", 10001),
+            ("max_memory_percent", 0),
+            ("max_memory_percent", 101),
+            ("slices", 0),
+            ("slices", 17),
+        ] {
+            assert!(
+                validate_copy(&with(key, serde_json::json!(value))).is_err(),
+                "{key} {value}"
+            );
         }
+        assert!(validate(&with("event_types", serde_json::json!(["click"])).selection()).is_err());
+        assert!(validate(&with("months", serde_json::json!("2024-13")).selection()).is_err());
+        // Every value is given by the caller: a missing or unknown key is refused.
+        assert!(serde_json::from_str::<MigrationOptions>("{}").is_err());
+        let mut unknown = base.clone();
+        unknown["batchsize"] = serde_json::json!(5);
+        assert!(serde_json::from_value::<MigrationOptions>(unknown).is_err());
     }
 }

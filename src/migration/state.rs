@@ -80,8 +80,16 @@ fn doc_id(event_type: EventType, month: &str) -> String {
 }
 
 /// Reads the state of one month (default: pending).
-pub async fn load(client: &SearchClient, event_type: EventType, month: &str) -> Result<MonthRecord> {
-    let path = format!("{}/_doc/{}", client.index(STATE_INDEX), doc_id(event_type, month));
+pub async fn load(
+    client: &SearchClient,
+    event_type: EventType,
+    month: &str,
+) -> Result<MonthRecord> {
+    let path = format!(
+        "{}/_doc/{}",
+        client.index(STATE_INDEX),
+        doc_id(event_type, month)
+    );
     let found = client.json_opt(Method::Get, &path, None).await?;
     let record = found
         .filter(|v| v["found"].as_bool() == Some(true))
@@ -107,19 +115,17 @@ fn mapping() -> Value {
 
 /// Creates the state index, or adds the fields of this version to an older one (additive).
 pub async fn ensure_index(client: &SearchClient) -> Result<()> {
-    let index = client.index(STATE_INDEX);
-    if client.exists(&index).await? {
-        client.json(Method::Put, &format!("{index}/_mapping"), Some(&mapping())).await?;
-    } else {
-        let body = json!({"settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}}, "mappings": mapping()});
-        // Two runs may race to create it: "already exists" is fine.
-        let _ = client.json_opt(Method::Put, &index, Some(&body)).await;
-    }
-    Ok(())
+    client
+        .ensure_index(&client.index(STATE_INDEX), &mapping())
+        .await
 }
 
 /// Writes the state of one month (the index is made by [`ensure_index`] at the start of a run).
-pub async fn save(client: &SearchClient, event_type: EventType, record: &mut MonthRecord) -> Result<()> {
+pub async fn save(
+    client: &SearchClient,
+    event_type: EventType,
+    record: &mut MonthRecord,
+) -> Result<()> {
     record.updated = chrono::Utc::now().to_rfc3339();
     let index = client.index(STATE_INDEX);
     // Reads go by _id (real time): no refresh needed.
@@ -131,7 +137,11 @@ pub async fn save(client: &SearchClient, event_type: EventType, record: &mut Mon
 
 /// Deletes the state of one month (`--fresh-start`).
 pub async fn reset(client: &SearchClient, event_type: EventType, month: &str) -> Result<()> {
-    let path = format!("{}/_doc/{}?refresh=wait_for", client.index(STATE_INDEX), doc_id(event_type, month));
+    let path = format!(
+        "{}/_doc/{}?refresh=wait_for",
+        client.index(STATE_INDEX),
+        doc_id(event_type, month)
+    );
     client.json_opt(Method::Delete, &path, None).await?;
     Ok(())
 }

@@ -23,7 +23,11 @@ pub fn observe(files: &ProcessFiles) -> Result<Option<JobStatus>> {
 
 /// [`observe`], optionally without validating the PID file (listing many jobs).
 fn observe_with(files: &ProcessFiles, check_pid_file: bool) -> Result<Option<JobStatus>> {
-    let pid_from_file = if check_pid_file { state::read_pid_file(files)? } else { None };
+    let pid_from_file = if check_pid_file {
+        state::read_pid_file(files)?
+    } else {
+        None
+    };
     let Some(mut status) = state::read_status(files)? else {
         if let Some(pid) = pid_from_file {
             return Err(Error::Process(format!(
@@ -71,12 +75,18 @@ pub fn already_running(files: &ProcessFiles) -> Error {
     }
 }
 
+fn no_such_job(files: &ProcessFiles) -> Error {
+    Error::Process(format!(
+        "no job named {} in {}",
+        files.name,
+        files.dir.display()
+    ))
+}
+
 /// A status view for display: the status plus derived fields.
 pub fn view(files: &ProcessFiles, log_lines: Option<usize>) -> Result<Value> {
-    let status = observe(files)?.ok_or_else(|| {
-        Error::Process(format!("no job named {} in {}", files.name, files.dir.display()))
-    })?;
-    Ok(to_view(files, &status, log_lines)?)
+    let status = observe(files)?.ok_or_else(|| no_such_job(files))?;
+    to_view(files, &status, log_lines)
 }
 
 fn to_view(files: &ProcessFiles, status: &JobStatus, log_lines: Option<usize>) -> Result<Value> {
@@ -97,12 +107,17 @@ fn to_view(files: &ProcessFiles, status: &JobStatus, log_lines: Option<usize>) -
 pub fn list(dir: &Path, all: bool) -> Result<Vec<Value>> {
     files::prepare_dir(dir, false)?;
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter_map(|n| n.strip_prefix(FILE_PREFIX).and_then(|r| r.strip_suffix(".status")).map(str::to_string))
+        .filter_map(|n| {
+            n.strip_prefix(FILE_PREFIX)
+                .and_then(|r| r.strip_suffix(".status"))
+                .map(str::to_string)
+        })
         .filter(|n| files::validate_name(n).is_ok())
         .collect();
     names.sort();
@@ -159,17 +174,21 @@ fn wait_until_ended(files: &ProcessFiles, deadline: Instant) -> Result<Option<Jo
 pub fn cancel(files: &ProcessFiles, timeout: Duration) -> Result<CancelOutcome> {
     let deadline_start = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        let status = observe(files)?
-            .ok_or_else(|| Error::Process(format!("no job named {} in {}", files.name, files.dir.display())))?;
+        let status = observe(files)?.ok_or_else(|| no_such_job(files))?;
         if status.state.is_final() {
-            return Err(Error::Process(format!("{} is not running (state: {})", files.name, status.status)));
+            return Err(Error::Process(format!(
+                "{} is not running (state: {})",
+                files.name, status.status
+            )));
         }
         if status.pid.is_some() || Instant::now() >= deadline_start {
             break status;
         }
         std::thread::sleep(Duration::from_millis(50)); // still starting
     };
-    let pid = status.pid.ok_or_else(|| Error::Process(format!("{} has no worker PID yet", files.name)))?;
+    let pid = status
+        .pid
+        .ok_or_else(|| Error::Process(format!("{} has no worker PID yet", files.name)))?;
     if !liveness::is_same_process(pid, status.pid_start_ticks) {
         return Err(Error::Process(format!(
             "PID {pid} is no longer {}'s worker (the process is gone or the PID was reused); not signalling it",
@@ -184,7 +203,8 @@ pub fn cancel(files: &ProcessFiles, timeout: Duration) -> Result<CancelOutcome> 
     })?;
     let started = Instant::now();
     let nix_pid = nix::unistd::Pid::from_raw(pid as i32);
-    signal::kill(nix_pid, Signal::SIGTERM).map_err(|e| Error::Process(format!("cannot signal PID {pid}: {e}")))?;
+    signal::kill(nix_pid, Signal::SIGTERM)
+        .map_err(|e| Error::Process(format!("cannot signal PID {pid}: {e}")))?;
     let mut outcome = "graceful";
     let mut ended = wait_until_ended(files, started + timeout)?;
     if ended.is_none() {
@@ -200,19 +220,34 @@ pub fn cancel(files: &ProcessFiles, timeout: Duration) -> Result<CancelOutcome> 
         None => {
             // Worker gone but no supervisor to record it: record it ourselves.
             if liveness::lock_held(files)? {
-                return Err(Error::Process(format!("{} (PID {pid}) did not stop", files.name)));
+                return Err(Error::Process(format!(
+                    "{} (PID {pid}) did not stop",
+                    files.name
+                )));
             }
             state::update_status(files, None, |s| {
                 if !s.state.is_final() {
-                    s.set_state(if outcome == "forced" { State::Killed } else { State::Cancelled });
+                    s.set_state(if outcome == "forced" {
+                        State::Killed
+                    } else {
+                        State::Cancelled
+                    });
                     s.end_time = Some(now());
                 }
             })?
             .ok_or_else(|| Error::Process("status vanished".into()))?
         }
     };
-    state::update_status(files, None, |s| s.cancel_outcome = Some(outcome.to_string()))?;
-    Ok(CancelOutcome { name: files.name.clone(), pid, outcome: outcome.into(), state: ended.status, seconds })
+    state::update_status(files, None, |s| {
+        s.cancel_outcome = Some(outcome.to_string())
+    })?;
+    Ok(CancelOutcome {
+        name: files.name.clone(),
+        pid,
+        outcome: outcome.into(),
+        state: ended.status,
+        seconds,
+    })
 }
 
 /// Removes the files of finished jobs (all, or only `name`); never a running job's, never

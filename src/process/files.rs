@@ -37,7 +37,9 @@ pub struct ProcessFiles {
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-');
     if ok {
         Ok(())
@@ -76,42 +78,80 @@ impl ProcessFiles {
 pub fn prepare_dir(dir: &Path, create: bool) -> Result<()> {
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(Error::invalid(format!("PID directory {} is not a directory", dir.display()))),
+        Ok(_) => {
+            return Err(Error::invalid(format!(
+                "PID directory {} is not a directory",
+                dir.display()
+            )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| Error::io(format!("cannot create PID directory {}", dir.display()), e))?;
+                .map_err(|e| {
+                    Error::io(format!("cannot create PID directory {}", dir.display()), e)
+                })?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::invalid(format!("PID directory {} does not exist", dir.display())))
+            return Err(Error::invalid(format!(
+                "PID directory {} does not exist",
+                dir.display()
+            )))
         }
-        Err(e) => return Err(Error::io(format!("cannot access PID directory {}", dir.display()), e)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("cannot access PID directory {}", dir.display()),
+                e,
+            ))
+        }
     }
-    if create && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_err() {
-        return Err(Error::invalid(format!("PID directory {} is not writable", dir.display())));
+    if create
+        && nix::unistd::access(
+            dir,
+            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        )
+        .is_err()
+    {
+        return Err(Error::invalid(format!(
+            "PID directory {} is not writable",
+            dir.display()
+        )));
     }
     Ok(())
 }
 
 fn check_trusted(file: &File, path: &Path) -> Result<()> {
-    let meta = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
     if !meta.file_type().is_file() {
-        return Err(Error::Process(format!("{} is not a regular file; refusing to use it", path.display())));
+        return Err(Error::Process(format!(
+            "{} is not a regular file; refusing to use it",
+            path.display()
+        )));
     }
     if meta.uid() != nix::unistd::geteuid().as_raw() {
-        return Err(Error::Process(format!("{} is owned by another user; refusing to use it", path.display())));
+        return Err(Error::Process(format!(
+            "{} is owned by another user; refusing to use it",
+            path.display()
+        )));
     }
     if meta.nlink() != 1 {
-        return Err(Error::Process(format!("{} has several hard links; refusing to use it", path.display())));
+        return Err(Error::Process(format!(
+            "{} has several hard links; refusing to use it",
+            path.display()
+        )));
     }
     Ok(())
 }
 
 fn symlink_error(path: &Path, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ELOOP) {
-        Error::Process(format!("{} is a symbolic link; refusing to follow it", path.display()))
+        Error::Process(format!(
+            "{} is a symbolic link; refusing to follow it",
+            path.display()
+        ))
     } else {
         Error::io(format!("cannot open {}", path.display()), e)
     }
@@ -119,7 +159,11 @@ fn symlink_error(path: &Path, e: std::io::Error) -> Error {
 
 /// Opens an existing file for reading without following symlinks; `None` if missing.
 pub fn open_existing(path: &Path) -> Result<Option<File>> {
-    match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
         Ok(f) => {
             check_trusted(&f, path)?;
             Ok(Some(f))
@@ -133,7 +177,11 @@ pub fn open_existing(path: &Path) -> Result<Option<File>> {
 /// following symlinks and only if it is ours.
 pub fn open_or_create(path: &Path, mode: u32, append: bool) -> Result<File> {
     let mut options = OpenOptions::new();
-    options.read(true).create(true).mode(mode).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    options
+        .read(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     if append {
         options.append(true);
     } else {
@@ -146,7 +194,9 @@ pub fn open_or_create(path: &Path, mode: u32, append: bool) -> Result<File> {
 
 /// Reads a small file (at most `max` bytes); `None` if missing.
 pub fn read_small(path: &Path, max: u64) -> Result<Option<String>> {
-    let Some(file) = open_existing(path)? else { return Ok(None) };
+    let Some(file) = open_existing(path)? else {
+        return Ok(None);
+    };
     let mut text = String::new();
     file.take(max)
         .read_to_string(&mut text)
@@ -196,9 +246,13 @@ pub fn remove_if_present(path: &Path) -> Result<bool> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) => {
             if meta.file_type().is_file() && meta.uid() != nix::unistd::geteuid().as_raw() {
-                return Err(Error::Process(format!("{} is owned by another user; not removing it", path.display())));
+                return Err(Error::Process(format!(
+                    "{} is owned by another user; not removing it",
+                    path.display()
+                )));
             }
-            std::fs::remove_file(path).map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
+            std::fs::remove_file(path)
+                .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
             Ok(true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -215,7 +269,16 @@ mod tests {
         for ok in ["event-migration", "aggregation", "a1"] {
             validate_name(ok).unwrap();
         }
-        for bad in ["", "../x", "a/b", "Event", "-x", "a b", "x.y", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "Event",
+            "-x",
+            "a b",
+            "x.y",
+            &"a".repeat(65),
+        ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }
@@ -227,11 +290,17 @@ mod tests {
         std::fs::write(&target, "precious").unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(open_existing(&link).unwrap_err().to_string().contains("symbolic link"));
+        assert!(open_existing(&link)
+            .unwrap_err()
+            .to_string()
+            .contains("symbolic link"));
         assert!(open_or_create(&link, 0o600, true).is_err());
         write_atomic(&link, b"new").unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
-        assert!(!std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -252,7 +321,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "2");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -261,7 +333,10 @@ mod tests {
         let p = dir.path().join("run/x");
         prepare_dir(&p, true).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         assert!(prepare_dir(&dir.path().join("missing"), false).is_err());
         let f = dir.path().join("file");
         std::fs::write(&f, "").unwrap();

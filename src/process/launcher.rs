@@ -56,14 +56,23 @@ pub fn start(spec: &JobSpec) -> Result<StartOutcome> {
         .stderr(Stdio::piped());
     // SAFETY: setsid is async-signal-safe; the closure allocates nothing.
     unsafe {
-        command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(|e| std::io::Error::from_raw_os_error(e as i32)));
+        command.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+        });
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| Error::io(format!("cannot start the supervisor {}", spec.supervisor_argv[0]), e))?;
+    let mut child = command.spawn().map_err(|e| {
+        Error::io(
+            format!("cannot start the supervisor {}", spec.supervisor_argv[0]),
+            e,
+        )
+    })?;
     let supervisor_pid = child.id();
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(&payload).map_err(|e| Error::io("cannot hand the job to the supervisor", e))?;
+        stdin
+            .write_all(&payload)
+            .map_err(|e| Error::io("cannot hand the job to the supervisor", e))?;
     }
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -81,7 +90,9 @@ pub fn start(spec: &JobSpec) -> Result<StartOutcome> {
     };
     if let Some(pid) = answer.strip_prefix("OK ") {
         std::thread::spawn(reap);
-        let pid = pid.parse::<u32>().map_err(|_| Error::Process(format!("bad answer from the supervisor: {answer}")))?;
+        let pid = pid
+            .parse::<u32>()
+            .map_err(|_| Error::Process(format!("bad answer from the supervisor: {answer}")))?;
         return Ok(StartOutcome {
             name: spec.name.clone(),
             pid,
@@ -98,6 +109,14 @@ pub fn start(spec: &JobSpec) -> Result<StartOutcome> {
     let mut err_text = String::new();
     let _ = stderr.read_to_string(&mut err_text);
     std::thread::spawn(reap);
-    let last = err_text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no answer").trim().to_string();
-    Err(Error::Process(format!("the supervisor did not start the job: {last}")))
+    let last = err_text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no answer")
+        .trim()
+        .to_string();
+    Err(Error::Process(format!(
+        "the supervisor did not start the job: {last}"
+    )))
 }

@@ -3,21 +3,25 @@
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
 
 use super::files::{self, ProcessFiles};
 use crate::error::Result;
 
 /// True while some process (supervisor or worker) holds the job's lock.
 pub fn lock_held(files: &ProcessFiles) -> Result<bool> {
-    let Some(file) = files::open_existing(&files.lock)? else { return Ok(false) };
+    let Some(file) = files::open_existing(&files.lock)? else {
+        return Ok(false);
+    };
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
         Ok(guard) => {
             drop(guard);
             Ok(false)
         }
         Err((_, Errno::EWOULDBLOCK)) => Ok(true),
-        Err((_, e)) => Err(crate::error::Error::Process(format!("cannot probe {}: {e}", files.lock.display()))),
+        Err((_, e)) => Err(crate::error::Error::Process(format!(
+            "cannot probe {}: {e}",
+            files.lock.display()
+        ))),
     }
 }
 
@@ -33,24 +37,14 @@ pub fn acquire_lifetime_lock(files: &ProcessFiles) -> Result<Option<Flock<std::f
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
             Err((_, e)) => {
-                return Err(crate::error::Error::Process(format!("cannot lock {}: {e}", files.lock.display())))
+                return Err(crate::error::Error::Process(format!(
+                    "cannot lock {}: {e}",
+                    files.lock.display()
+                )))
             }
         }
     }
     Ok(None)
-}
-
-/// The kernel's start time of `pid` (epoch seconds), `None` if there is no such process
-/// or it is a zombie.
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    let Ok(mut system) = System::new() else { return Default::default() };
-    let pids = [Pid::from_u32(pid)];
-    system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, ProcessRefreshKind::nothing());
-    let process = system.process(Pid::from_u32(pid))?;
-    if matches!(process.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
-        return None;
-    }
-    Some(process.start_time())
 }
 
 /// The process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`):
@@ -76,14 +70,6 @@ pub fn is_same_process(pid: u32, recorded_ticks: Option<u64>) -> bool {
     }
 }
 
-/// Resident memory of a process in bytes (0 if unknown).
-pub fn process_rss(pid: u32) -> u64 {
-    let Ok(mut system) = System::new() else { return Default::default() };
-    let pids = [Pid::from_u32(pid)];
-    system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, ProcessRefreshKind::nothing().with_memory());
-    system.process(Pid::from_u32(pid)).map(|p| p.memory()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +89,6 @@ mod tests {
     #[test]
     fn own_process_identity() {
         let me = std::process::id();
-        assert!(process_start_time(me).is_some());
         let ticks = process_start_ticks(me);
         assert!(ticks.is_some());
         assert!(is_same_process(me, ticks));

@@ -22,7 +22,13 @@ impl RotatingLog {
     pub fn open(files: &ProcessFiles, max_bytes: u64, backups: u32) -> Result<Self> {
         let file = files::open_or_create(&files.log, 0o640, true)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Self { files: files.clone(), file, size, max_bytes: max_bytes.max(1024), backups })
+        Ok(Self {
+            files: files.clone(),
+            file,
+            size,
+            max_bytes: max_bytes.max(1024),
+            backups,
+        })
     }
 
     /// Writes one chunk (normally a line with its newline).
@@ -39,7 +45,9 @@ impl RotatingLog {
 
     fn rotate(&mut self) -> Result<()> {
         if self.backups == 0 {
-            self.file.set_len(0).map_err(|e| Error::io("cannot truncate the log", e))?;
+            self.file
+                .set_len(0)
+                .map_err(|e| Error::io("cannot truncate the log", e))?;
             self.size = 0;
             return Ok(());
         }
@@ -61,7 +69,9 @@ impl RotatingLog {
 /// The last `lines` lines of a file, reading backwards in blocks (cheap on huge logs).
 /// A missing file gives an empty string.
 pub fn tail(path: &Path, lines: usize) -> Result<String> {
-    let Some(mut file) = files::open_existing(path)? else { return Ok(String::new()) };
+    let Some(mut file) = files::open_existing(path)? else {
+        return Ok(String::new());
+    };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if lines == 0 || len == 0 {
         return Ok(String::new());
@@ -72,8 +82,10 @@ pub fn tail(path: &Path, lines: usize) -> Result<String> {
     loop {
         let start = pos.saturating_sub(BLOCK);
         let mut chunk = vec![0u8; (pos - start) as usize];
-        file.seek(SeekFrom::Start(start)).map_err(|e| Error::io("cannot read the log", e))?;
-        file.read_exact(&mut chunk).map_err(|e| Error::io("cannot read the log", e))?;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| Error::io("cannot read the log", e))?;
+        file.read_exact(&mut chunk)
+            .map_err(|e| Error::io("cannot read the log", e))?;
         chunk.extend_from_slice(&buf);
         buf = chunk;
         pos = start;
@@ -107,7 +119,10 @@ mod tests {
         assert!(files.rotated_log(2).exists());
         assert!(!files.rotated_log(3).exists());
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&files.log).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::metadata(&files.log).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
     }
 
     #[test]

@@ -101,10 +101,6 @@ pub struct JobStatus {
     /// The supervisor's PID.
     #[serde(default)]
     pub supervisor_pid: Option<u32>,
-    /// Start time of the worker process as the kernel reports it (epoch seconds), to
-    /// tell our worker from a process that reused its PID.
-    #[serde(default)]
-    pub pid_start_time: Option<u64>,
     /// The worker's start time in clock ticks since boot (`/proc/<pid>/stat` field 22):
     /// what identity checks compare before any signal.
     #[serde(default)]
@@ -129,7 +125,10 @@ fn schema_version() -> u32 {
 
 /// Now, in epoch seconds.
 pub fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 impl JobStatus {
@@ -155,7 +154,6 @@ impl JobStatus {
             end_time: None,
             error: None,
             supervisor_pid: Some(std::process::id()),
-            pid_start_time: None,
             pid_start_ticks: None,
             cancel_requested: None,
             cancel_outcome: None,
@@ -173,21 +171,34 @@ impl JobStatus {
 
 /// Reads the status file: `None` if there is none; an error if it is empty or corrupt.
 pub fn read_status(files: &ProcessFiles) -> Result<Option<JobStatus>> {
-    let Some(text) = files::read_small(&files.status, 1 << 20)? else { return Ok(None) };
+    let Some(text) = files::read_small(&files.status, 1 << 20)? else {
+        return Ok(None);
+    };
     if text.trim().is_empty() {
-        return Err(Error::Process(format!("status file {} is empty", files.status.display())));
+        return Err(Error::Process(format!(
+            "status file {} is empty",
+            files.status.display()
+        )));
     }
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::Process(format!("status file {} is corrupt: {e}", files.status.display())))
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        Error::Process(format!(
+            "status file {} is corrupt: {e}",
+            files.status.display()
+        ))
+    })
 }
 
 /// Reads the PID file: `None` if there is none; an error if it holds anything but a PID.
 pub fn read_pid_file(files: &ProcessFiles) -> Result<Option<u32>> {
-    let Some(text) = files::read_small(&files.pid, 64)? else { return Ok(None) };
+    let Some(text) = files::read_small(&files.pid, 64)? else {
+        return Ok(None);
+    };
     match text.trim().parse::<u32>() {
         Ok(pid) if pid > 1 => Ok(Some(pid)),
-        _ => Err(Error::Process(format!("PID file {} does not hold a PID", files.pid.display()))),
+        _ => Err(Error::Process(format!(
+            "PID file {} does not hold a PID",
+            files.pid.display()
+        ))),
     }
 }
 
@@ -210,16 +221,20 @@ fn lock_for_write(files: &ProcessFiles) -> Result<WriteLock> {
 
 /// Read-modify-write of the status under the write lock. `create` supplies the document
 /// when there is none (or returns `None` to skip the write).
-pub fn update_status<F>(files: &ProcessFiles, create: Option<JobStatus>, change: F) -> Result<Option<JobStatus>>
+pub fn update_status<F>(
+    files: &ProcessFiles,
+    create: Option<JobStatus>,
+    change: F,
+) -> Result<Option<JobStatus>>
 where
     F: FnOnce(&mut JobStatus),
 {
     let _guard = lock_for_write(files)?;
-    let current = match read_status(files) {
-        Ok(s) => s,
-        Err(_) => None, // a corrupt document is replaced by a writer that has the facts
+    // A corrupt document is replaced by a writer that has the facts.
+    let current = read_status(files).unwrap_or_default();
+    let Some(mut status) = current.or(create) else {
+        return Ok(None);
     };
-    let Some(mut status) = current.or(create) else { return Ok(None) };
     change(&mut status);
     status.last_update = now();
     write_status(files, &status)?;
@@ -267,9 +282,15 @@ mod tests {
         assert_eq!(back.state, State::Running);
 
         std::fs::write(&files.status, "").unwrap();
-        assert!(read_status(&files).unwrap_err().to_string().contains("empty"));
+        assert!(read_status(&files)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
         std::fs::write(&files.status, "{not json").unwrap();
-        assert!(read_status(&files).unwrap_err().to_string().contains("corrupt"));
+        assert!(read_status(&files)
+            .unwrap_err()
+            .to_string()
+            .contains("corrupt"));
         std::fs::write(&files.pid, "garbage").unwrap();
         assert!(read_pid_file(&files).is_err());
         std::fs::write(&files.pid, "1234\n").unwrap();

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 /// What to run, sent by the launcher to the supervisor on its standard input (so that
 /// secrets in `env` never appear on a command line).
 #[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// Process name.
     pub name: String,
@@ -36,25 +37,13 @@ pub struct JobSpec {
     /// The command as shown in the status (no credentials).
     pub command: String,
     /// Extra environment for the worker (may hold credentials).
-    #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Log size cap in bytes before rotation.
-    #[serde(default = "default_log_max")]
     pub log_max_bytes: u64,
     /// Rotated logs kept.
-    #[serde(default = "default_log_backups")]
     pub log_backups: u32,
     /// The supervisor's own argv (the launcher runs this).
-    #[serde(default)]
     pub supervisor_argv: Vec<String>,
-}
-
-fn default_log_max() -> u64 {
-    50 * 1024 * 1024
-}
-
-fn default_log_backups() -> u32 {
-    3
 }
 
 /// Exit code of a worker that stopped on request after its checkpoint.
@@ -72,13 +61,19 @@ extern "C" fn on_term(_: nix::libc::c_int) {
 }
 
 fn install_signal_handlers() -> Result<()> {
-    let action = SigAction::new(SigHandler::Handler(on_term), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_term),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        unsafe { signal::sigaction(sig, &action) }.map_err(|e| Error::Process(format!("cannot install a signal handler: {e}")))?;
+        unsafe { signal::sigaction(sig, &action) }
+            .map_err(|e| Error::Process(format!("cannot install a signal handler: {e}")))?;
     }
     // SAFETY: ignoring SIGPIPE has no handler code.
-    unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }.map_err(|e| Error::Process(e.to_string()))?;
+    unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }
+        .map_err(|e| Error::Process(e.to_string()))?;
     Ok(())
 }
 
@@ -90,7 +85,11 @@ fn handshake(out: &mut dyn Write, line: &str) {
 
 /// Detaches the supervisor's standard streams (the launcher's pipes) once it has answered.
 fn detach_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         let _ = nix::unistd::dup2_stdin(null.as_fd());
         let _ = nix::unistd::dup2_stdout(null.as_fd());
         let _ = nix::unistd::dup2_stderr(null.as_fd());
@@ -134,19 +133,40 @@ pub fn supervise(spec: &JobSpec, out: &mut dyn Write) -> Result<i32> {
     }
 }
 
-fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std::fs::File>, out: &mut dyn Write) -> Result<i32> {
+fn run_locked(
+    spec: &JobSpec,
+    files: &ProcessFiles,
+    lock: &nix::fcntl::Flock<std::fs::File>,
+    out: &mut dyn Write,
+) -> Result<i32> {
     install_signal_handlers()?;
-    let log = Arc::new(Mutex::new(RotatingLog::open(files, spec.log_max_bytes, spec.log_backups)?));
+    let log = Arc::new(Mutex::new(RotatingLog::open(
+        files,
+        spec.log_max_bytes,
+        spec.log_backups,
+    )?));
     let mut status = JobStatus::starting(files, &spec.command);
     state::replace_status(files, &status)?;
     let _ = files::remove_if_present(&files.pid);
-    write_log(&log, &format!("supervisor: starting {} at {}: {}\n", spec.name, fmt_time(status.start_time), spec.command));
+    write_log(
+        &log,
+        &format!(
+            "supervisor: starting {} at {}: {}\n",
+            spec.name,
+            fmt_time(status.start_time),
+            spec.command
+        ),
+    );
 
     // The worker inherits the lock (its fd without close-on-exec), so the lock stays held
     // while either of them lives.
-    fcntl(lock.as_fd(), FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| Error::Process(format!("cannot share the lock: {e}")))?;
-    let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Process(format!("cannot create a pipe: {e}")))?;
-    let write_err: OwnedFd = write_end.try_clone().map_err(|e| Error::io("cannot duplicate a pipe", e))?;
+    fcntl(lock.as_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+        .map_err(|e| Error::Process(format!("cannot share the lock: {e}")))?;
+    let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Process(format!("cannot create a pipe: {e}")))?;
+    let write_err: OwnedFd = write_end
+        .try_clone()
+        .map_err(|e| Error::io("cannot duplicate a pipe", e))?;
     let mut command = Command::new(&spec.argv[0]);
     command
         .args(&spec.argv[1..])
@@ -157,21 +177,21 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
         .stdin(Stdio::null())
         .stdout(Stdio::from(write_end))
         .stderr(Stdio::from(write_err));
-    let mut child = command.spawn().map_err(|e| Error::io(format!("cannot start {}", spec.argv[0]), e))?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::io(format!("cannot start {}", spec.argv[0]), e))?;
     drop(command); // closes our copies of the pipe's write end
     let worker_pid = child.id();
     let _ = fcntl(lock.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
 
     status.pid = Some(worker_pid);
-    status.pid_start_time = liveness::process_start_time(worker_pid);
     status.pid_start_ticks = liveness::process_start_ticks(worker_pid);
     status.set_state(State::Running);
     status.current_task = "Started".into();
     // The worker may already have reported progress: merge rather than overwrite.
-    let (pid_start_time, pid_start_ticks) = (status.pid_start_time, status.pid_start_ticks);
+    let pid_start_ticks = status.pid_start_ticks;
     state::update_status(files, Some(status.clone()), |s| {
         s.pid = Some(worker_pid);
-        s.pid_start_time = pid_start_time;
         s.pid_start_ticks = pid_start_ticks;
         if s.state == State::Starting {
             s.set_state(State::Running);
@@ -181,11 +201,10 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
     handshake(out, &format!("OK {worker_pid}"));
     detach_stdio();
 
-    // Copy the worker's output into the log.
-    let last_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    // Copy the worker's output into the log (the worker records its own error in the
+    // status: see [`record_worker_error`]).
     let copier = {
         let log = Arc::clone(&log);
-        let last_error = Arc::clone(&last_error);
         std::thread::spawn(move || {
             let mut reader = BufReader::new(std::fs::File::from(read_end));
             let mut line = Vec::new();
@@ -194,11 +213,6 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
                 match reader.read_until(b'\n', &mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let text = String::from_utf8_lossy(&line);
-                        let trimmed = text.trim();
-                        if let Some(rest) = trimmed.strip_prefix("Error: ").or_else(|| trimmed.strip_prefix("Cancelled: ")) {
-                            *last_error.lock().expect("lock") = Some(rest.to_string());
-                        }
                         if let Ok(mut l) = log.lock() {
                             let _ = l.write(&line);
                         }
@@ -218,7 +232,10 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
         if TERM_RECEIVED.swap(false, Ordering::SeqCst) && !relayed {
             relayed = true;
             write_log(&log, "supervisor: termination requested; asking the worker to stop after its checkpoint\n");
-            let _ = signal::kill(nix::unistd::Pid::from_raw(worker_pid as i32), Signal::SIGTERM);
+            let _ = signal::kill(
+                nix::unistd::Pid::from_raw(worker_pid as i32),
+                Signal::SIGTERM,
+            );
             let _ = state::update_status(files, None, |s| {
                 if !s.state.is_final() {
                     s.cancel_requested.get_or_insert(now());
@@ -237,7 +254,6 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let error = last_error.lock().expect("lock").clone();
     let final_status = state::update_status(files, Some(status), |s| {
         let cancel_requested = s.cancel_requested.is_some() || relayed;
         let (state, code, sig) = match (exit.code(), exit.signal()) {
@@ -245,7 +261,9 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
             (Some(CANCELLED_EXIT_CODE), _) => (State::Cancelled, CANCELLED_EXIT_CODE, None),
             (Some(code), _) => (State::Failed, code, None),
             (None, Some(sig)) => {
-                let state = if (sig == Signal::SIGTERM as i32 && cancel_requested) || sig == Signal::SIGINT as i32 {
+                let state = if (sig == Signal::SIGTERM as i32 && cancel_requested)
+                    || sig == Signal::SIGINT as i32
+                {
                     State::Cancelled
                 } else {
                     State::Killed
@@ -260,7 +278,11 @@ fn run_locked(spec: &JobSpec, files: &ProcessFiles, lock: &nix::fcntl::Flock<std
         s.end_time = Some(now());
         s.eta_seconds = None;
         s.error = match state {
-            State::Failed => Some(error.clone().unwrap_or_else(|| format!("exit code {code}"))),
+            State::Failed => Some(
+                s.error
+                    .take()
+                    .unwrap_or_else(|| format!("exit code {code}")),
+            ),
             State::Killed => Some(format!("killed by signal {}", sig.unwrap_or(0))),
             _ => None,
         };
@@ -296,10 +318,19 @@ fn fmt_time(epoch: f64) -> String {
         .unwrap_or_default()
 }
 
+/// Records `message` as the error of the job this process runs as a managed worker (the
+/// supervisor keeps it as the failed job's error); does nothing in any other process.
+pub fn record_worker_error(message: &str) -> Result<()> {
+    let Some(files) = worker_files_from_env() else {
+        return Ok(());
+    };
+    state::update_status(&files, None, |s| s.error = Some(message.to_string()))?;
+    Ok(())
+}
+
 /// The worker's files, if this process runs as a managed worker.
 pub fn worker_files_from_env() -> Option<ProcessFiles> {
     let name = std::env::var(ENV_JOB_NAME).ok()?;
     let dir = std::env::var(ENV_JOB_PID_DIR).ok()?;
     ProcessFiles::new(std::path::Path::new(&dir), &name).ok()
 }
-

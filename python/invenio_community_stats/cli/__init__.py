@@ -6,9 +6,9 @@ by every ``invenio`` command through the ``flask.commands`` entry point, and the
 commands must start fast.
 """
 
-from .group import community_stats, main
 from . import aggregation, generation, jobs, migration, process_commands  # noqa: F401  (registers the commands)
 from .background import add_background_twins
+from .group import community_stats, main
 
 add_background_twins(community_stats)
 

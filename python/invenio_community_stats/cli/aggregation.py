@@ -2,27 +2,23 @@
 
 import click
 
+from ..aggregation import AGGREGATION_TYPES, READ_TYPES
 from .background import job
-from .group import community_stats, core, echo_json, search_settings, split_values, with_app
-
-#: Kept here (not imported from the core) so that ``--help`` never loads the extension;
-#: the core rejects any name it does not know.
-_AGGREGATION_TYPES = (
-    "community-usage-delta-agg",
-    "community-records-delta-added-agg",
-    "community-records-snapshot-added-agg",
-    "community-usage-snapshot-agg",
-)
-_READ_TYPES = ("usage-delta", "usage-snapshot", "records-delta-added", "records-snapshot-added")
+from .group import community_stats, echo_json, fail, run_core, search_settings, split_values, with_app
 
 
 def _print_report(report):
     late = report.get("late_enrichment") or {}
     if late.get("events_enriched"):
-        click.echo(f"Enriched {late['events_enriched']} events written since the migration "
-                   f"({late['records_missing']} of unknown records) in {late['indices']} indices.")
+        click.echo(
+            f"Enriched {late['events_enriched']} events written since the migration "
+            f"({late['records_missing']} of unknown records) in {late['indices']} indices."
+        )
     for agg in report["aggregators"]:
-        click.echo(f"{agg['aggregator']}: {agg['documents']} documents, {agg['errors']} errors, {agg['duration_seconds']:.1f} s")
+        click.echo(
+            f"{agg['aggregator']}: {agg['documents']} documents, {agg['errors']} errors, "
+            f"{agg['duration_seconds']:.1f} s"
+        )
         for c in agg["communities"]:
             days = f"{c['first_day']}..{c['last_day']}" if c["days_written"] else "no days"
             line = f"  {c['community_id']}: {days} ({c['days_written']} days, {c['documents']} documents"
@@ -30,26 +26,45 @@ def _print_report(report):
             if c["note"]:
                 line += f" - {c['note']}"
             click.echo(line)
-    click.echo(f"{report['documents']} documents, {report['errors']} errors, {report['searches']} searches, "
-               f"{report['duration_seconds']:.1f} s.")
+    click.echo(
+        f"{report['documents']} documents, {report['errors']} errors, {report['searches']} searches, "
+        f"{report['duration_seconds']:.1f} s."
+    )
     for what in report["incomplete"]:
-        click.echo(f"Warning: {what} stopped at the catch-up limit (COMMUNITY_STATS_CATCHUP_DAYS); run again to continue.", err=True)
+        click.echo(
+            f"Warning: {what} stopped at the catch-up limit (COMMUNITY_STATS_CATCHUP_DAYS); run again to continue.",
+            err=True,
+        )
 
 
 @job("aggregation")
 @community_stats.command("aggregate")
-@click.option("--community-id", "community_ids", multiple=True, metavar="ID|SLUG|global",
-              help="Only this community (repeatable or comma-separated; 'global' for the whole repository). "
-                   "Default: every opted-in community, and global.")
-@click.option("--aggregation-type", "aggregation_types", multiple=True, type=click.Choice(_AGGREGATION_TYPES),
-              help="Only this aggregator (repeatable). Default: all, in order.")
-@click.option("--start-date", metavar="YYYY-MM-DD",
-              help="First day to aggregate; given, it wins over the bookmark.")
+@click.option(
+    "--community-id",
+    "community_ids",
+    multiple=True,
+    metavar="ID|SLUG|global",
+    help="Only this community (repeatable or comma-separated; 'global' for the whole repository). "
+    "Default: every opted-in community, and global.",
+)
+@click.option(
+    "--aggregation-type",
+    "aggregation_types",
+    multiple=True,
+    type=click.Choice(AGGREGATION_TYPES),
+    help="Only this aggregator (repeatable). Default: all, in order.",
+)
+@click.option("--start-date", metavar="YYYY-MM-DD", help="First day to aggregate; given, it wins over the bookmark.")
 @click.option("--end-date", metavar="YYYY-MM-DD", help="Last day to aggregate (default: today, UTC).")
-@click.option("--ignore-bookmark", is_flag=True,
-              help="Without --start-date, start at the first event instead of the bookmark.")
-@click.option("--update-bookmark/--no-update-bookmark", default=True, show_default=True,
-              help="Move the bookmarks forward after the run.")
+@click.option(
+    "--ignore-bookmark", is_flag=True, help="Without --start-date, start at the first event instead of the bookmark."
+)
+@click.option(
+    "--update-bookmark/--no-update-bookmark",
+    default=True,
+    show_default=True,
+    help="Move the bookmarks forward after the run.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 @with_app
 def aggregate(community_ids, aggregation_types, start_date, end_date, ignore_bookmark, update_bookmark, as_json):
@@ -78,26 +93,34 @@ def aggregate(community_ids, aggregation_types, start_date, end_date, ignore_boo
     else:
         _print_report(report)
     if report["errors"]:
-        click.echo(f"Error: {report['errors']} errors (see the report); the bookmarks of the failed communities "
-                   "were not moved past the failure, a re-run retries them.", err=True)
-        click.get_current_context().exit(1)
+        fail(
+            f"{report['errors']} errors (see the report); the bookmarks of the failed communities "
+            "were not moved past the failure, a re-run retries them."
+        )
 
 
 @community_stats.command("read")
-@click.option("--community-id", default="global", show_default=True, metavar="ID|SLUG|global",
-              help="The community.")
+@click.option("--community-id", default="global", show_default=True, metavar="ID|SLUG|global", help="The community.")
 @click.option("--start-date", metavar="YYYY-MM-DD", help="First day (default: yesterday).")
 @click.option("--end-date", metavar="YYYY-MM-DD", help="Last day (default: today).")
-@click.option("--query-type", "query_types", multiple=True, type=click.Choice(_READ_TYPES),
-              help="Only these documents (repeatable). Default: all kinds.")
+@click.option(
+    "--query-type",
+    "query_types",
+    multiple=True,
+    type=click.Choice(READ_TYPES),
+    help="Only these documents (repeatable). Default: all kinds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (all documents in full).")
 @with_app
 def read(community_id, start_date, end_date, query_types, as_json):
     """Print a community's aggregation documents over a date range, in date order."""
-    import json
-
-    options = {"community_id": community_id, "start_date": start_date, "end_date": end_date, "query_types": list(query_types)}
-    result = json.loads(core().read_aggregations(search_settings(), json.dumps(options)))
+    options = {
+        "community_id": community_id,
+        "start_date": start_date,
+        "end_date": end_date,
+        "query_types": list(query_types),
+    }
+    result = run_core("read_aggregations", options)
     if as_json:
         echo_json(result)
         return
@@ -110,7 +133,10 @@ def read(community_id, start_date, end_date, query_types, as_json):
             day = (d.get("period_start") or d.get("snapshot_date") or "")[:10]
             totals = d.get("totals", {})
             if "view" in totals:
-                click.echo(f"  {day}  views {totals['view'].get('total_events', 0)}  downloads {totals['download'].get('total_events', 0)}")
+                click.echo(
+                    f"  {day}  views {totals['view'].get('total_events', 0)}  "
+                    f"downloads {totals['download'].get('total_events', 0)}"
+                )
             else:
                 click.echo(f"  {day}")
 
@@ -120,9 +146,7 @@ def read(community_id, start_date, end_date, query_types, as_json):
 @with_app
 def clear_lock(as_json):
     """Remove the aggregation lock (left by a crashed run; a live run's lock is renewed)."""
-    import json
-
-    result = json.loads(core().clear_aggregation_lock(search_settings()))
+    result = run_core("clear_aggregation_lock")
     if as_json:
         echo_json(result)
     elif result["removed"]:
@@ -133,10 +157,20 @@ def clear_lock(as_json):
 
 
 _select = [
-    click.option("--community-id", "community_ids", multiple=True, metavar="ID|SLUG|global",
-                 help="Only this community (repeatable or comma-separated; 'global' works)."),
-    click.option("--aggregation-type", "aggregation_types", multiple=True, type=click.Choice(_AGGREGATION_TYPES),
-                 help="Only this aggregator (repeatable)."),
+    click.option(
+        "--community-id",
+        "community_ids",
+        multiple=True,
+        metavar="ID|SLUG|global",
+        help="Only this community (repeatable or comma-separated; 'global' works).",
+    ),
+    click.option(
+        "--aggregation-type",
+        "aggregation_types",
+        multiple=True,
+        type=click.Choice(AGGREGATION_TYPES),
+        help="Only this aggregator (repeatable).",
+    ),
 ]
 
 
@@ -156,19 +190,22 @@ def _with(options):
 def status(community_ids, aggregation_types, as_json):
     """Per community (every one, and global) and aggregator: bookmark, documents, first and
     last day, completeness (documents / days between them) and days behind today."""
-    import json
-
-    options = {"community_ids": split_values(community_ids), "aggregation_types": list(aggregation_types)}
-    rows = json.loads(core().aggregation_status(search_settings(), json.dumps(options)))
+    options = {"community_ids": split_values(community_ids), "aggregation_types": list(aggregation_types), "all": False}
+    rows = run_core("aggregation_status", options)
     if as_json:
         echo_json(rows)
         return
-    click.echo(f"{'community':38} {'aggregator':38} {'bookmark':10} {'docs':>6} {'first':10} {'last':10} {'complete':>8} {'behind':>6}")
+    click.echo(
+        f"{'community':38} {'aggregator':38} {'bookmark':10} {'docs':>6} {'first':10} {'last':10} "
+        f"{'complete':>8} {'behind':>6}"
+    )
     for r in rows:
         complete = f"{r['completeness'] * 100:.0f}%" if r["completeness"] is not None else "-"
         behind = str(r["days_behind"]) if r["days_behind"] is not None else "-"
-        click.echo(f"{r['community_id']:38} {r['aggregator']:38} {r['bookmark'] or '-':10} {r['documents']:>6} "
-                   f"{r['first_day'] or '-':10} {r['last_day'] or '-':10} {complete:>8} {behind:>6}")
+        click.echo(
+            f"{r['community_id']:38} {r['aggregator']:38} {r['bookmark'] or '-':10} {r['documents']:>6} "
+            f"{r['first_day'] or '-':10} {r['last_day'] or '-':10} {complete:>8} {behind:>6}"
+        )
 
 
 @community_stats.command("clear-bookmarks")
@@ -178,10 +215,8 @@ def status(community_ids, aggregation_types, as_json):
 @with_app
 def clear_bookmarks(community_ids, aggregation_types, all_, as_json):
     """Delete aggregation bookmarks: the next run starts at the first event (or --start-date)."""
-    import json
-
     options = {"community_ids": split_values(community_ids), "aggregation_types": list(aggregation_types), "all": all_}
-    deleted = json.loads(core().clear_bookmarks(search_settings(), json.dumps(options)))
+    deleted = run_core("clear_bookmarks", options)
     if as_json:
         echo_json({"deleted": deleted})
     else:
@@ -190,17 +225,18 @@ def clear_bookmarks(community_ids, aggregation_types, all_, as_json):
 
 @community_stats.command("destroy-indices")
 @click.option("--yes-i-know", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--include-community-events", is_flag=True,
-              help="Also delete stats-community-events-* (rebuilt by generate-community-events).")
+@click.option(
+    "--include-community-events",
+    is_flag=True,
+    help="Also delete stats-community-events-* (rebuilt by generate-community-events).",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
 def destroy_indices(yes_i_know, include_community_events, dry_run, as_json):
     """Delete the aggregation indices of this index prefix only (deltas, snapshots,
     bookmarks, saved states, the lock). Usage events, migrated or not, are never deleted."""
-    import json
-
-    listed = json.loads(core().destroy_indices(search_settings(), include_community_events, True))
+    listed = run_core("destroy_indices", {"include_community_events": include_community_events, "dry_run": True})
     if dry_run or not listed:
         if as_json:
             echo_json({"deleted": [], "would_delete": [n for n, _ in listed]})
@@ -215,7 +251,7 @@ def destroy_indices(yes_i_know, include_community_events, dry_run, as_json):
             click.echo(f"  {name} ({docs} documents)")
         if not click.confirm("Delete these indices?", default=False):
             raise click.ClickException("nothing deleted")
-    deleted = json.loads(core().destroy_indices(search_settings(), include_community_events, False))
+    deleted = run_core("destroy_indices", {"include_community_events": include_community_events, "dry_run": False})
     if as_json:
         echo_json({"deleted": [n for n, _ in deleted]})
     else:

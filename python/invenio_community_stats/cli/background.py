@@ -13,7 +13,6 @@ import threading
 import click
 
 from ..errors import JobCancelled
-
 from .group import SETTINGS_ENV, echo_json, search_settings, with_app
 
 #: command name -> process name
@@ -26,7 +25,10 @@ def sigterm_cancels():
     finished and checkpointed, locks are released, exit code 130. (Only where SIGTERM still
     has its default action and only in the main thread; a managed background worker has its
     own handler.)"""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 
@@ -106,8 +108,9 @@ def _make_twin(command, process_name):
         from flask import current_app
 
         from .. import processes
+        from ..config import setting
 
-        pid_dir = pid_dir or current_app.config.get("COMMUNITY_STATS_PID_DIR") or processes.DEFAULT_PID_DIR
+        pid_dir = pid_dir or setting(current_app.config, "COMMUNITY_STATS_PID_DIR")
         args = option_args(command, values)
         ctx = click.get_current_context()
         prog = ctx.command_path.rsplit(" ", 1)[0]
@@ -119,8 +122,8 @@ def _make_twin(command, process_name):
             pid_dir=pid_dir,
             command=display,
             env=env,
-            log_max_bytes=current_app.config.get("COMMUNITY_STATS_LOG_MAX_BYTES", 50 * 1024 * 1024),
-            log_backups=current_app.config.get("COMMUNITY_STATS_LOG_BACKUPS", 3),
+            log_max_bytes=setting(current_app.config, "COMMUNITY_STATS_LOG_MAX_BYTES"),
+            log_backups=setting(current_app.config, "COMMUNITY_STATS_LOG_BACKUPS"),
         )
         if as_json:
             echo_json(started)

@@ -4,12 +4,13 @@
 import click
 
 from .background import job
-from .group import community_stats, core, echo_json, search_settings, split_values, with_app
-
+from .group import community_stats, echo_json, fail, run_core, split_values, with_app
 
 
 def _community_events(community_ids, record_ids, start_date, end_date, dry_run):
-    import json
+    from flask import current_app
+
+    from ..config import setting
 
     options = {
         "community_ids": split_values(community_ids),
@@ -17,15 +18,26 @@ def _community_events(community_ids, record_ids, start_date, end_date, dry_run):
         "start_date": start_date,
         "end_date": end_date,
         "dry_run": dry_run,
+        "batch_size": setting(current_app.config, "COMMUNITY_STATS_GENERATION_BATCH_SIZE") // 2,
     }
-    return json.loads(core().generate_community_events(search_settings(retry=not dry_run), json.dumps(options)))
+    return run_core("generate_community_events", options, retry=not dry_run)
 
 
 _community_filters = [
-    click.option("--community-id", "community_ids", multiple=True, metavar="ID|SLUG",
-                 help="Only this community (repeatable, or comma-separated)."),
-    click.option("--record-ids", "record_ids", multiple=True, metavar="ID",
-                 help="Only these records (repeatable, or comma-separated)."),
+    click.option(
+        "--community-id",
+        "community_ids",
+        multiple=True,
+        metavar="ID|SLUG",
+        help="Only this community (repeatable, or comma-separated).",
+    ),
+    click.option(
+        "--record-ids",
+        "record_ids",
+        multiple=True,
+        metavar="ID",
+        help="Only these records (repeatable, or comma-separated).",
+    ),
     click.option("--start-date", metavar="YYYY-MM-DD", help="Records created on or after this day."),
     click.option("--end-date", metavar="YYYY-MM-DD", help="Records created on or before this day."),
 ]
@@ -62,7 +74,11 @@ def generate_community_events(community_ids, record_ids, start_date, end_date, d
     click.echo(
         f"{report['records_processed']} records: {verb} {report['events_created']} community events, "
         f"{report['events_existing']} already present"
-        + (f", {report['events_failed']} failed ({'; '.join(report['failure_reasons'])})" if report["events_failed"] else "")
+        + (
+            f", {report['events_failed']} failed ({'; '.join(report['failure_reasons'])})"
+            if report["events_failed"]
+            else ""
+        )
         + "."
     )
     if report["unreadable_publication_dates"]:
@@ -78,8 +94,7 @@ def _exit_if_failed(failed, reasons):
     """Documents that failed for good (not back-pressure, which is retried) make the run
     fail: exit code 1, with the first reasons on stderr. Re-running writes only what is missing."""
     if failed:
-        click.echo(f"Error: {failed} documents failed, e.g. {reasons[0] if reasons else 'unknown'}", err=True)
-        raise click.exceptions.Exit(1)
+        fail(f"{failed} documents failed, e.g. {reasons[0] if reasons else 'unknown'}")
 
 
 @community_stats.command("community-events-status")
@@ -102,22 +117,57 @@ def community_events_status(community_ids, record_ids, start_date, end_date, as_
 @community_stats.command("generate-usage-events")
 @click.option("--start-date", metavar="YYYY-MM-DD", help="Records created on or after this day.")
 @click.option("--end-date", metavar="YYYY-MM-DD", help="Records created on or before this day.")
-@click.option("--event-start-date", metavar="YYYY-MM-DD", help="No event before this day (default: each record's creation).")
-@click.option("--event-end-date", metavar="YYYY-MM-DD", help="No event after this day (default: now; never in the future).")
-@click.option("--events-per-record", type=click.IntRange(0, 100_000), default=5, show_default=True,
-              help="Views per record, and as many downloads for a record with files.")
-@click.option("--max-records", type=click.IntRange(0, None), default=0, show_default=True, help="At most this many records (0 = all).")
-@click.option("--enrich-events", is_flag=True, help="Add the v2 fields: communities as of the event's day, record metadata.")
+@click.option(
+    "--event-start-date", metavar="YYYY-MM-DD", help="No event before this day (default: each record's creation)."
+)
+@click.option(
+    "--event-end-date", metavar="YYYY-MM-DD", help="No event after this day (default: now; never in the future)."
+)
+@click.option(
+    "--events-per-record",
+    type=click.IntRange(0, 100_000),
+    default=5,
+    show_default=True,
+    help="Views per record, and as many downloads for a record with files.",
+)
+@click.option(
+    "--max-records",
+    type=click.IntRange(0, None),
+    default=0,
+    show_default=True,
+    help="At most this many records (0 = all).",
+)
+@click.option(
+    "--enrich-events", is_flag=True, help="Add the v2 fields: communities as of the event's day, record metadata."
+)
 @click.option("--use-migrated-indices", is_flag=True, help="Write to the -v2.0.0 monthly indices.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True,
-              help="Random seed: the same seed gives the same documents (a re-run adds nothing).")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**63 - 1),
+    default=1,
+    show_default=True,
+    help="Random seed: the same seed gives the same documents (a re-run adds nothing).",
+)
 @click.option("--dry-run", is_flag=True, help="Count; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
-def generate_usage_events(start_date, end_date, event_start_date, event_end_date, events_per_record, max_records,
-                          enrich_events, use_migrated_indices, seed, dry_run, as_json):
+def generate_usage_events(
+    start_date,
+    end_date,
+    event_start_date,
+    event_end_date,
+    events_per_record,
+    max_records,
+    enrich_events,
+    use_migrated_indices,
+    seed,
+    dry_run,
+    as_json,
+):
     """Generate synthetic view and download events, shaped like real InvenioRDM events."""
-    import json
+    from flask import current_app
+
+    from ..config import setting
 
     options = {
         "start_date": start_date,
@@ -130,8 +180,9 @@ def generate_usage_events(start_date, end_date, event_start_date, event_end_date
         "use_migrated_indices": use_migrated_indices,
         "seed": seed,
         "dry_run": dry_run,
+        "batch_size": setting(current_app.config, "COMMUNITY_STATS_GENERATION_BATCH_SIZE"),
     }
-    report = json.loads(core().generate_usage_events(search_settings(retry=not dry_run), json.dumps(options)))
+    report = run_core("generate_usage_events", options, retry=not dry_run)
     if as_json:
         echo_json(report)
         _exit_if_failed(report["failed"], report["failure_reasons"])

@@ -5,21 +5,13 @@ import sys
 
 import click
 
+from .._bridge import core
 from ..errors import CommunityStatsError, JobCancelled
 
 #: Environment variable through which a background worker receives its (already resolved)
 #: connection settings from the command that started it, so that credentials never
 #: appear on a command line.
 SETTINGS_ENV = "COMMUNITY_STATS_SEARCH_SETTINGS"
-
-
-def core():
-    """The Rust extension, imported on first use."""
-    try:
-        from .. import _core
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise CommunityStatsError(f"the Rust extension of invenio-community-stats cannot be loaded: {exc}") from exc
-    return _core
 
 
 class BadInput(click.ClickException):
@@ -34,6 +26,28 @@ class _OneLineUsageError(click.UsageError):
     def show(self, file=None):
         hint = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
         click.echo(f"Error: {self.format_message()}{hint}", err=True)
+        record_job_error(self.format_message())
+
+
+def record_job_error(message):
+    """In a background worker, records ``message`` as the job's error in its status file
+    (the process commands show it); elsewhere nothing. Never raises: the error being
+    reported matters more."""
+    if not os.environ.get("COMMUNITY_STATS_JOB_NAME"):
+        return
+    try:
+        core().record_job_error(message)
+    except Exception:  # noqa: BLE001 - best effort, the message is on stderr too
+        pass
+
+
+def fail(message, exit_code=1):
+    """Ends the command with ``Error: <message>`` on stderr (recorded as a background job's
+    error too) and ``exit_code``."""
+    message = one_line(message)
+    click.echo(f"Error: {message}", err=True)
+    record_job_error(message)
+    raise click.exceptions.Exit(exit_code)
 
 
 def one_line(text):
@@ -59,12 +73,18 @@ class CommunityStatsGroup(click.Group):
             ctx.exit(130)
         except CommunityStatsError as exc:
             click.echo(f"Error: {one_line(exc)}", err=True)
+            record_job_error(one_line(exc))
             ctx.exit(exc.exit_code)
 
 
 @click.group("community-stats", cls=CommunityStatsGroup)
-@click.option("--search-host", "search_hosts", multiple=True, metavar="URL",
-              help="OpenSearch node (repeatable); overrides SEARCH_HOSTS.")
+@click.option(
+    "--search-host",
+    "search_hosts",
+    multiple=True,
+    metavar="URL",
+    help="OpenSearch node (repeatable); overrides SEARCH_HOSTS.",
+)
 @click.option("--index-prefix", default=None, help="Overrides SEARCH_INDEX_PREFIX.")
 @click.option("--ca-certs", default=None, type=click.Path(dir_okay=False), help="CA bundle (PEM) for TLS.")
 @click.option("--no-verify-certs", is_flag=True, default=False, help="Do not verify TLS certificates.")
@@ -140,6 +160,14 @@ def search_settings(retry=False):
     ctx = click.get_current_context()
     overrides = ctx.meta.get("community_stats.overrides", {})
     return json.dumps(settings_from_config(current_app.config, overrides, retry=retry))
+
+
+def run_core(command, options=None, retry=False):
+    """Runs a core search command with this command's connection settings (jobs retry
+    while the cluster is unreachable: ``retry=True``); returns its result."""
+    from .._bridge import run
+
+    return run(command, search_settings(retry=retry), options)
 
 
 def split_values(values):

@@ -4,7 +4,7 @@
 import click
 
 from .background import job
-from .group import community_stats, core, echo_json, search_settings, with_app
+from .group import community_stats, echo_json, run_core, with_app
 
 
 @community_stats.command("info")
@@ -12,9 +12,7 @@ from .group import community_stats, core, echo_json, search_settings, with_app
 @with_app
 def info(as_json):
     """Show the cluster, the index prefix, and what the prefix holds."""
-    import json
-
-    data = json.loads(core().cluster_info(search_settings()))
+    data = run_core("cluster_info")
     if as_json:
         echo_json(data)
         return
@@ -63,8 +61,6 @@ def load_sample_data(communities, records, events_per_record, months, end_date, 
     InvenioRDM's mapping files: installed packages, or COMMUNITY_STATS_INVENIO_PACKAGES_DIR
     (scripts/fetch-invenio-packages makes one).
     """
-    import json
-
     options = {
         "communities": communities,
         "records": records,
@@ -74,7 +70,7 @@ def load_sample_data(communities, records, events_per_record, months, end_date, 
         "seed": seed,
         "package_roots": invenio_package_roots(),
     }
-    report = json.loads(core().load_sample_data(search_settings(retry=True), json.dumps(options)))
+    report = run_core("load_sample_data", options, retry=True)
     if as_json:
         echo_json(report)
         return

@@ -3,46 +3,94 @@
 import click
 
 from .background import job
-from .group import community_stats, core, echo_json, search_settings, split_values, with_app
-
+from .group import community_stats, echo_json, fail, run_core, split_values, with_app
 
 
 def _copy_options(f):
-    for decorator in reversed([
-        click.option("--event-types", "event_types", multiple=True, metavar="view|download",
-                     help="Event types (repeatable or comma-separated; default both)."),
-        click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True,
-                     help="Events per batch (a checkpoint after each)."),
-        click.option("--slices", type=click.IntRange(1, 16), default=2, show_default=True,
-                     help="Point-in-time slices read in parallel per month (a month resumes with the slices it began with)."),
-        click.option("--max-batches", type=click.IntRange(0, None), default=0, show_default=True,
-                     help="At most this many batches per month in this run (0 = no limit)."),
-        click.option("--max-memory-percent", type=click.FloatRange(1, 100), default=85.0, show_default=True,
-                     help="Stop cleanly, checkpointed, when system memory use passes this."),
-        click.option("--delete-old-indices", is_flag=True, help="Delete a legacy index once its month is verified and switched."),
-        click.option("--fresh-start", is_flag=True, help="Forget the checkpoints of the selected months."),
-        click.option("--dry-run", is_flag=True, help="Show the plan and counts; change nothing."),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                "--event-types",
+                "event_types",
+                multiple=True,
+                metavar="view|download",
+                help="Event types (repeatable or comma-separated; default both).",
+            ),
+            click.option(
+                "--batch-size",
+                type=click.IntRange(1, 10_000),
+                default=None,
+                help="Events per batch (a checkpoint every few). [default: COMMUNITY_STATS_MIGRATION_BATCH_SIZE]",
+            ),
+            click.option(
+                "--slices",
+                type=click.IntRange(1, 16),
+                default=None,
+                help="Point-in-time slices read in parallel per month (a month resumes with the slices it began "
+                "with). [default: COMMUNITY_STATS_MIGRATION_SLICES]",
+            ),
+            click.option(
+                "--max-batches",
+                type=click.IntRange(0, None),
+                default=0,
+                show_default=True,
+                help="At most this many batches per month in this run (0 = no limit).",
+            ),
+            click.option(
+                "--max-memory-percent",
+                type=click.FloatRange(1, 100),
+                default=None,
+                help="Stop cleanly, checkpointed, when system memory use passes this. "
+                "[default: COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT]",
+            ),
+            click.option(
+                "--delete-old-indices",
+                is_flag=True,
+                help="Delete a legacy index once its month is verified and switched.",
+            ),
+            click.option("--fresh-start", is_flag=True, help="Forget the checkpoints of the selected months."),
+            click.option("--dry-run", is_flag=True, help="Show the plan and counts; change nothing."),
+            click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+        ]
+    ):
         f = decorator(f)
     return f
 
 
-def _run(months, event_types, batch_size, slices, max_batches, max_memory_percent, delete_old_indices, fresh_start, dry_run, as_json):
-    import json
+def _run(
+    months,
+    event_types,
+    batch_size,
+    slices,
+    max_batches,
+    max_memory_percent,
+    delete_old_indices,
+    fresh_start,
+    dry_run,
+    as_json,
+):
+    from flask import current_app
+
+    from ..config import setting
+
+    config = current_app.config
+
+    def given(value, key):
+        return setting(config, key) if value is None else value
 
     options = {
         "event_types": split_values(event_types),
         "months": months,
-        "batch_size": batch_size,
-        "slices": slices,
+        "batch_size": given(batch_size, "COMMUNITY_STATS_MIGRATION_BATCH_SIZE"),
+        "slices": given(slices, "COMMUNITY_STATS_MIGRATION_SLICES"),
         "max_batches": max_batches,
-        "max_memory_percent": max_memory_percent,
+        "max_memory_percent": given(max_memory_percent, "COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT"),
         "delete_old_indices": delete_old_indices,
         "fresh_start": fresh_start,
         "dry_run": dry_run,
+        "verify_sample": setting(config, "COMMUNITY_STATS_MIGRATION_VERIFY_SAMPLE"),
     }
-    report = json.loads(core().migrate_events(search_settings(retry=not dry_run), json.dumps(options)))
+    report = run_core("migrate_events", options, retry=not dry_run)
     if as_json:
         echo_json(report)
     else:
@@ -53,11 +101,18 @@ def _run(months, event_types, batch_size, slices, max_batches, max_memory_percen
                 f"{' switched' if m['switched'] else ''}{' source deleted' if m['source_deleted'] else ''}{note}"
             )
         click.echo(
-            f"{report['done']} month(s) done, {report['interrupted']} interrupted (resumable), {report['failed']} failed; "
+            f"{report['done']} month(s) done, {report['interrupted']} interrupted (resumable), "
+            f"{report['failed']} failed; "
             f"{report['written']} documents written{' (dry run)' if dry_run else ''}."
         )
     if report["failed"]:
-        raise click.exceptions.Exit(1)
+        failed = [m for m in report["months"] if m["state"] == "failed"]
+        fail(
+            f"{report['failed']} month(s) failed, e.g. {failed[0]['event_type']} {failed[0]['month']}: "
+            f"{failed[0].get('message') or 'see the report'}"
+            if failed
+            else f"{report['failed']} month(s) failed"
+        )
 
 
 @job("event-migration")
@@ -91,10 +146,7 @@ def migrate_month(month, **options):
 @with_app
 def migration_status(months, event_types, as_json):
     """Per month and event type: source count, migrated, checkpoint, state, read alias."""
-    import json
-
-    options = {"event_types": split_values(event_types), "months": months}
-    rows = json.loads(core().migration_status(search_settings(), json.dumps(options)))
+    rows = run_core("migration_status", {"event_types": split_values(event_types), "months": months})
     if as_json:
         echo_json(rows)
         return
@@ -104,5 +156,7 @@ def migration_status(months, event_types, as_json):
     click.echo(f"{'TYPE':8} {'MONTH':7}  {'STATE':11} {'SOURCE':>10} {'MIGRATED':>10}  {'ALIAS':6}  CHECKPOINT")
     for r in rows:
         src = "deleted" if r["source_count"] is None else r["source_count"]
-        click.echo(f"{r['event_type']:8} {r['month']}  {r['state']:11} {src:>10} {r['migrated']:>10}  {r['read_alias']:6}  {r['checkpoint'] or '-'}"
-                   + (f"  ({r['error']})" if r.get("error") else ""))
+        click.echo(
+            f"{r['event_type']:8} {r['month']}  {r['state']:11} {src:>10} {r['migrated']:>10}  "
+            f"{r['read_alias']:6}  {r['checkpoint'] or '-'}" + (f"  ({r['error']})" if r.get("error") else "")
+        )

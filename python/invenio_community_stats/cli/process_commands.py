@@ -10,22 +10,24 @@ import time
 
 import click
 
+from .. import processes
 from .background import pid_dir_option
+from .group import BadInput, CommunityStatsGroup, community_stats, echo_json
 
 
 def pid_dir_flag(f):
     """Adds ``--pid-dir`` to a command function."""
     option = pid_dir_option()
-    f.__click_params__ = [*getattr(f, '__click_params__', []), option]
+    f.__click_params__ = [*getattr(f, "__click_params__", []), option]
     return f
-from .group import BadInput, CommunityStatsGroup, community_stats, core, echo_json
+
 
 FINAL = ("completed", "failed", "cancelled", "killed", "lost")
 
 
 def resolve_pid_dir(pid_dir):
     """``--pid-dir``, else ``INVENIO_COMMUNITY_STATS_PID_DIR``, else the instance's
-    ``COMMUNITY_STATS_PID_DIR`` when running under ``invenio``, else ``/tmp``."""
+    ``COMMUNITY_STATS_PID_DIR`` when running under ``invenio``, else its default."""
     if pid_dir:
         return pid_dir
     env = os.environ.get("INVENIO_COMMUNITY_STATS_PID_DIR")
@@ -35,8 +37,8 @@ def resolve_pid_dir(pid_dir):
     obj = ctx.find_root().obj
     if obj is not None and getattr(obj, "create_app", None) is not None:
         app = obj.load_app()
-        return app.config.get("COMMUNITY_STATS_PID_DIR") or "/tmp"
-    return "/tmp"
+        return app.config.get("COMMUNITY_STATS_PID_DIR") or processes.DEFAULT_PID_DIR
+    return processes.DEFAULT_PID_DIR
 
 
 def _hms(seconds):
@@ -92,9 +94,8 @@ def _status(name, pid_dir, show_log, log_lines, as_json, follow, interval):
         raise BadInput("--interval must be positive")
     pid_dir = resolve_pid_dir(pid_dir)
     lines = (log_lines or 20) if show_log else None
-    _core = core()
     while True:
-        s = _core.process_status(name, pid_dir, lines)
+        s = processes.status(name, pid_dir, lines)
         if as_json:
             echo_json(s)
             return
@@ -111,14 +112,16 @@ def _status(name, pid_dir, show_log, log_lines, as_json, follow, interval):
 
 
 def _status_params(f):
-    for decorator in reversed([
-        click.argument("name"),
-        click.option("--show-log", is_flag=True, help="Show the end of the log."),
-        click.option("--log-lines", type=int, default=None, help="Log lines to show (default 20)."),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
-        click.option("--follow", is_flag=True, help="Refresh until the job ends."),
-        click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes."),
-    ]):
+    for decorator in reversed(
+        [
+            click.argument("name"),
+            click.option("--show-log", is_flag=True, help="Show the end of the log."),
+            click.option("--log-lines", type=int, default=None, help="Log lines to show (default 20)."),
+            click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+            click.option("--follow", is_flag=True, help="Refresh until the job ends."),
+            click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes."),
+        ]
+    ):
         f = decorator(f)
     return pid_dir_flag(f)
 
@@ -127,19 +130,24 @@ def _cancel(name, pid_dir, timeout, as_json):
     if timeout < 0:
         raise BadInput("--timeout must not be negative")
     pid_dir = resolve_pid_dir(pid_dir)
-    result = core().cancel_process(name, pid_dir, float(timeout))
+    result = processes.cancel(name, pid_dir, timeout)
     if as_json:
         echo_json(result)
         return
     if result["outcome"] == "graceful":
-        click.echo(f"{name} (PID {result['pid']}) stopped after SIGTERM in {result['seconds']:.1f} s: {result['state']}.")
+        click.echo(
+            f"{name} (PID {result['pid']}) stopped after SIGTERM in {result['seconds']:.1f} s: {result['state']}."
+        )
     else:
-        click.echo(f"{name} (PID {result['pid']}) did not stop within {timeout:g} s: sent SIGKILL; final state {result['state']}.")
+        click.echo(
+            f"{name} (PID {result['pid']}) did not stop within {timeout:g} s: sent SIGKILL; "
+            f"final state {result['state']}."
+        )
 
 
 def _list(pid_dir, show_all, as_json):
     pid_dir = resolve_pid_dir(pid_dir)
-    jobs = core().list_processes(pid_dir, show_all)
+    jobs = processes.list_jobs(pid_dir, show_all)
     if as_json:
         echo_json(jobs)
         return
@@ -170,7 +178,9 @@ def process_status(name, show_log, log_lines, as_json, follow, interval, pid_dir
 
 @click.command("cancel-process")
 @click.argument("name")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait after SIGTERM before SIGKILL.")
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait after SIGTERM before SIGKILL."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @pid_dir_flag
 def cancel_process(name, timeout, as_json, pid_dir):
@@ -208,9 +218,8 @@ for _flat, _grouped, _command in [
 def processes_clean(name, as_json, pid_dir):
     """Remove the files of finished jobs (all, or NAME). Running jobs are left alone."""
     pid_dir = resolve_pid_dir(pid_dir)
-    cleaned = list(core().clean_processes(pid_dir, name))
+    cleaned = processes.clean(pid_dir, name)
     if as_json:
         echo_json(cleaned)
         return
     click.echo(f"Removed the files of {len(cleaned)} finished job(s)" + (f": {', '.join(cleaned)}" if cleaned else "."))
-
