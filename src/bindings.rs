@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::generation::{community_events, usage_events};
+use crate::options::Validate;
 use crate::process::{control, launcher, supervisor, ProcessFiles};
 use crate::search::SearchClient;
 use crate::settings::SearchSettings;
@@ -96,8 +97,16 @@ fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> PyResult<T> {
-    serde_json::from_str(text)
-        .map_err(|e| py_errors::InvalidInputError::new_err(format!("invalid {what}: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        // serde's position ("at line 1 column 178") means nothing to an operator.
+        let message = e.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        py_errors::InvalidInputError::new_err(format!("invalid options of {what}: {message}"))
+    })
 }
 
 /// Runs a job future on a fresh runtime with the GIL released. Every 100 ms the calling
@@ -319,11 +328,56 @@ fn measure_status_write(pid_dir: &str, writes: u32) -> PyResult<f64> {
     Ok(per_write)
 }
 
+/// Checks a job's options without the cluster, as the job would first thing (what a
+/// background twin does before it starts the job); `command` names the core function the
+/// job runs.
+#[pyfunction]
+fn validate_options(command: &str, options_json: &str) -> PyResult<()> {
+    fn check<O: serde::de::DeserializeOwned + Validate>(label: &str, json: &str) -> PyResult<()> {
+        let options: O = parse_json(label, json)?;
+        Ok(options.validate()?)
+    }
+    match command {
+        "load_sample_data" => check::<sample::SampleOptions>(command, options_json),
+        "generate_community_events" => {
+            check::<community_events::CommunityEventsOptions>(command, options_json)
+        }
+        "generate_usage_events" => check::<usage_events::UsageEventsOptions>(command, options_json),
+        "migrate_events" => check::<migration::MigrationOptions>(command, options_json),
+        "aggregate" => check::<aggregation::AggregateOptions>(command, options_json),
+        other => Err(Error::invalid(format!("{other:?} is not a job of the core")).into()),
+    }
+}
+
 /// Records the error of the job this process runs as a managed worker (the status shows
 /// it once the job has failed); nothing outside a managed worker.
 #[pyfunction]
 fn record_job_error(message: &str) -> PyResult<()> {
     Ok(supervisor::record_worker_error(message)?)
+}
+
+/// Records, from a managed worker, how it ends (see `supervisor::record_worker_end`).
+#[pyfunction]
+fn record_job_end(exit_code: i32) -> PyResult<()> {
+    Ok(supervisor::record_worker_end(exit_code)?)
+}
+
+/// The paths of a job's files (`pid`, `status`, `log`, `lock`).
+#[pyfunction]
+fn job_files(
+    name: &str,
+    pid_dir: &str,
+) -> PyResult<std::collections::BTreeMap<&'static str, String>> {
+    let files = ProcessFiles::new(std::path::Path::new(pid_dir), name)?;
+    Ok([
+        ("pid", &files.pid),
+        ("status", &files.status),
+        ("log", &files.log),
+        ("lock", &files.lock),
+    ]
+    .into_iter()
+    .map(|(k, p)| (k, p.display().to_string()))
+    .collect())
 }
 
 /// Checks connection settings without connecting (raises ConfigError).
@@ -425,6 +479,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(start_background, m)?)?;
     m.add_function(wrap_pyfunction!(supervise, m)?)?;
     m.add_function(wrap_pyfunction!(record_job_error, m)?)?;
+    m.add_function(wrap_pyfunction!(record_job_end, m)?)?;
+    m.add_function(wrap_pyfunction!(job_files, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_options, m)?)?;
     m.add_function(wrap_pyfunction!(process_status, m)?)?;
     m.add_function(wrap_pyfunction!(list_processes, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_process, m)?)?;

@@ -5,13 +5,23 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, 
 
 use crate::error::{Error, Result};
 
-/// Parses an option value `YYYY-MM-DD`, naming the option in the error.
+/// The earliest year an operator's date may name: usage statistics start with the web, and
+/// the event templates' dates have four-digit years (year 0 would poison every later run).
+pub const FIRST_YEAR: i32 = 1900;
+
+/// Parses an option value `YYYY-MM-DD` (years 1900 to 9999), naming the option in the error.
 pub fn parse_day(option: &str, text: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+    let day = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
         Error::invalid(format!(
             "{option} {text:?} is not a date (expected YYYY-MM-DD)"
         ))
-    })
+    })?;
+    if !(FIRST_YEAR..=9999).contains(&day.year()) {
+        return Err(Error::invalid(format!(
+            "{option} {text:?} is out of range (years {FIRST_YEAR} to 9999)"
+        )));
+    }
+    Ok(day)
 }
 
 /// Parses an optional `YYYY-MM-DD` option.

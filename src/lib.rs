@@ -13,6 +13,7 @@ pub mod generation;
 pub mod info;
 pub mod invenio_packages;
 pub mod migration;
+pub mod options;
 pub mod pit;
 pub mod process;
 pub mod progress;

@@ -241,8 +241,7 @@ fn some_of<T: PartialEq + Copy>(
 /// The sample's last day.
 fn end_day(options: &SampleOptions) -> Result<NaiveDate> {
     match &options.end_date {
-        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| Error::invalid(format!("end date {text:?} is not a YYYY-MM-DD date"))),
+        Some(text) => crate::dates::parse_day("--end-date", text),
         None => Ok(Utc::now().date_naive()),
     }
 }
@@ -261,6 +260,13 @@ fn validate(options: &SampleOptions) -> Result<()> {
         return Err(Error::invalid("events per record must be at most 100,000"));
     }
     Ok(())
+}
+
+impl crate::options::Validate for SampleOptions {
+    fn validate(&self) -> Result<()> {
+        validate(self)?;
+        end_day(self).map(|_| ())
+    }
 }
 
 /// The first day of the event window: the first of the month `months - 1` before `end`'s.
@@ -291,7 +297,10 @@ pub async fn load(client: &SearchClient, options: &SampleOptions) -> Result<Samp
         )));
     }
     let now = Utc::now();
-    let end_ts = Utc.from_utc_datetime(&end.and_hms_opt(23, 59, 59).expect("valid time"));
+    // The end of the last day, or now when that is today: no event is in the future.
+    let end_ts = Utc
+        .from_utc_datetime(&end.and_hms_opt(23, 59, 59).expect("valid time"))
+        .min(now);
     let events_start = Utc.from_utc_datetime(
         &first_month(end, options.months)
             .and_hms_opt(0, 0, 0)

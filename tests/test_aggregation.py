@@ -330,7 +330,7 @@ def test_missing_event_indices_do_not_stop_the_run(cli, search, index_prefix):
     assert snaps["2025-06-16"]["totals"]["download"]["total_events"] == 0
 
 
-def test_no_events_at_all_is_reported_not_an_error(cli, index_prefix):
+def test_no_events_at_all_is_reported_not_an_error(cli, search, index_prefix):
     report = js(cli("aggregate", "--community-id", "global", "--json"))
     assert [c["note"] for a in report["aggregators"] for c in a["communities"]] == [
         "no usage events",
@@ -338,6 +338,10 @@ def test_no_events_at_all_is_reported_not_an_error(cli, index_prefix):
         "no records deltas",
         "no usage deltas",
     ]
+    # A prefix with nothing to aggregate (a typo?) gets nothing created under it.
+    assert search.indices(f"{index_prefix}*") == []
+    status, templates = search.request("GET", f"_index_template/{index_prefix}*")
+    assert status == 404 or templates.get("index_templates") == []
 
 
 def test_lock_blocks_a_second_run_until_cleared(cli, search, index_prefix, scenario):
@@ -395,6 +399,8 @@ def test_read_lists_documents_in_date_order(cli, index_prefix, scenario):
     "args, message",
     [
         (["--start-date", "2025-13-01"], "--start-date"),
+        (["--community-id", "global", "--start-date", "0000-01-01", "--end-date", "0000-01-03"], "out of range"),
+        (["--end-date", "1899-12-31"], "years 1900 to 9999"),
         (["--start-date", "2025-06-10", "--end-date", "2025-06-01"], "before"),
         (["--community-id", "no-such-slug"], "unknown community"),
         (["--aggregation-type", "community-records-delta-created-agg"], "aggregation-type"),
@@ -405,6 +411,34 @@ def test_bad_input_one_line_nothing_written(cli, search, index_prefix, scenario,
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert search.indices(f"{index_prefix}stats-*") == []
+
+
+def test_a_state_poisoned_by_year_zero_is_repaired_by_clear_bookmarks_and_destroy_indices(cli, search, index_prefix):
+    """An older version accepted year 0000 and wrote `...-0000` indices and a bookmark there;
+    clear-bookmarks and destroy-indices remove them, and global runs again."""
+    install_templates(search, index_prefix)
+    p = index_prefix
+    write_events(search, p, [e for e in scenario_events() if e[0] == "view"][:3], kinds=("view",))
+    # Our bookmark index, as an older run made it.
+    js(cli("aggregate", "--community-id", "global", "--start-date", "2025-06-04", "--end-date", "2025-06-04", "--json"))
+    search.ok(
+        "PUT",
+        f"{p}stats-community-usage-delta-0000/_doc/global-0000-01-03?refresh=true",
+        {"community_id": "global", "period_start": "0000-01-03T00:00:00", "period_end": "0000-01-03T23:59:59"},
+    )
+    search.ok(
+        "PUT",
+        f"{p}stats-bookmarks-community/_doc/community-usage-delta-agg_global?refresh=true",
+        {"date": "0000-01-03T00:00:00", "aggregation_type": "community-usage-delta-agg", "community_id": "global"},
+    )
+    assert js(cli("clear-bookmarks", "--community-id", "global", "--json"))["deleted"] >= 1
+    bookmark_path = f"{p}stats-bookmarks-community/_doc/community-usage-delta-agg_global"
+    assert search.request("GET", bookmark_path)[0] == 404
+    deleted = js(cli("destroy-indices", "--yes-i-know", "--json"))["deleted"]
+    assert f"{p}stats-community-usage-delta-0000" in deleted
+    assert search.indices(f"{p}stats-community-usage-delta-*") == []
+    report = js(cli("aggregate", "--community-id", "global", "--json"))
+    assert report["errors"] == 0
 
 
 def _long_history(search, prefix, cli_env):

@@ -3,10 +3,12 @@ cancel = checkpoint within one batch, and a re-run that finishes without duplica
 
 import json
 import os
+import signal
 
 from invenio_community_stats import processes
 
 from conftest import wait_for
+from helpers import js
 from records_fixture import record, write
 
 C1 = "11111111-1111-4111-a111-111111111111"
@@ -118,3 +120,37 @@ def test_migration_in_background_cancel_checkpoints_and_resume_completes(cli, se
     assert report["done"] == 6
     migrated = sorted(h["_id"] for h in search.search_all(f"{index_prefix}events-stats-*-v2.0.0"))
     assert migrated == expected
+
+
+def test_a_job_whose_supervisor_is_killed_still_ends_completed_with_its_output_logged(
+    cli, search, index_prefix, tmp_path
+):
+    """SIGKILL of the supervisor: the worker runs to its end, writes its own output into the
+    log and records its own final state (completed, exit code 0), never `lost`."""
+    pid_dir = str(tmp_path / "run")
+    started = js(
+        cli(
+            "load-sample-data-background",
+            "--records",
+            "3000",
+            "--events-per-record",
+            "5",
+            "--months",
+            "2",
+            "--end-date",
+            "2025-06-30",
+            "--pid-dir",
+            pid_dir,
+            "--json",
+        )
+    )
+    assert wait_for(lambda: processes.status("sample-data-load", pid_dir)["processed"] > 0, timeout=60)
+    os.kill(started["supervisor_pid"], signal.SIGKILL)
+    final = wait_for(
+        lambda: (s := processes.status("sample-data-load", pid_dir))["state"] in ("completed", "failed", "lost") and s,
+        timeout=180,
+    )
+    assert final["state"] == "completed" and final["exit_code"] == 0, final
+    log = open(final["log_file"]).read()
+    assert "Loaded 5 communities, 3000 records" in log, log[-2000:]
+    assert search.count(f"{index_prefix}rdmrecords-records") == 3000

@@ -2,9 +2,12 @@
 exit codes."""
 
 import http.server
+import os
 import subprocess
 import sys
 import threading
+
+import pytest
 
 from conftest import run_cli
 from helpers import base_env
@@ -114,3 +117,63 @@ def test_version_comes_from_cargo():
     cargo = Path(__file__).resolve().parent.parent / "Cargo.toml"
     declared = re.search(r'^version = "([^"]+)"', cargo.read_text(), re.M).group(1)
     assert invenio_community_stats.__version__ == _core.version() == declared
+
+
+@pytest.mark.parametrize(
+    "args, env, code, text",
+    [
+        (["aggregate", "--community-id", ""], {}, 2, "--community-id must not be empty"),
+        (["generate-community-events", "--record-ids", ","], {}, 2, "--record-ids must not be empty"),
+        (["migrate-events", "--max-memory-percent", "nan"], {}, 2, "not a finite number"),
+        (["cancel-process", "x", "--timeout", "inf"], {}, 2, "not a finite number"),
+        (["process-status", "x", "--pid-dir", ""], {}, 2, "--pid-dir must not be empty"),
+        (["info"], {"INVENIO_SEARCH_HOSTS": "[]"}, 1, "SEARCH_HOSTS is an empty list"),
+        (
+            ["aggregate"],
+            {"INVENIO_COMMUNITY_STATS_AGGREGATION_LOCK_TTL": "0"},
+            1,
+            "COMMUNITY_STATS_AGGREGATION_LOCK_TTL must be a whole number from 10 to 86400 (got 0)",
+        ),
+        (
+            ["aggregate"],
+            {"INVENIO_COMMUNITY_STATS_CATCHUP_DAYS": "-1"},
+            1,
+            "COMMUNITY_STATS_CATCHUP_DAYS must be a whole number from 1 to 36500 (got -1)",
+        ),
+        (
+            ["migrate-events"],
+            {"INVENIO_COMMUNITY_STATS_MIGRATION_SLICES": "'two'"},
+            1,
+            "COMMUNITY_STATS_MIGRATION_SLICES must be a whole number from 1 to 16",
+        ),
+    ],
+)
+def test_careless_input_gets_one_line_naming_the_option_or_key(args, env, code, text):
+    """Before any connection: one line naming the option or setting and what it accepts."""
+    hosts = [] if "INVENIO_SEARCH_HOSTS" in env else ["--search-host", "http://127.0.0.1:9"]
+    proc = run_cli([*hosts, *args], base_env(**env))
+    assert proc.returncode == code, proc.stderr
+    assert text in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_names_and_directories_that_are_not_utf8_get_one_line(tmp_path):
+    """Bytes a terminal passes that are not UTF-8: one line, no traceback."""
+    bad = os.fsdecode(b"job-\xff")
+    bad_dir = os.fsdecode(bytes(tmp_path) + b"/run-\xfe")
+    for args in (
+        ["process-status", bad],
+        ["process-status", "x", "--pid-dir", bad_dir],
+        ["cancel-process", "x", "--pid-dir", bad_dir],
+        ["processes", "clean", "--pid-dir", bad_dir],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "invenio_community_stats", *args],
+            env=base_env(),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=60,
+        )
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "not valid UTF-8" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -1,6 +1,7 @@
 """Normalisation of every SEARCH_HOSTS / SEARCH_CLIENT_CONFIG shape (no cluster needed)."""
 
 import json
+import re
 
 import pytest
 
@@ -68,6 +69,26 @@ def test_error_messages_never_contain_the_password():
     with pytest.raises(ConfigError) as info:
         normalize_hosts(["ftp://admin:topsecret@x:1"])
     assert "topsecret" not in str(info.value)
+
+
+@pytest.mark.parametrize("password", ["Pw#Hash", "pw/slash", "pw?query", "p@ss@word", "pw:colon", "a#b/c?d@e"])
+def test_unencoded_passwords_are_read_whole_and_never_shown(password):
+    """A password with an unencoded #, /, ?, @ or : is the credentials' (up to the last @),
+    and no part of it ever appears in a message."""
+    hosts, auth = normalize_hosts([f"https://admin:{password}@os.example:9243/search"])
+    assert auth == ("admin", password)
+    assert [(h["host"], h["port"], h["url_prefix"]) for h in hosts] == [("os.example", 9243, "search")]
+    for bad in (
+        f"https://admin:{password}@os.example:port/x",
+        f"ftp://admin:{password}@x:1",
+        f"https://admin:{password}@:9200",
+    ):
+        with pytest.raises(ConfigError) as info:
+            normalize_hosts([bad])
+        message = str(info.value)
+        fragments = {password} | {part for part in re.split(r"[#/?@:]", password) if len(part) > 2}
+        assert not any(f in message for f in fragments), (bad, message)
+        assert "***@" in message
 
 
 def test_conflicting_credentials_rejected():

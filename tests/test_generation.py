@@ -4,12 +4,14 @@ with expected figures computed from the records each test writes."""
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
 
+from conftest import wait_for
 from helpers import js
 from records_fixture import record, reindex_under_reference_mapping, write
 
@@ -331,6 +333,43 @@ def test_max_records_and_no_files_means_no_downloads(cli, search, index_prefix):
     assert len(usage(search, index_prefix, "record-view")) == 4
 
 
+def test_without_an_end_date_a_rerun_and_a_resume_after_kill_9_add_nothing(cli, cli_env, search, index_prefix):
+    """The window's end ("now") is fixed by the first run with the same options: a later
+    re-run, and the resume of a run killed part-way, make the same events (same _ids); a dry
+    run counts what is already there."""
+    write(
+        search,
+        index_prefix,
+        [record(f"kkkkk-{i:05d}", "2024-01-01T00:00:00Z", [C1], files=1) for i in range(60)],
+        COMMUNITIES,
+    )
+    args = ["generate-usage-events", "--events-per-record", "60", "--seed", "5", "--json"]
+    job = subprocess.Popen(
+        [sys.executable, "-m", "invenio_community_stats", *args],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert wait_for(lambda: search.count_if_ready(f"{index_prefix}events-stats-*") > 100, timeout=60)
+    job.kill()
+    job.wait(timeout=30)
+    time.sleep(1.1)  # a later "now"
+    report = js(cli(*args))
+    expected = report["view_events"] + report["download_events"]
+    assert expected == 60 * 120 and report["failed"] == 0
+    assert report["written"] + report["already_present"] == expected and report["already_present"] > 0
+    assert search.count(f"{index_prefix}events-stats-*") == expected
+    time.sleep(1.1)
+    dry = js(cli(*args, "--dry-run"))
+    assert dry["already_present"] == expected and dry["window_end"] == report["window_end"]
+    again = js(cli(*args))
+    assert (again["written"], again["already_present"]) == (0, expected)
+    assert search.count(f"{index_prefix}events-stats-*") == expected
+    # A dry run of other options counts nothing present; an explicit end date is its own window.
+    assert js(cli(*args[:-3], "--seed", "6", "--json", "--dry-run"))["already_present"] == 0
+
+
 def test_seed_reproduces_byte_identical_documents_and_rerun_adds_nothing(cli, cli_env, search, index_prefix):
     recs = [record(f"jjjjj-0000{i}", "2024-01-01T00:00:00Z", [C1], files=2) for i in range(3)]
     write(search, index_prefix, recs, COMMUNITIES)
@@ -454,6 +493,7 @@ def test_enriched_events_have_membership_of_their_day_and_fit_the_reference_temp
     "args, text",
     [
         (["--event-start-date", "yesterday"], "not a date"),
+        (["--event-start-date", "0001-01-01"], "out of range"),
         (["--event-start-date", "2024-05-01", "--event-end-date", "2024-04-01"], "before start"),
         (["--start-date", "2024-05-01", "--end-date", "2024-04-01"], "before start"),
         (["--events-per-record", "-1"], "-1"),

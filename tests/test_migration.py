@@ -368,6 +368,7 @@ def test_dry_run_changes_nothing(cli, search, sample):
     "args, code, text",
     [
         (["--months", "2024-13"], 2, "YYYY-MM"),
+        (["--months", "0000-01"], 2, "YYYY-MM"),
         (["--months", "2024-05:2024-01"], 2, "before the start"),
         (["--batch-size", "0"], 2, "--batch-size"),
         (["--batch-size", "10001"], 2, "--batch-size"),

@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -272,7 +274,7 @@ def test_bad_input_one_line_errors(pid_dir, tmp_path):
     cases = [
         (["process-status", "../etc", "--pid-dir", pid_dir], 2, "invalid process name"),
         (["process-status", "Bad_Name", "--pid-dir", pid_dir], 2, "invalid process name"),
-        (["process-status", "event-migration", "--pid-dir", str(tmp_path / "missing")], 2, "does not exist"),
+        (["process-status", "event-migration", "--pid-dir", str(tmp_path / "missing")], 1, "no job was started there"),
         (["process-status", "event-migration", "--pid-dir", str(a_file)], 2, None),
         (["process-status", "event-migration", "--pid-dir", pid_dir], 1, "no job named"),
         (
@@ -302,35 +304,89 @@ def test_bad_input_one_line_errors(pid_dir, tmp_path):
     assert proc.returncode == 1 and "does not hold a PID" in proc.stderr
 
 
-def test_pid_dir_not_writable_is_refused():
-    if os.geteuid() != 0:
-        target = "/"
-        proc = cs("load-sample-data-background", "--pid-dir", target)
-        assert proc.returncode == 2 and "not writable" in proc.stderr
-        return
-    # As root every directory is writable; run the command as an unprivileged user.
+def as_nobody(*args):
+    """Runs the CLI as the unprivileged user 65534 (the tests run as root in CI)."""
     setpriv = subprocess.run(["which", "setpriv"], capture_output=True, text=True).stdout.strip()
     assert setpriv, "setpriv (util-linux) is needed for this test when running as root"
-    proc = subprocess.run(
-        [
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            PY,
-            "-m",
-            "invenio_community_stats",
-            "load-sample-data-background",
-            "--pid-dir",
-            "/usr",
-        ],
+    return subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", PY, "-m", "invenio_community_stats", *args],
         env=base_env(HOME="/tmp"),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_pid_dir_not_writable_is_refused():
+    if os.geteuid() != 0:
+        target = tempfile.mkdtemp()
+        os.chmod(target, 0o500)
+        proc = cs("load-sample-data-background", "--pid-dir", target)
+    else:
+        # As root every directory is writable: run as an unprivileged user, in a directory
+        # of its own that it may not write.
+        target = tempfile.mkdtemp(prefix="cs-nowrite-", dir="/tmp")
+        os.chown(target, 65534, 65534)
+        os.chmod(target, 0o500)
+        proc = as_nobody("load-sample-data-background", "--pid-dir", target)
+    try:
+        assert proc.returncode == 2, proc.stderr
+        assert "not writable" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert os.listdir(target) == []
+    finally:
+        os.chmod(target, 0o700)
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def test_a_pid_dir_others_could_tamper_with_is_refused(tmp_path):
+    """A PID directory that is itself a symlink, owned by another user, or writable by
+    others without the sticky bit is refused (one line, exit 2, nothing written); a
+    symlinked parent and a root-owned sticky directory such as /tmp are fine."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    cases = [(str(tmp_path / "link"), "symbolic link"), (str(open_dir), "sticky bit")]
+    if os.geteuid() == 0:
+        foreign = tmp_path / "foreign"
+        foreign.mkdir(mode=0o700)
+        os.chown(foreign, 65534, 65534)
+        cases.append((str(foreign), "owned by another user"))
+    for pid_dir, text in cases:
+        for args in (["process-status", "event-migration"], ["load-sample-data-background"]):
+            proc = cs(*args, "--pid-dir", pid_dir)
+            assert proc.returncode == 2, (pid_dir, args, proc.stderr)
+            assert text in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert os.listdir(pid_dir) == []
+    # Fine: a directory under a symlinked parent; a sticky directory others may write.
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    for pid_dir in (str(tmp_path / "link" / "run"), str(sticky)):
+        started = processes.start("test-dir-ok", worker("print('ok')"), pid_dir=pid_dir)
+        assert final_status("test-dir-ok", pid_dir)["state"] == "completed", started
+
+
+@pytest.mark.parametrize(
+    "twin, args, text",
+    [
+        ("aggregate-background", ["--start-date", "2026-13-45"], "--start-date"),
+        ("aggregate-background", ["--start-date", "2025-06-10", "--end-date", "2025-06-01"], "before"),
+        ("migrate-events-background", ["--months", "2024-13"], "YYYY-MM"),
+        ("migrate-events-background", ["--event-types", "click"], "unknown event type"),
+        ("generate-usage-events-background", ["--event-start-date", "0001-01-01"], "out of range"),
+        ("generate-community-events-background", ["--end-date", "yesterday"], "not a date"),
+        ("load-sample-data-background", ["--end-date", "2025-02-30"], "YYYY-MM-DD"),
+    ],
+)
+def test_background_twins_check_every_option_before_starting(pid_dir, twin, args, text):
+    """Exactly as the foreground command would: one line, exit 2, nothing started or written."""
+    proc = cs("--search-host", "http://127.0.0.1:9", twin, *args, "--pid-dir", pid_dir)
     assert proc.returncode == 2, proc.stderr
-    assert "not writable" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert text in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not os.path.exists(pid_dir) or os.listdir(pid_dir) == []
 
 
 def test_secrets_never_reach_status_log_or_output(pid_dir):
@@ -382,3 +438,25 @@ def test_python_api_validates(pid_dir):
         processes.status("../x", pid_dir)
     with pytest.raises(InvalidInputError):
         processes.cancel("x", pid_dir, timeout=-1)
+
+
+def test_a_cancel_issued_while_a_start_is_under_way_stops_the_new_run(pid_dir):
+    """The new run is visible from the moment its start took the job's lock (before its
+    supervisor runs): a cancel issued then waits for it and stops it, instead of reading
+    the previous run's end and leaving the new one running."""
+    processes.start("race", worker("import time; time.sleep(60)"), pid_dir=pid_dir)
+    processes.cancel("race", pid_dir=pid_dir, timeout=10)
+    assert processes.status("race", pid_dir)["state"] == "cancelled"
+    for delay in (0.01, 0.03, 0.06):
+        started = {}
+
+        def start(into=started):
+            into.update(processes.start("race", worker("import time; time.sleep(60)"), pid_dir=pid_dir))
+
+        thread = threading.Thread(target=start)
+        thread.start()
+        time.sleep(delay)
+        result = processes.cancel("race", pid_dir=pid_dir, timeout=10)
+        thread.join(timeout=30)
+        assert result["outcome"] in ("graceful", "forced") and result["pid"] == started["pid"], (delay, result, started)
+        assert final_status("race", pid_dir)["state"] in ("cancelled", "killed")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timezone
 
 from conftest import wait_for
 
@@ -151,6 +152,27 @@ def test_sample_has_the_shapes_of_a_real_instance(cli, search, index_prefix):
     # Downloads also of files the index does not list (restricted files are downloaded too).
     hidden_ids = {r["id"] for r in hidden}
     assert any(e["recid"] in hidden_ids for e in events if "file_id" in e)
+
+
+def test_a_sample_ending_today_writes_no_event_in_the_future(cli, search, index_prefix):
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    cli(
+        "load-sample-data",
+        "--records",
+        "40",
+        "--events-per-record",
+        "20",
+        "--months",
+        "1",
+        "--end-date",
+        today,
+        check=True,
+    )
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    latest = max(h["_source"]["timestamp"] for h in search.search_all(f"{index_prefix}events-stats-*"))
+    assert latest <= now
+    created = max(h["_source"]["created"][:19] for h in search.search_all(f"{index_prefix}rdmrecords-records"))
+    assert created <= now
 
 
 def test_sample_is_deterministic_for_a_seed(cli, search, index_prefix):

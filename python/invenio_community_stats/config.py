@@ -67,7 +67,40 @@ COMMUNITY_STATS_GENERATION_BATCH_SIZE = 2000
 ``generate-community-events``, whose events go out two record pages at a time)."""
 
 
+#: The accepted range of every numeric setting: (type, lowest, highest).
+RANGES = {
+    "COMMUNITY_STATS_SEARCH_TIMEOUT": (float, 0.1, 3600),
+    "COMMUNITY_STATS_JOB_RETRY_SECONDS": (float, 0, 86400),
+    "COMMUNITY_STATS_LOG_MAX_BYTES": (int, 1024, 1 << 40),
+    "COMMUNITY_STATS_LOG_BACKUPS": (int, 0, 100),
+    "COMMUNITY_STATS_CATCHUP_DAYS": (int, 1, 36500),
+    "COMMUNITY_STATS_AGGREGATION_CONCURRENCY": (int, 1, 64),
+    "COMMUNITY_STATS_AGGREGATION_LOCK_TTL": (int, 10, 86400),
+    "COMMUNITY_STATS_TOP_N": (int, 1, 1000),
+    "COMMUNITY_STATS_MIGRATION_BATCH_SIZE": (int, 1, 10000),
+    "COMMUNITY_STATS_MIGRATION_SLICES": (int, 1, 16),
+    "COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT": (float, 1, 100),
+    "COMMUNITY_STATS_MIGRATION_VERIFY_SAMPLE": (int, 0, 10000),
+    "COMMUNITY_STATS_GENERATION_BATCH_SIZE": (int, 2, 10000),
+}
+
+
 def setting(config, key):
     """``config[key]``, or this module's default when the app's configuration lacks it (a
-    config the extension did not initialise, such as a plain dict)."""
-    return config.get(key, globals()[key])
+    config the extension did not initialise, such as a plain dict). A numeric setting out of
+    its range (:data:`RANGES`) raises a one-line ConfigError naming the key and the range."""
+    value = config.get(key, globals()[key])
+    if key not in RANGES:
+        return value
+    kind, low, high = RANGES[key]
+    try:
+        number = kind(value)
+        valid = not isinstance(value, bool) and low <= number <= high and (kind is float or number == value)
+    except (TypeError, ValueError, OverflowError):
+        valid = False
+    if not valid:
+        from .errors import ConfigError
+
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{key} must be {what} from {low} to {high} (got {value!r})")
+    return number

@@ -12,14 +12,22 @@ from .errors import ConfigError
 DEFAULT_HOST = {"scheme": "http", "host": "localhost", "port": 9200, "url_prefix": ""}
 
 
+def _split_credentials(text):
+    """``(scheme, userinfo, rest)`` of ``[scheme://][userinfo@]rest``. The userinfo ends at
+    the last ``@``: a password may hold ``@``, ``#``, ``/``, ``?`` or ``:`` unencoded (host
+    names and path prefixes never hold ``@``), and no part of it may end up in a message."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    userinfo, at, hostpart = rest.rpartition("@")
+    return scheme, (userinfo if at else None), (hostpart if at else rest)
+
+
 def _redact_url(text):
-    """The URL text with any ``user:password@`` removed (for error messages)."""
-    if "@" in text and "://" in text:
-        scheme, rest = text.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    if "@" in text:
-        return "***@" + text.split("@", 1)[1]
-    return text
+    """The URL text with any ``user:password@`` replaced by ``***@`` (for error messages)."""
+    scheme, userinfo, rest = _split_credentials(text)
+    shown = f"***@{rest}" if userinfo is not None else rest
+    return f"{scheme}://{shown}" if scheme else shown
 
 
 def _parse_port(value, original):
@@ -38,16 +46,15 @@ def _host_from_string(text, use_ssl=None):
     if not original:
         raise ConfigError("SEARCH_HOSTS contains an empty host")
     safe = _redact_url(original)
-    if "://" not in original:
-        original_for_parse = "//" + original
-    else:
-        original_for_parse = original
+    given_scheme, userinfo, hostpart = _split_credentials(original)
     try:
-        parts = urlsplit(original_for_parse)
+        parts = urlsplit("//" + hostpart)
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"search host {safe!r} is not a valid host: {exc}") from None
-    scheme = parts.scheme or ("https" if use_ssl else "http")
+    except ValueError:
+        raise ConfigError(f"search host {safe!r} is not a valid host[:port][/prefix]") from None
+    if parts.query or parts.fragment:
+        raise ConfigError(f"search host {safe!r} is not a valid host[:port][/prefix]")
+    scheme = given_scheme.lower() or ("https" if use_ssl else "http")
     if scheme not in ("http", "https"):
         raise ConfigError(f"search host {safe!r}: scheme must be http or https")
     if not parts.hostname:
@@ -55,8 +62,9 @@ def _host_from_string(text, use_ssl=None):
     if port is None:
         port = 443 if scheme == "https" and "://" in original else 9200
     auth = None
-    if parts.username is not None:
-        auth = (unquote(parts.username), unquote(parts.password or ""))
+    if userinfo is not None:
+        user, _, password = userinfo.partition(":")
+        auth = (unquote(user), unquote(password))
     host = {
         "scheme": scheme,
         "host": parts.hostname,
@@ -106,7 +114,9 @@ def normalize_hosts(hosts, use_ssl=None):
     Accepted: ``None`` (localhost:9200), a string (``"localhost:9200"``, a URL, or a
     Python/JSON literal of a list), a dict, or a list/tuple of strings and dicts.
     """
-    if hosts is None or hosts == "" or hosts == []:
+    if isinstance(hosts, (list, tuple)) and not hosts:
+        raise ConfigError("SEARCH_HOSTS is an empty list: name at least one host (unset it for localhost:9200)")
+    if hosts is None or hosts == "":
         host = dict(DEFAULT_HOST)
         if use_ssl:
             host["scheme"] = "https"

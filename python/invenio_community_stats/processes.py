@@ -16,15 +16,28 @@ Errors raise the classes of :mod:`invenio_community_stats.errors`.
 import os
 import sys
 
+from ._bridge import check_text
 from ._bridge import core as _core
 from .config import COMMUNITY_STATS_LOG_BACKUPS, COMMUNITY_STATS_LOG_MAX_BYTES, COMMUNITY_STATS_PID_DIR
+from .errors import InvalidInputError
 
 #: The PID directory when none is given.
 DEFAULT_PID_DIR = COMMUNITY_STATS_PID_DIR
 
 
 def _dir(pid_dir):
-    return os.fspath(pid_dir or DEFAULT_PID_DIR)
+    if pid_dir is None:
+        return DEFAULT_PID_DIR
+    path = os.fspath(pid_dir)
+    if not path:
+        raise InvalidInputError("--pid-dir must not be empty")
+    check_text(path, "--pid-dir")
+    return path
+
+
+def _name(name):
+    check_text(name, "process name")
+    return name
 
 
 def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=None, log_backups=None):
@@ -35,7 +48,7 @@ def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=None, 
     import json
 
     spec = {
-        "name": name,
+        "name": _name(name),
         "pid_dir": _dir(pid_dir),
         "argv": [os.fspath(a) for a in argv],
         "command": command if command is not None else " ".join(os.fspath(a) for a in argv),
@@ -49,7 +62,7 @@ def start(name, argv, pid_dir=None, command=None, env=None, log_max_bytes=None, 
 
 def status(name, pid_dir=None, log_lines=None):
     """The job's status (a dict; ``log_tail`` too when ``log_lines`` is given)."""
-    return _core().process_status(name, _dir(pid_dir), log_lines)
+    return _core().process_status(_name(name), _dir(pid_dir), log_lines)
 
 
 def list_jobs(pid_dir=None, all=False):  # noqa: A002 - mirrors the --all option
@@ -59,12 +72,12 @@ def list_jobs(pid_dir=None, all=False):  # noqa: A002 - mirrors the --all option
 
 def cancel(name, pid_dir=None, timeout=30.0):
     """SIGTERM, wait ``timeout`` seconds, then SIGKILL; returns ``{outcome, state, ...}``."""
-    return _core().cancel_process(name, _dir(pid_dir), float(timeout))
+    return _core().cancel_process(_name(name), _dir(pid_dir), float(timeout))
 
 
 def clean(pid_dir=None, name=None):
     """Remove the files of finished jobs (or of job ``name``); returns the names cleaned."""
-    return list(_core().clean_processes(_dir(pid_dir), name))
+    return list(_core().clean_processes(_dir(pid_dir), None if name is None else _name(name)))
 
 
 __all__ = ["start", "status", "list_jobs", "cancel", "clean", "DEFAULT_PID_DIR"]

@@ -1,6 +1,7 @@
 //! The aggregation lock: one document in `<prefix>stats-community-locks`, created only if
 //! absent, renewed by the running job (heartbeat), released by compare-and-delete. A crashed
-//! run's lock expires after its TTL; `clear-lock` removes it at once. No Redis needed.
+//! run's lock expires after its TTL, or is taken over at once when its holder ran on this
+//! host and is gone; `clear-lock` removes it at once. No Redis needed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +57,25 @@ async fn ensure_index(client: &SearchClient) -> Result<()> {
         .await
 }
 
+/// True if the lock's holder ran on this host and its process is gone (killed, crashed):
+/// its lock is then taken over at once instead of after its TTL. A holder on another host,
+/// or a PID in use again, is left to expire.
+fn holder_gone(lock: &Value) -> bool {
+    let (Some(owner), Some(pid)) = (lock["owner"].as_str(), lock["pid"].as_i64()) else {
+        return false;
+    };
+    let on_this_host = owner
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host == hostname());
+    on_this_host
+        && pid > 0
+        && pid != i64::from(std::process::id())
+        && matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
+
 fn version_of(reply: &Value) -> (u64, u64) {
     (
         reply["_seq_no"].as_u64().unwrap_or(0),
@@ -98,7 +118,8 @@ pub async fn acquire(client: &SearchClient, name: &str, ttl: Duration) -> Result
                 .unwrap_or(Value::Null);
             let expired = current["_source"]["expires"]
                 .as_i64()
-                .is_some_and(|e| e < now_millis());
+                .is_some_and(|e| e < now_millis())
+                || holder_gone(&current["_source"]);
             if current.is_null() || !expired {
                 return Err(Error::Conflict(if current.is_null() {
                     "another aggregation took the lock just now".into()
@@ -114,7 +135,7 @@ pub async fn acquire(client: &SearchClient, name: &str, ttl: Duration) -> Result
             {
                 Ok(reply) => {
                     log::warn!(
-                        "took over an expired aggregation lock ({})",
+                        "took over the aggregation lock of a run that expired or ended without releasing it ({})",
                         current["_source"]["owner"].as_str().unwrap_or("?")
                     );
                     version_of(&reply)

@@ -289,6 +289,12 @@ fn validate(options: &AggregateOptions) -> Result<Validated> {
     })
 }
 
+impl crate::options::Validate for AggregateOptions {
+    fn validate(&self) -> Result<()> {
+        validate(self).map(|_| ())
+    }
+}
+
 /// The communities to aggregate: the given ones (ids, slugs or `global`) resolved, else
 /// every (opted-in) community, then `global`.
 pub async fn select_communities(
@@ -345,6 +351,22 @@ pub async fn select_communities(
     Ok(out)
 }
 
+/// True if the prefix holds anything the aggregators read: usage events, records or
+/// community events.
+async fn has_sources(client: &SearchClient) -> Result<bool> {
+    for name in [
+        "events-stats-record-view",
+        "events-stats-file-download",
+        "rdmrecords-records",
+        "stats-community-events",
+    ] {
+        if client.exists(&client.index(name)).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Runs the aggregation under the lock and returns its report.
 pub async fn run(
     client: &SearchClient,
@@ -354,6 +376,31 @@ pub async fn run(
     let v = validate(options)?;
     let started = Instant::now();
     let communities = select_communities(client, &options.community_ids, options.opt_in).await?;
+    if !has_sources(client).await? {
+        // An index prefix with nothing to aggregate (a typo, a new instance): say so and
+        // create nothing (no templates, bookmarks or lock).
+        let mut report = AggregateReport {
+            communities: communities.clone(),
+            ..Default::default()
+        };
+        for aggregator in &v.aggregators {
+            let mut agg = AggregatorReport {
+                aggregator: aggregator.name().to_string(),
+                ..Default::default()
+            };
+            for cid in &communities {
+                let note = Some(aggregator.nothing_to_do(cid == GLOBAL).to_string());
+                agg.communities.push(CommunityReport {
+                    community_id: cid.clone(),
+                    note,
+                    ..Default::default()
+                });
+            }
+            report.aggregators.push(agg);
+        }
+        report.duration_seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
     crate::templates::install(client, &Aggregator::ALL.map(Aggregator::template_name)).await?;
     bookmarks::ensure_index(client).await?;
     let held = lock::acquire(

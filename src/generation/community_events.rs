@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -41,6 +41,25 @@ pub struct CommunityEventsOptions {
     pub dry_run: bool,
     /// Records per page (and per bulk request of events, roughly).
     pub batch_size: usize,
+}
+
+impl CommunityEventsOptions {
+    /// The records' creation range, checked (with the batch size).
+    fn record_dates(&self) -> Result<(Option<NaiveDate>, Option<NaiveDate>)> {
+        let start = parse_day_opt("--start-date", self.start_date.as_deref())?;
+        let end = parse_day_opt("--end-date", self.end_date.as_deref())?;
+        check_range("record dates", start, end)?;
+        if self.batch_size == 0 || self.batch_size > 10_000 {
+            return Err(Error::invalid("batch size must be between 1 and 10,000"));
+        }
+        Ok((start, end))
+    }
+}
+
+impl crate::options::Validate for CommunityEventsOptions {
+    fn validate(&self) -> Result<()> {
+        self.record_dates().map(|_| ())
+    }
 }
 
 /// What a run did (or, dry, would do).
@@ -153,13 +172,8 @@ pub async fn generate(
     options: &CommunityEventsOptions,
     progress: &Progress,
 ) -> Result<CommunityEventsReport> {
-    let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
-    let end = parse_day_opt("--end-date", options.end_date.as_deref())?;
-    check_range("record dates", start, end)?;
+    let (start, end) = options.record_dates()?;
     let batch = options.batch_size;
-    if batch == 0 || batch > 10_000 {
-        return Err(Error::invalid("batch size must be between 1 and 10,000"));
-    }
     let records = client.index("rdmrecords-records");
     if !client.exists(&records).await? {
         return Err(Error::Data(format!(
@@ -167,6 +181,28 @@ pub async fn generate(
         )));
     }
     let selected = communities::resolve(client, &options.community_ids).await?;
+    if !options.record_ids.is_empty() {
+        // Every record named must exist: an unknown id is bad input, refused before anything is written.
+        let body = json!({"size": options.record_ids.len(), "query": {"terms": {"id": options.record_ids}}, "_source": ["id"]});
+        let found: std::collections::HashSet<String> = client
+            .search_hits(&records, &body)
+            .await?
+            .iter()
+            .filter_map(|h| h["_source"]["id"].as_str().map(String::from))
+            .collect();
+        let unknown: Vec<&str> = options
+            .record_ids
+            .iter()
+            .filter(|r| !found.contains(r.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::invalid(format!(
+                "unknown record ids (not in {records}): {}",
+                unknown.join(", ")
+            )));
+        }
+    }
     let mut report = CommunityEventsReport {
         communities: selected.clone(),
         dry_run: options.dry_run,

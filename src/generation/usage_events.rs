@@ -8,7 +8,8 @@
 //! `updated_timestamp`, set to the event's time); `_id`s are invenio-stats' and writes
 //! are create-only, so a re-run with the same seed adds nothing.
 
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -54,6 +55,47 @@ pub struct UsageEventsOptions {
     pub now: Option<String>,
 }
 
+/// The options' dates, parsed and checked.
+struct Checked {
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+    ev_start: Option<NaiveDate>,
+    ev_end: Option<NaiveDate>,
+    now: DateTime<Utc>,
+}
+
+impl UsageEventsOptions {
+    fn checked(&self) -> Result<Checked> {
+        let start = parse_day_opt("--start-date", self.start_date.as_deref())?;
+        let end = parse_day_opt("--end-date", self.end_date.as_deref())?;
+        check_range("record dates", start, end)?;
+        let ev_start = parse_day_opt("--event-start-date", self.event_start_date.as_deref())?;
+        let ev_end = parse_day_opt("--event-end-date", self.event_end_date.as_deref())?;
+        check_range("event dates", ev_start, ev_end)?;
+        if self.batch_size == 0 || self.batch_size > 10_000 {
+            return Err(Error::invalid("batch size must be between 1 and 10,000"));
+        }
+        let now = match &self.now {
+            Some(t) => parse_timestamp(t)
+                .ok_or_else(|| Error::invalid(format!("now {t:?} is not a timestamp")))?,
+            None => Utc::now(),
+        };
+        Ok(Checked {
+            start,
+            end,
+            ev_start,
+            ev_end,
+            now,
+        })
+    }
+}
+
+impl crate::options::Validate for UsageEventsOptions {
+    fn validate(&self) -> Result<()> {
+        self.checked().map(|_| ())
+    }
+}
+
 /// What a run did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct UsageEventsReport {
@@ -78,6 +120,9 @@ pub struct UsageEventsReport {
     pub failure_reasons: Vec<String>,
     /// Monthly indices written to.
     pub indices: Vec<String>,
+    /// The last moment of the event window (UTC): `--event-end-date` (or now, if earlier);
+    /// without it, the time of the first run with the same options (recorded).
+    pub window_end: Option<String>,
     /// True for a dry run.
     pub dry_run: bool,
 }
@@ -261,26 +306,92 @@ async fn refuse_unmigrated_months(
     )))
 }
 
+/// Where the generators record the windows of their runs (without prefix).
+pub const STATE_INDEX: &str = "stats-community-generation";
+
+/// The end of the event window of the first run with these options (everything that
+/// decides which events a run makes, but the window's end), or `now` recorded as such.
+async fn window_end_of_first_run(
+    client: &SearchClient,
+    options: &UsageEventsOptions,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>> {
+    let key = serde_json::to_string(&json!({
+        "seed": options.seed, "events_per_record": options.events_per_record, "start_date": options.start_date,
+        "end_date": options.end_date, "event_start_date": options.event_start_date,
+        "enrich_events": options.enrich_events, "use_migrated_indices": options.use_migrated_indices,
+        "max_records": options.max_records,
+    }))
+    .expect("JSON");
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.as_bytes());
+    let path = format!(
+        "{}/_doc/usage-events-{}",
+        client.index(STATE_INDEX),
+        sha.digest()
+    );
+    if let Some(found) = client.json_opt(Method::Get, &path, None).await? {
+        if let Some(end) = found["_source"]["window_end"]
+            .as_str()
+            .and_then(parse_timestamp)
+        {
+            log::info!("the event window ends at {end} as in the first run with these options (give --event-end-date to choose)");
+            return Ok(end);
+        }
+    }
+    let end = floor_second(now);
+    if !options.dry_run {
+        let mappings = json!({"dynamic": "strict", "properties": {
+            "key": {"type": "keyword", "index": false}, "window_end": {"type": "date"}, "created": {"type": "date"},
+        }});
+        client
+            .ensure_index(&client.index(STATE_INDEX), &mappings)
+            .await?;
+        let doc =
+            json!({"key": key, "window_end": end.to_rfc3339(), "created": Utc::now().to_rfc3339()});
+        client
+            .json(Method::Put, &format!("{path}?refresh=true"), Some(&doc))
+            .await?;
+    }
+    Ok(end)
+}
+
+/// How many of `(index, _id)` exist (one `_mget`).
+async fn count_present(client: &SearchClient, ids: &[(String, String)]) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let docs: Vec<Value> = ids
+        .iter()
+        .map(|(index, id)| json!({"_index": index, "_id": id, "_source": false}))
+        .collect();
+    let reply = client
+        .json_opt(Method::Post, "_mget", Some(&json!({"docs": docs})))
+        .await?;
+    Ok(reply
+        .and_then(|r| {
+            r["docs"].as_array().map(|d| {
+                d.iter()
+                    .filter(|x| x["found"].as_bool() == Some(true))
+                    .count() as u64
+            })
+        })
+        .unwrap_or(0))
+}
+
 /// Runs the generator.
 pub async fn generate(
     client: &SearchClient,
     options: &UsageEventsOptions,
     progress: &Progress,
 ) -> Result<UsageEventsReport> {
-    let start = parse_day_opt("--start-date", options.start_date.as_deref())?;
-    let end = parse_day_opt("--end-date", options.end_date.as_deref())?;
-    check_range("record dates", start, end)?;
-    let ev_start = parse_day_opt("--event-start-date", options.event_start_date.as_deref())?;
-    let ev_end = parse_day_opt("--event-end-date", options.event_end_date.as_deref())?;
-    check_range("event dates", ev_start, ev_end)?;
-    if options.batch_size == 0 || options.batch_size > 10_000 {
-        return Err(Error::invalid("batch size must be between 1 and 10,000"));
-    }
-    let now = match &options.now {
-        Some(t) => parse_timestamp(t)
-            .ok_or_else(|| Error::invalid(format!("now {t:?} is not a timestamp")))?,
-        None => Utc::now(),
-    };
+    let Checked {
+        start,
+        end,
+        ev_start,
+        ev_end,
+        now,
+    } = options.checked()?;
     let records = client.index("rdmrecords-records");
     if !client.exists(&records).await? {
         return Err(Error::Data(format!(
@@ -298,6 +409,17 @@ pub async fn generate(
         dry_run: options.dry_run,
         ..Default::default()
     };
+    // Without --event-end-date the window ends "now": the now of the first run with these
+    // options, recorded, so that a re-run (or the resume of a killed run) makes the same
+    // events, not new ones.
+    let now = if options.now.is_none() && ev_end.is_none() {
+        window_end_of_first_run(client, options, now).await?
+    } else {
+        now
+    };
+    report.window_end = Some(crate::dates::second_timestamp(floor_second(
+        ev_end.map(end_of_day).map(|e| e.min(now)).unwrap_or(now),
+    )));
     if !options.dry_run {
         let mut names = vec!["record-view-v1.0.0", "file-download-v1.0.0"];
         if options.enrich_events || options.use_migrated_indices {
@@ -341,6 +463,8 @@ pub async fn generate(
     } else {
         ""
     };
+    // A dry run counts what is already present (by `_id`), a thousand at a time.
+    let mut planned: Vec<(String, String)> = Vec::new();
     let result: Result<()> = async {
         'pages: while let Some(page) = reader.next_page().await? {
             let membership = if options.enrich_events {
@@ -418,12 +542,18 @@ pub async fn generate(
                             new.insert(name)
                         }
                     };
-                    if !options.dry_run {
+                    if options.dry_run {
+                        planned.push((index.to_string(), id));
+                        if planned.len() >= 1000 {
+                            report.already_present += count_present(client, &std::mem::take(&mut planned)).await?;
+                        }
+                    } else {
                         pipeline.add_raw(index, &id, doc).await?;
                     }
                 }
             }
         }
+        report.already_present += count_present(client, &std::mem::take(&mut planned)).await?;
         let done = report.records_processed;
         stop_if_cancelled(client, &mut pipeline, || {
             format!("usage event generation stopped after {done} records (re-run with the same seed to finish; nothing is written twice)")
@@ -433,7 +563,7 @@ pub async fn generate(
     .await;
     let totals = finish(reader, pipeline, result).await?;
     report.written = totals.written;
-    report.already_present = totals.already_present;
+    report.already_present += totals.already_present;
     report.failed = totals.failed;
     report.failure_reasons = totals.failure_reasons;
     report.indices = index_names.into_values().collect();

@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 
 use super::documents::{enrich_page, verify_sample};
 use super::month::MonthRun;
-use super::state::MonthState;
+use super::state::{self, MonthRecord, MonthState};
 use super::MonthPlan;
 use crate::bulk::BulkPipeline;
 use crate::enrich::RecordCache;
@@ -324,6 +324,43 @@ async fn default_pipeline(client: &SearchClient, index: &str) -> Result<Option<S
         .map(str::to_string))
 }
 
+/// True if the month's switchover took effect: the legacy name is no index any more but
+/// an alias of the target.
+pub async fn switched(client: &SearchClient, plan: &MonthPlan) -> Result<bool> {
+    Ok(client.is_alias(&plan.source).await? && client.in_alias(&plan.target, &plan.source).await?)
+}
+
+/// Records a month whose switchover took effect but whose run was stopped before it could
+/// say so (killed right after the atomic swap, or after deleting the reroute pipeline):
+/// the pipeline is removed if left, the month saved as done.
+pub async fn finish_switched(
+    client: &SearchClient,
+    plan: &MonthPlan,
+    event_type: crate::events::EventType,
+    record: &mut MonthRecord,
+) -> Result<()> {
+    client
+        .json_opt(
+            Method::Delete,
+            &format!("_ingest/pipeline/{}", reroute_pipeline(plan)),
+            None,
+        )
+        .await?;
+    record.state = MonthState::Done;
+    record.source_deleted = true;
+    record.error = None;
+    if record.verified.is_none() {
+        record.verified =
+            Some("verified before the switchover, which a later run found done".into());
+    }
+    state::save(client, event_type, record).await?;
+    log::info!(
+        "{}: the switchover had taken effect; the month is recorded as done",
+        plan.source
+    );
+    Ok(())
+}
+
 /// True if the month's switchover began: the source reroutes its writes to the target.
 pub async fn is_rerouted(client: &SearchClient, plan: &MonthPlan) -> Result<bool> {
     if !client.exists(&plan.source).await? || client.is_alias(&plan.source).await? {
@@ -398,28 +435,31 @@ async fn settle_and_block(client: &SearchClient, source: &str) -> Result<Vec<i64
 /// Step 4: a write-blocked clone of the source, out of every alias. Reuses a complete one.
 async fn backup(client: &SearchClient, plan: &MonthPlan, source_count: u64) -> Result<String> {
     let name = backup_name(plan);
-    if client.exists(&name).await? {
+    let complete = client.exists(&name).await? && {
         client.refresh(&name).await?;
-        if client.count(&name, None).await? == source_count {
-            return Ok(name);
+        client.count(&name, None).await? == source_count
+    };
+    if !complete {
+        if client.exists(&name).await? {
+            client.json(Method::Delete, &name, None).await?;
         }
-        client.json(Method::Delete, &name, None).await?;
+        client
+            .json(
+                Method::Post,
+                &format!("{}/_clone/{name}?wait_for_active_shards=1", plan.source),
+                Some(&json!({})),
+            )
+            .await?;
+        client
+            .json(
+                Method::Get,
+                &format!("_cluster/health/{name}?wait_for_status=yellow&timeout=60s"),
+                None,
+            )
+            .await?;
     }
-    client
-        .json(
-            Method::Post,
-            &format!("{}/_clone/{name}?wait_for_active_shards=1", plan.source),
-            Some(&json!({})),
-        )
-        .await?;
-    client
-        .json(
-            Method::Get,
-            &format!("_cluster/health/{name}?wait_for_status=yellow&timeout=60s"),
-            None,
-        )
-        .await?;
-    // The clone inherits the reroute; a backup is read-only and reroutes nothing.
+    // Hardened every time, also a backup an interrupted run cloned and left as it was:
+    // the clone inherits the reroute; a backup is read-only and reroutes nothing.
     let settings = json!({"index": {"default_pipeline": "_none", "blocks": {"write": true}}});
     client
         .json(Method::Put, &format!("{name}/_settings"), Some(&settings))

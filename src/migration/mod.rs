@@ -83,8 +83,8 @@ pub struct MonthPlan {
 pub fn parse_months(text: &str) -> Result<(String, String)> {
     let valid = |m: &str| {
         m.len() == 7
-            && chrono::NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").is_ok()
             && m.as_bytes()[4] == b'-'
+            && crate::dates::parse_day("--months", &format!("{m}-01")).is_ok()
     };
     let (a, b) = match text.split_once(':') {
         Some((a, b)) => (a.trim(), b.trim()),
@@ -124,6 +124,13 @@ pub fn validate_copy(options: &MigrationOptions) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+impl crate::options::Validate for MigrationOptions {
+    fn validate(&self) -> Result<()> {
+        validate_copy(self)?;
+        validate(&self.selection()).map(|_| ())
+    }
 }
 
 /// Checks a month selection; returns its event types (both when none is named).
@@ -288,7 +295,15 @@ pub async fn run(
     // Months whose legacy index is gone are reported from their state (done ones stay done).
     for p in &gone {
         let et = EventType::parse(&p.event_type).expect("planned types parse");
-        let record = state::load(client, et, &p.month).await?;
+        let mut record = state::load(client, et, &p.month).await?;
+        // A run stopped (killed) right after the switchover's atomic swap: the legacy name
+        // is already the target's alias, so the month is done; its leftovers are removed.
+        if record.state != state::MonthState::Done
+            && !options.dry_run
+            && live::switched(client, p).await?
+        {
+            live::finish_switched(client, p, et, &mut record).await?;
+        }
         let done = record.state == state::MonthState::Done;
         report.done += u64::from(done);
         report.failed += u64::from(!done);

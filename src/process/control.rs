@@ -105,6 +105,10 @@ fn to_view(files: &ProcessFiles, status: &JobStatus, log_lines: Option<usize>) -
 
 /// Every job in `dir` (running ones only unless `all`).
 pub fn list(dir: &Path, all: bool) -> Result<Vec<Value>> {
+    if std::fs::symlink_metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        // No directory yet: no job was ever started there.
+        return Ok(Vec::new());
+    }
     files::prepare_dir(dir, false)?;
     let mut out = Vec::new();
     let entries = std::fs::read_dir(dir)

@@ -7,7 +7,6 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::libc;
 
@@ -74,14 +73,22 @@ impl ProcessFiles {
 }
 
 /// Checks the PID directory; with `create`, creates it (mode 0700) when missing and
-/// requires it to be writable.
+/// requires it to be writable. A directory another local user could tamper with is
+/// refused: one that is itself a symbolic link (a symlinked parent such as `/var/run` is
+/// fine), one owned by another user (except a root-owned sticky one such as `/tmp`), one
+/// that others can write without the sticky bit.
 pub fn prepare_dir(dir: &Path, create: bool) -> Result<()> {
-    match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => {}
+    let shown = dir.display();
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(Error::invalid(format!(
+                "PID directory {shown} is a symbolic link; give the directory itself"
+            )))
+        }
+        Ok(meta) if meta.is_dir() => check_dir_owner(dir, &meta)?,
         Ok(_) => {
             return Err(Error::invalid(format!(
-                "PID directory {} is not a directory",
-                dir.display()
+                "PID directory {shown} is not a directory"
             )))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
@@ -89,22 +96,15 @@ pub fn prepare_dir(dir: &Path, create: bool) -> Result<()> {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| {
-                    Error::io(format!("cannot create PID directory {}", dir.display()), e)
-                })?;
+                .map_err(|e| Error::io(format!("cannot create PID directory {shown}"), e))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::invalid(format!(
-                "PID directory {} does not exist",
-                dir.display()
-            )))
+            // Not bad input: no job has been started there yet (exit 1, like "no job named").
+            return Err(Error::Process(format!(
+                "PID directory {shown} does not exist: no job was started there"
+            )));
         }
-        Err(e) => {
-            return Err(Error::io(
-                format!("cannot access PID directory {}", dir.display()),
-                e,
-            ))
-        }
+        Err(e) => return Err(Error::io(format!("cannot access PID directory {shown}"), e)),
     }
     if create
         && nix::unistd::access(
@@ -114,7 +114,30 @@ pub fn prepare_dir(dir: &Path, create: bool) -> Result<()> {
         .is_err()
     {
         return Err(Error::invalid(format!(
-            "PID directory {} is not writable",
+            "PID directory {shown} is not writable"
+        )));
+    }
+    Ok(())
+}
+
+/// A PID directory must be ours, or a root-owned sticky one (`/tmp`); others may write in
+/// it only with the sticky bit (then they cannot remove or rename our files).
+fn check_dir_owner(dir: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    const STICKY: u32 = 0o1000;
+    let mode = meta.mode();
+    let sticky = mode & STICKY != 0;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && !(meta.uid() == 0 && sticky) {
+        return Err(Error::invalid(format!(
+            "PID directory {} is owned by another user (uid {}); use a directory of your own",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if mode & 0o022 != 0 && !sticky {
+        return Err(Error::invalid(format!(
+            "PID directory {} can be written by other users and has no sticky bit; use a directory of your own \
+             (mode 0700) or set the sticky bit",
             dir.display()
         )));
     }
@@ -197,6 +220,13 @@ pub fn read_small(path: &Path, max: u64) -> Result<Option<String>> {
     let Some(file) = open_existing(path)? else {
         return Ok(None);
     };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > max {
+        return Err(Error::Process(format!(
+            "{} holds {size} bytes, more than this package ever writes there ({max}): it is not ours; remove it",
+            path.display()
+        )));
+    }
     let mut text = String::new();
     file.take(max)
         .read_to_string(&mut text)
@@ -204,26 +234,45 @@ pub fn read_small(path: &Path, max: u64) -> Result<Option<String>> {
     Ok(Some(text))
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// An unpredictable 64-bit number (another local user must not guess temp-file names).
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        // Without /dev/urandom: the clock's nanoseconds and the PID, still not predictable
+        // to the second.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return (now.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
+    }
+    u64::from_ne_bytes(bytes)
+}
 
-/// Replaces `path` atomically: a new temp file (`O_EXCL`, mode 0600) in the same
-/// directory, written and fsynced, renamed over `path`, then the directory fsynced.
-/// A symlink planted at `path` is replaced, never followed.
+/// Replaces `path` atomically: a new temp file with an unpredictable name (`O_EXCL`,
+/// `O_NOFOLLOW`, mode 0600; another name is tried if one exists) in the same directory,
+/// written and fsynced, renamed over `path`, then the directory fsynced. A symlink planted
+/// at `path` is replaced, never followed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(
-        ".{file_name}.{}.{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    let mut attempt = 0;
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!(".{file_name}.{:016x}.tmp", random_u64()));
+        let opened = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp);
+        match opened {
+            Ok(file) => break (tmp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err(Error::io(format!("cannot create {}", tmp.display()), e)),
+        }
+    };
     let written = file.write_all(bytes).and_then(|_| file.sync_data());
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -263,6 +312,36 @@ pub fn remove_if_present(path: &Path) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_cannot_be_planted_in_advance() {
+        // Another local user cannot pre-create the temp files: their names are not derived
+        // from the PID and a counter (the names of an older version are all taken here).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.status");
+        for n in 0..200 {
+            std::fs::write(
+                dir.path()
+                    .join(format!(".job.status.{}.{n}.tmp", std::process::id())),
+                b"planted",
+            )
+            .unwrap();
+        }
+        for round in 0..50u8 {
+            write_atomic(&path, &[round]).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), vec![round]);
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .collect();
+        assert_eq!(
+            left.len(),
+            201,
+            "only the planted files and the status remain"
+        );
+        assert_ne!(random_u64(), random_u64());
+    }
 
     #[test]
     fn names_are_validated() {

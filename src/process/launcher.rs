@@ -9,8 +9,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+
 use super::control;
 use super::files::{self, ProcessFiles};
+use super::liveness;
+use super::state::{self, now, JobStatus, State};
 use super::supervisor::JobSpec;
 use crate::error::{Error, Result};
 
@@ -47,10 +53,20 @@ pub fn start(spec: &JobSpec) -> Result<StartOutcome> {
             return Err(control::already_running(&files));
         }
     }
+    // The lifetime lock is taken here and handed to the supervisor (an inherited
+    // descriptor), and the new run's status is written before anything starts: from this
+    // moment a `cancel` or `process-status` sees this run, not the previous one's end.
+    let Some(lock) = liveness::lock_for_handover(&files)? else {
+        return Err(control::already_running(&files));
+    };
+    state::replace_status(&files, &JobStatus::starting(&files, &spec.command))?;
+    fcntl(lock.as_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
+        .map_err(|e| Error::Process(format!("cannot share the lock: {e}")))?;
     let payload = serde_json::to_vec(spec).expect("spec serialises");
     let mut command = Command::new(&spec.supervisor_argv[0]);
     command
         .args(&spec.supervisor_argv[1..])
+        .env(liveness::ENV_LOCK_FD, lock.as_raw_fd().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -62,12 +78,29 @@ pub fn start(spec: &JobSpec) -> Result<StartOutcome> {
                 .map_err(|e| std::io::Error::from_raw_os_error(e as i32))
         });
     }
-    let mut child = command.spawn().map_err(|e| {
-        Error::io(
-            format!("cannot start the supervisor {}", spec.supervisor_argv[0]),
-            e,
-        )
-    })?;
+    let spawned = command.spawn();
+    drop(command);
+    let mut child = match spawned {
+        Ok(child) => {
+            // The supervisor's inherited descriptor holds the lock now: closing ours does
+            // not unlock it (the lock belongs to the open file description they share).
+            drop(lock);
+            child
+        }
+        Err(e) => {
+            drop(lock); // the last descriptor: unlocks, nothing started
+            let error = Error::io(
+                format!("cannot start the supervisor {}", spec.supervisor_argv[0]),
+                e,
+            );
+            let _ = state::update_status(&files, None, |s| {
+                s.set_state(State::Failed);
+                s.error = Some(error.to_string());
+                s.end_time = Some(now());
+            });
+            return Err(error);
+        }
+    };
     let supervisor_pid = child.id();
     if let Some(mut stdin) = child.stdin.take() {
         stdin

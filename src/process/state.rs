@@ -182,8 +182,14 @@ pub fn read_status(files: &ProcessFiles) -> Result<Option<JobStatus>> {
     }
     serde_json::from_str(&text).map(Some).map_err(|e| {
         Error::Process(format!(
-            "status file {} is corrupt: {e}",
-            files.status.display()
+            "status file {} is corrupt (not a status this package wrote: {} at line {}); remove it",
+            files.status.display(),
+            match e.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof =>
+                    "not JSON",
+                _ => "unexpected content",
+            },
+            e.line()
         ))
     })
 }

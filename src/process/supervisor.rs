@@ -105,8 +105,12 @@ pub fn supervise(spec: &JobSpec, out: &mut dyn Write) -> Result<i32> {
         }
         let files = ProcessFiles::new(&spec.pid_dir, &spec.name)?;
         files::prepare_dir(&files.dir, true)?;
-        let Some(lock) = liveness::acquire_lifetime_lock(&files)? else {
-            return Err(super::control::already_running(&files));
+        // The launcher took the lock and handed it over; a supervisor started otherwise
+        // takes it itself.
+        let lock = match liveness::inherited_lifetime_lock(&files)? {
+            Some(lock) => lock,
+            None => liveness::acquire_lifetime_lock(&files)?
+                .ok_or_else(|| super::control::already_running(&files))?,
         };
         Ok((files, lock))
     })();
@@ -325,6 +329,39 @@ pub fn record_worker_error(message: &str) -> Result<()> {
         return Ok(());
     };
     state::update_status(&files, None, |s| s.error = Some(message.to_string()))?;
+    Ok(())
+}
+
+/// Records the end of the job this process runs as a managed worker, from the worker
+/// itself: its final state (by its exit code: 0 completed, 130 cancelled, else failed),
+/// exit code and end time, unless a final state is recorded already. The supervisor
+/// records the same when it sees the worker end (and the signal when it was killed); this
+/// way a job that ran to its end is recorded so even when its supervisor was killed.
+/// Does nothing in any other process.
+pub fn record_worker_end(exit_code: i32) -> Result<()> {
+    let Some(files) = worker_files_from_env() else {
+        return Ok(());
+    };
+    state::update_status(&files, None, |s| {
+        if s.state.is_final() {
+            return;
+        }
+        let state = match exit_code {
+            0 => State::Completed,
+            CANCELLED_EXIT_CODE => State::Cancelled,
+            _ => State::Failed,
+        };
+        s.set_state(state);
+        s.exit_code = Some(exit_code);
+        s.end_time = Some(now());
+        s.eta_seconds = None;
+        if state == State::Failed && s.error.is_none() {
+            s.error = Some(format!("exit code {exit_code}"));
+        }
+        if state == State::Completed && s.total.is_some() {
+            s.progress = 100.0;
+        }
+    })?;
     Ok(())
 }
 

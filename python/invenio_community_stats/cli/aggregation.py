@@ -79,7 +79,7 @@ def aggregate(community_ids, aggregation_types, start_date, end_date, ignore_boo
     from ..aggregation import aggregate as run
 
     report = run(
-        community_ids=split_values(community_ids),
+        community_ids=split_values(community_ids, "--community-id"),
         aggregation_types=aggregation_types,
         start_date=start_date,
         end_date=end_date,
@@ -190,7 +190,11 @@ def _with(options):
 def status(community_ids, aggregation_types, as_json):
     """Per community (every one, and global) and aggregator: bookmark, documents, first and
     last day, completeness (documents / days between them) and days behind today."""
-    options = {"community_ids": split_values(community_ids), "aggregation_types": list(aggregation_types), "all": False}
+    options = {
+        "community_ids": split_values(community_ids, "--community-id"),
+        "aggregation_types": list(aggregation_types),
+        "all": False,
+    }
     rows = run_core("aggregation_status", options)
     if as_json:
         echo_json(rows)
@@ -215,7 +219,11 @@ def status(community_ids, aggregation_types, as_json):
 @with_app
 def clear_bookmarks(community_ids, aggregation_types, all_, as_json):
     """Delete aggregation bookmarks: the next run starts at the first event (or --start-date)."""
-    options = {"community_ids": split_values(community_ids), "aggregation_types": list(aggregation_types), "all": all_}
+    options = {
+        "community_ids": split_values(community_ids, "--community-id"),
+        "aggregation_types": list(aggregation_types),
+        "all": all_,
+    }
     deleted = run_core("clear_bookmarks", options)
     if as_json:
         echo_json({"deleted": deleted})

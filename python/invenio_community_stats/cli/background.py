@@ -13,7 +13,7 @@ import threading
 import click
 
 from ..errors import JobCancelled
-from .group import SETTINGS_ENV, echo_json, search_settings, with_app
+from .group import SETTINGS_ENV, BadInput, MultiValueCommand, echo_json, search_settings, with_app
 
 #: command name -> process name
 JOBS = {}
@@ -48,9 +48,14 @@ def job(process_name):
     def register(command):
         JOBS[command.name] = process_name
         callback = command.callback
+        command.params.append(
+            click.Option(["-v", "--verbose"], is_flag=True, help="Log the core's details too (debug level).")
+        )
 
         @functools.wraps(callback)
-        def run(*args, **kwargs):
+        def run(*args, verbose=False, **kwargs):
+            if verbose:
+                click.get_current_context().find_root().meta["community_stats.verbose"] = True
             with sigterm_cancels():
                 return callback(*args, **kwargs)
 
@@ -108,8 +113,18 @@ def _make_twin(command, process_name):
         from flask import current_app
 
         from .. import processes
+        from .._bridge import OptionsChecked, checking_only
         from ..config import setting
 
+        # Every option checked exactly as the foreground command checks it, before anything starts.
+        try:
+            with checking_only():
+                command.callback(**values, as_json=False)
+        except OptionsChecked:
+            pass
+
+        if pid_dir == "":
+            raise BadInput("--pid-dir must not be empty")
         pid_dir = pid_dir or setting(current_app.config, "COMMUNITY_STATS_PID_DIR")
         args = option_args(command, values)
         ctx = click.get_current_context()
@@ -138,7 +153,7 @@ def _make_twin(command, process_name):
         click.echo(f"Cancel it: {prog} cancel-process {process_name}{pid_arg}")
 
     first_line = (command.help or "").strip().splitlines()[0] if command.help else command.name
-    return click.Command(
+    return MultiValueCommand(
         f"{command.name}-background",
         params=[
             *params,

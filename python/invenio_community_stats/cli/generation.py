@@ -13,8 +13,8 @@ def _community_events(community_ids, record_ids, start_date, end_date, dry_run):
     from ..config import setting
 
     options = {
-        "community_ids": split_values(community_ids),
-        "record_ids": split_values(record_ids),
+        "community_ids": split_values(community_ids, "--community-id"),
+        "record_ids": split_values(record_ids, "--record-ids"),
         "start_date": start_date,
         "end_date": end_date,
         "dry_run": dry_run,
@@ -188,10 +188,12 @@ def generate_usage_events(
         _exit_if_failed(report["failed"], report["failure_reasons"])
         return
     verb = "would write" if dry_run else "wrote"
+    new = (
+        report["view_events"] + report["download_events"] - report["already_present"] if dry_run else report["written"]
+    )
     click.echo(
         f"{report['records_processed']} records: {report['view_events']} views and {report['download_events']} "
-        f"downloads; {verb} {report['written'] if not dry_run else report['view_events'] + report['download_events']}, "
-        f"{report['already_present']} already present"
+        f"downloads up to {report['window_end']}; {verb} {new}, {report['already_present']} already present"
         + (f", {report['failed']} failed ({'; '.join(report['failure_reasons'])})" if report["failed"] else "")
         + f" in {len(report['indices'])} monthly indices."
     )

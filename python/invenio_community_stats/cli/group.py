@@ -55,8 +55,45 @@ def one_line(text):
     return " ".join(str(text).split())
 
 
+def expand_multi_values(command, args):
+    """``--event-types view download`` -> ``--event-types view --event-types download``: the
+    values after a repeatable option, up to the next option, each go to that option (how
+    the seed and the reference write them). Only for commands without positional
+    arguments, which could not be told from such values."""
+    if any(isinstance(p, click.Argument) for p in command.params):
+        return args
+    flags = {o for p in command.params if isinstance(p, click.Option) and p.multiple for o in p.opts}
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg in flags and i + 1 < len(args):
+            out.extend([arg, args[i + 1]])
+            i += 2
+            while i < len(args) and not args[i].startswith("-"):
+                out.extend([arg, args[i]])
+                i += 1
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+class MultiValueCommand(click.Command):
+    """A command whose repeatable options take their values repeated
+    (``--record-ids a --record-ids b``), comma-separated (``--record-ids a,b``) or one after
+    the other (``--record-ids a b``)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, expand_multi_values(self, args))
+
+
 class CommunityStatsGroup(click.Group):
     """A group whose commands turn package errors into one-line messages and exit codes."""
+
+    command_class = MultiValueCommand
 
     def invoke(self, ctx):
         try:
@@ -109,9 +146,12 @@ def configure_logging():
     import logging
 
     root = logging.getLogger()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.find_root().meta.get("community_stats.verbose"):
+        root.setLevel(logging.DEBUG)
     if not root.handlers:
         logging.basicConfig(
-            level=logging.INFO,
+            level=root.level if root.level < logging.INFO else logging.INFO,
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(message)s",
         )
@@ -170,11 +210,27 @@ def run_core(command, options=None, retry=False):
     return run(command, search_settings(retry=retry), options)
 
 
-def split_values(values):
-    """Values of a repeatable option, each possibly comma-separated, flattened."""
+class FiniteFloat(click.FloatRange):
+    """A float option (optionally in a range) that refuses nan and infinities."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def split_values(values, option=None):
+    """Values of a repeatable option, each possibly comma-separated, flattened. An empty
+    value given explicitly (``--community-id ""``) is bad input, not "all"."""
     out = []
     for v in values:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
+        parts = [x.strip() for x in v.split(",") if x.strip()]
+        if not parts:
+            raise BadInput(f"{option or 'an option'} must not be empty")
+        out.extend(parts)
     return out
 
 

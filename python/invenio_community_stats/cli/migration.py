@@ -3,7 +3,7 @@
 import click
 
 from .background import job
-from .group import community_stats, echo_json, fail, run_core, split_values, with_app
+from .group import FiniteFloat, community_stats, echo_json, fail, run_core, split_values, with_app
 
 
 def _copy_options(f):
@@ -38,7 +38,7 @@ def _copy_options(f):
             ),
             click.option(
                 "--max-memory-percent",
-                type=click.FloatRange(1, 100),
+                type=FiniteFloat(1, 100),
                 default=None,
                 help="Stop cleanly, checkpointed, when system memory use passes this. "
                 "[default: COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT]",
@@ -79,7 +79,7 @@ def _run(
         return setting(config, key) if value is None else value
 
     options = {
-        "event_types": split_values(event_types),
+        "event_types": split_values(event_types, "--event-types"),
         "months": months,
         "batch_size": given(batch_size, "COMMUNITY_STATS_MIGRATION_BATCH_SIZE"),
         "slices": given(slices, "COMMUNITY_STATS_MIGRATION_SLICES"),
@@ -146,7 +146,7 @@ def migrate_month(month, **options):
 @with_app
 def migration_status(months, event_types, as_json):
     """Per month and event type: source count, migrated, checkpoint, state, read alias."""
-    rows = run_core("migration_status", {"event_types": split_values(event_types), "months": months})
+    rows = run_core("migration_status", {"event_types": split_values(event_types, "--event-types"), "months": months})
     if as_json:
         echo_json(rows)
         return

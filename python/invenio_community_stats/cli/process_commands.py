@@ -12,7 +12,7 @@ import click
 
 from .. import processes
 from .background import pid_dir_option
-from .group import BadInput, CommunityStatsGroup, community_stats, echo_json
+from .group import BadInput, CommunityStatsGroup, FiniteFloat, community_stats, echo_json
 
 
 def pid_dir_flag(f):
@@ -28,7 +28,9 @@ FINAL = ("completed", "failed", "cancelled", "killed", "lost")
 def resolve_pid_dir(pid_dir):
     """``--pid-dir``, else ``INVENIO_COMMUNITY_STATS_PID_DIR``, else the instance's
     ``COMMUNITY_STATS_PID_DIR`` when running under ``invenio``, else its default."""
-    if pid_dir:
+    if pid_dir is not None:
+        if not pid_dir:
+            raise BadInput("--pid-dir must not be empty")
         return pid_dir
     env = os.environ.get("INVENIO_COMMUNITY_STATS_PID_DIR")
     if env:
@@ -105,6 +107,9 @@ def _status(name, pid_dir, show_log, log_lines, as_json, follow, interval):
         if follow and sys.stdout.isatty():
             click.echo("\x1b[H\x1b[2J", nl=False)
         click.echo(text)
+        if follow and s["state"] in ("failed", "killed", "lost"):
+            # A script following a job learns how it ended from the exit code.
+            raise click.exceptions.Exit(1)
         if not follow or s["state"] in FINAL:
             return
         click.echo("")
@@ -119,7 +124,9 @@ def _status_params(f):
             click.option("--log-lines", type=int, default=None, help="Log lines to show (default 20)."),
             click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
             click.option("--follow", is_flag=True, help="Refresh until the job ends."),
-            click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes."),
+            click.option(
+                "--interval", type=FiniteFloat(), default=2.0, show_default=True, help="Seconds between refreshes."
+            ),
         ]
     ):
         f = decorator(f)
@@ -179,7 +186,11 @@ def process_status(name, show_log, log_lines, as_json, follow, interval, pid_dir
 @click.command("cancel-process")
 @click.argument("name")
 @click.option(
-    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait after SIGTERM before SIGKILL."
+    "--timeout",
+    type=FiniteFloat(),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait after SIGTERM before SIGKILL.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @pid_dir_flag
