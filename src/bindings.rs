@@ -246,6 +246,16 @@ search_command!(
     migrate_events, "migrate-events", |client, options: migration::MigrationOptions, progress| migration::run(&client, &options, &progress)
 );
 search_command!(
+    /// `enable-dashboards`: the communities it acts on.
+    dashboard_candidates, "enable-dashboards",
+    |client, options: crate::communities::DashboardSelection, _progress| crate::communities::dashboard_candidates(&client, &options)
+);
+search_command!(
+    /// `clear-migration-checkpoints`: the months cleared and skipped.
+    clear_migration_checkpoints, "clear-migration-checkpoints",
+    |client, options: migration::MonthSelection, _progress| migration::clear_checkpoints(&client, &options)
+);
+search_command!(
     /// `migration-status`: one row per month and event type.
     migration_status, "migration-status", |client, options: migration::MonthSelection, _progress| migration::status(&client, &options)
 );
@@ -259,7 +269,7 @@ search_command!(
 );
 search_command!(
     /// `clear-lock`: what was removed.
-    clear_aggregation_lock, "clear-lock", |client, _options: NoOptions, _progress| aggregation::clear_lock(&client)
+    clear_lock, "clear-lock", |client, options: crate::lock::ClearLockOptions, _progress| crate::lock::clear_command(&client, &options)
 );
 search_command!(
     /// `status` of the aggregations: one row per community and aggregator.
@@ -312,7 +322,7 @@ fn measure_status_write(pid_dir: &str, writes: u32) -> PyResult<f64> {
     )?;
     let progress = crate::progress::Progress::with_sink(
         "bench",
-        Some(files.clone()),
+        crate::progress::Sink::Status(files.clone()),
         Duration::from_secs(3600),
     );
     progress.set_total(u64::from(writes));
@@ -468,7 +478,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(migration_status, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(read_aggregations, m)?)?;
-    m.add_function(wrap_pyfunction!(clear_aggregation_lock, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_lock, m)?)?;
+    m.add_function(wrap_pyfunction!(dashboard_candidates, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_migration_checkpoints, m)?)?;
     m.add_function(wrap_pyfunction!(aggregation_status, m)?)?;
     m.add_function(wrap_pyfunction!(clear_bookmarks, m)?)?;
     m.add_function(wrap_pyfunction!(destroy_indices, m)?)?;

@@ -55,3 +55,165 @@ pub async fn resolve(client: &SearchClient, given: &[String]) -> Result<Vec<Stri
     }
     Ok(out)
 }
+
+/// The slug of each of `ids` that the communities index knows (`global` and unknown ids
+/// are absent from the map).
+pub async fn slugs(
+    client: &SearchClient,
+    ids: &[String],
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let index = client.index("communities");
+    if ids.is_empty() || !client.exists(&index).await? {
+        return Ok(out);
+    }
+    for chunk in ids.chunks(1000) {
+        let body = json!({"size": chunk.len(), "query": {"terms": {"id": chunk}}, "_source": ["id", "slug"]});
+        for h in client.search_hits(&index, &body).await? {
+            if let (Some(id), Some(slug)) =
+                (h["_source"]["id"].as_str(), h["_source"]["slug"].as_str())
+            {
+                out.insert(id.to_string(), slug.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Options of `enable-dashboards`: the communities named, or those the filters select
+/// from their community events.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSelection {
+    /// Community ids or slugs (when given, the filters are not used).
+    pub community_ids: Vec<String>,
+    /// Only communities whose first record was added on or before this day.
+    pub first_active: Option<String>,
+    /// Only communities with a record added or removed on or after this day.
+    pub active_since: Option<String>,
+    /// Only communities with at least this many community events.
+    pub record_threshold: u64,
+}
+
+impl crate::options::Validate for DashboardSelection {
+    fn validate(&self) -> Result<()> {
+        crate::dates::parse_day_opt("--first-active", self.first_active.as_deref())?;
+        crate::dates::parse_day_opt("--active-since", self.active_since.as_deref())?;
+        Ok(())
+    }
+}
+
+/// The communities `enable-dashboards` acts on: `[{id, slug, enabled, events, first_event,
+/// last_event}]` (`enabled`: the dashboard flag as indexed now). Named ones are resolved
+/// (ids or slugs); otherwise every community with community events that passes the filters
+/// (`global` is never one).
+pub async fn dashboard_candidates(
+    client: &SearchClient,
+    options: &DashboardSelection,
+) -> Result<Vec<serde_json::Value>> {
+    use crate::options::Validate;
+    options.validate()?;
+    let first_active =
+        crate::dates::parse_day_opt("--first-active", options.first_active.as_deref())?;
+    let active_since =
+        crate::dates::parse_day_opt("--active-since", options.active_since.as_deref())?;
+    let named = !options.community_ids.is_empty();
+    let mut activity: std::collections::BTreeMap<String, (u64, Option<String>, Option<String>)> =
+        std::collections::BTreeMap::new();
+    let events = client.index("stats-community-events");
+    if client.exists(&events).await? {
+        let mut after: Option<serde_json::Value> = None;
+        loop {
+            let mut composite =
+                json!({"size": 1000, "sources": [{"c": {"terms": {"field": "community_id"}}}]});
+            if let Some(a) = &after {
+                composite["after"] = a.clone();
+            }
+            let body = json!({"size": 0, "aggs": {"by": {"composite": composite, "aggs": {
+                "first": {"min": {"field": "event_date", "format": "yyyy-MM-dd"}},
+                "last": {"max": {"field": "event_date", "format": "yyyy-MM-dd"}},
+            }}}});
+            let reply = client
+                .json(
+                    opensearch::http::Method::Post,
+                    &format!("{events}/_search"),
+                    Some(&body),
+                )
+                .await?;
+            let buckets = reply["aggregations"]["by"]["buckets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for b in &buckets {
+                if let Some(c) = b["key"]["c"].as_str() {
+                    let day = |k: &str| b[k]["value_as_string"].as_str().map(String::from);
+                    activity.insert(
+                        c.to_string(),
+                        (
+                            b["doc_count"].as_u64().unwrap_or(0),
+                            day("first"),
+                            day("last"),
+                        ),
+                    );
+                }
+            }
+            after = reply["aggregations"]["by"]["after_key"]
+                .as_object()
+                .map(|o| serde_json::Value::Object(o.clone()));
+            if buckets.is_empty() || after.is_none() {
+                break;
+            }
+        }
+    }
+    let ids: Vec<String> = if named {
+        resolve(client, &options.community_ids).await?
+    } else {
+        activity
+            .iter()
+            .filter(|(id, (count, first, last))| {
+                id.as_str() != "global"
+                    && *count >= options.record_threshold
+                    && first_active.is_none_or(|d| {
+                        first
+                            .as_deref()
+                            .is_some_and(|f| f <= d.to_string().as_str())
+                    })
+                    && active_since.is_none_or(|d| {
+                        last.as_deref().is_some_and(|l| l >= d.to_string().as_str())
+                    })
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let index = client.index("communities");
+    let mut flags = std::collections::BTreeMap::new();
+    let mut slugs = std::collections::BTreeMap::new();
+    if !ids.is_empty() && client.exists(&index).await? {
+        for chunk in ids.chunks(1000) {
+            let body = json!({"size": chunk.len(), "query": {"terms": {"id": chunk}},
+                "_source": ["id", "slug", "custom_fields.stats:dashboard_enabled"]});
+            for h in client.search_hits(&index, &body).await? {
+                let s = &h["_source"];
+                if let Some(id) = s["id"].as_str() {
+                    slugs.insert(id.to_string(), s["slug"].clone());
+                    flags.insert(
+                        id.to_string(),
+                        s["custom_fields"][crate::invenio_packages::DASHBOARD_FLAG]
+                            .as_bool()
+                            .unwrap_or(false),
+                    );
+                }
+            }
+        }
+    }
+    Ok(ids
+        .into_iter()
+        .filter(|id| named || slugs.contains_key(id))
+        .map(|id| {
+            let (events, first, last) = activity.get(&id).cloned().unwrap_or((0, None, None));
+            json!({"id": id, "slug": slugs.get(&id).cloned().unwrap_or(serde_json::Value::Null),
+                "enabled": flags.get(&id).copied().unwrap_or(false),
+                "events": events, "first_event": first, "last_event": last})
+        })
+        .collect())
+}

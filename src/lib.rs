@@ -12,6 +12,7 @@ pub mod events;
 pub mod generation;
 pub mod info;
 pub mod invenio_packages;
+pub mod lock;
 pub mod migration;
 pub mod options;
 pub mod pit;

@@ -369,7 +369,10 @@ def test_lock_blocks_a_second_run_until_cleared(cli, search, index_prefix, scena
     blocked = cli("aggregate", "--community-id", "global", "--end-date", "2025-06-16")
     assert blocked.returncode == 1
     errors = [line for line in blocked.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "another aggregation is running (otherhost:4242" in errors[0]
+    assert (
+        len(errors) == 1
+        and "another aggregation is running (host:PID otherhost:4242 since 2025-06-16T10:00:00" in errors[0]
+    )
     cleared = cli("clear-lock")
     assert cleared.returncode == 0 and "otherhost:4242" in cleared.stdout
     assert cli("aggregate", "--community-id", "global", "--end-date", "2025-06-16").returncode == 0

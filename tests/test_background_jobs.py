@@ -1,9 +1,14 @@
 """Real jobs under the process manager against the real node: progress from the core,
 cancel = checkpoint within one batch, and a re-run that finishes without duplicates."""
 
+import errno
 import json
 import os
+import shutil
 import signal
+import subprocess
+
+import pytest
 
 from invenio_community_stats import processes
 
@@ -12,6 +17,7 @@ from helpers import js
 from records_fixture import record, write
 
 C1 = "11111111-1111-4111-a111-111111111111"
+FINAL = ("completed", "failed", "cancelled", "killed", "lost")
 
 
 def test_usage_generation_in_background_reports_progress_cancels_fast_and_resumes(cli, search, index_prefix, tmp_path):
@@ -154,3 +160,93 @@ def test_a_job_whose_supervisor_is_killed_still_ends_completed_with_its_output_l
     log = open(final["log_file"]).read()
     assert "Loaded 5 communities, 3000 records" in log, log[-2000:]
     assert search.count(f"{index_prefix}rdmrecords-records") == 3000
+
+
+def _mount_small_tmpfs(path, size="1m"):
+    """Mounts a small tmpfs at ``path`` (root only); False when this machine does not allow it."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)])
+    return proc.returncode == 0
+
+
+def _fill(path):
+    """Writes ``path`` until the file system says it is full."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+
+
+def test_a_disk_that_fills_up_mid_run_ends_completed_not_lost(cli, search, index_prefix, tmp_path):
+    """A full disk under the PID directory while a real job runs: its status still records
+    the progress and the end (completed, exit code 0), never `lost`, and its work is whole."""
+    pid_dir = tmp_path / "small"
+    if not _mount_small_tmpfs(pid_dir):
+        pytest.skip("cannot mount a tmpfs on this machine (needs root)")
+    try:
+        js(
+            cli(
+                "load-sample-data-background",
+                "--records",
+                "600",
+                "--events-per-record",
+                "5",
+                "--months",
+                "2",
+                "--end-date",
+                "2025-06-30",
+                "--pid-dir",
+                str(pid_dir),
+                "--json",
+            )
+        )
+        assert wait_for(lambda: processes.status("sample-data-load", str(pid_dir))["state"] == "running", timeout=60)
+        _fill(pid_dir / "filler")
+        final = wait_for(
+            lambda: (s := processes.status("sample-data-load", str(pid_dir)))["state"] in FINAL and s, timeout=180
+        )
+        assert final["state"] == "completed" and final["exit_code"] == 0, final
+        assert final["processed"] == final["total"] == 600
+        assert search.count(f"{index_prefix}rdmrecords-records") == 600
+        shown = cli("process-status", "sample-data-load", "--pid-dir", str(pid_dir))
+        assert "State: completed" in shown.stdout, shown.stdout
+    finally:
+        status = processes.status("sample-data-load", str(pid_dir))
+        if status["alive"]:
+            processes.cancel("sample-data-load", str(pid_dir), timeout=10)
+        subprocess.run(["umount", "-l", str(pid_dir)])
+
+
+def test_log_lines_lost_to_a_full_disk_are_reported(tmp_path):
+    """A job whose output no longer fits in the log: it still ends `completed`, and its
+    status says how many log lines could not be written and why."""
+    import sys
+
+    pid_dir = tmp_path / "small"
+    if not _mount_small_tmpfs(pid_dir, size="256k"):
+        pytest.skip("cannot mount a tmpfs on this machine (needs root)")
+    go = tmp_path / "go"
+    code = (
+        "import os, sys, time\n"
+        "print('started', flush=True)\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.02)\n"
+        "for i in range(200): print('line %03d ' % i + 'x' * 200, flush=True)\n"
+    )
+    try:
+        processes.start("full-log", [sys.executable, "-c", code], pid_dir=str(pid_dir))
+        assert wait_for(lambda: "started" in processes.status("full-log", str(pid_dir), log_lines=5)["log_tail"])
+        _fill(pid_dir / "filler")
+        go.touch()
+        final = wait_for(lambda: (s := processes.status("full-log", str(pid_dir)))["state"] in FINAL and s)
+        assert final["state"] == "completed" and final["exit_code"] == 0, final
+        assert "log line(s) could not be written" in final["warning"] and "No space left" in final["warning"], final
+    finally:
+        status = processes.status("full-log", str(pid_dir))
+        if status["alive"]:
+            processes.cancel("full-log", str(pid_dir), timeout=10)
+        subprocess.run(["umount", "-l", str(pid_dir)])

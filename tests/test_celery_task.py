@@ -17,7 +17,7 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
-from test_invenio import invenio_env
+from test_invenio import INVENIO, invenio_env
 
 from conftest import REPO, wait_for
 
@@ -270,6 +270,87 @@ def test_task_error_reaches_the_caller(start_worker, celery_client):
         result.get(timeout=120)
     assert result.failed()
     assert "2025-13-01" in str(err.value)
+
+
+REFERENCE_TASK = "invenio_stats_dashboard.tasks.aggregation_tasks.aggregate_community_record_stats"
+
+
+def test_the_references_task_name_runs_ours(cli, search, index_prefix, start_worker, celery_client):
+    """A beat entry or send_task written for the reference (its task name, its positional
+    aggregator list, its keyword arguments) runs our aggregation when the reference is not
+    installed."""
+    cli_ok(
+        cli,
+        "load-sample-data",
+        "--records",
+        "20",
+        "--events-per-record",
+        "4",
+        "--months",
+        "1",
+        "--end-date",
+        "2025-06-30",
+    )
+    worker = start_worker()
+    assert f". {REFERENCE_TASK}" in worker.log(), worker.log()
+    result = celery_client.send_task(
+        REFERENCE_TASK,
+        args=[["community-usage-delta-agg"]],
+        kwargs={"start_date": "2025-06-10", "end_date": "2025-06-12", "community_ids": ["global"], "verbose": True},
+    )
+    report = result.get(timeout=120)
+    assert [a["aggregator"] for a in report["aggregators"]] == ["community-usage-delta-agg"]
+    got = deltas(search, index_prefix, "global")
+    assert sorted(got) == ["2025-06-10", "2025-06-11", "2025-06-12"]
+    for day, doc in got.items():
+        assert doc["totals"]["view"]["total_events"] == view_count(search, index_prefix, date.fromisoformat(day))
+
+
+def test_aggregate_no_eager_runs_on_the_workers(
+    search, index_prefix, tmp_path, redis_url, search_url, start_worker, cli
+):
+    """``invenio community-stats aggregate --no-eager``: the task goes to the instance's
+    Celery workers and the command prints the report the worker returns."""
+    cli_ok(
+        cli,
+        "load-sample-data",
+        "--records",
+        "20",
+        "--events-per-record",
+        "4",
+        "--months",
+        "1",
+        "--end-date",
+        "2025-06-30",
+    )
+    worker = start_worker()
+    env = worker_env(tmp_path, redis_url, search_url, index_prefix)
+    proc = subprocess.run(
+        [
+            INVENIO,
+            "community-stats",
+            "aggregate",
+            "--no-eager",
+            "-c",
+            "global",
+            "--start-date",
+            "2025-06-10",
+            "--end-date",
+            "2025-06-11",
+            "--aggregation-type",
+            "community-usage-delta-agg",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    task_id = re.search(r"as task ([0-9a-f-]+)", proc.stderr).group(1)
+    assert wait_for(lambda: f"{TASK}[{task_id}] succeeded" in worker.log(), timeout=30, interval=0.2), worker.log()
+    assert report["documents"] == 2 and sorted(deltas(search, index_prefix, "global")) == ["2025-06-10", "2025-06-11"]
 
 
 # ----------------------------------------------------------------------- the beat schedule

@@ -177,3 +177,20 @@ def test_names_and_directories_that_are_not_utf8_get_one_line(tmp_path):
         )
         assert proc.returncode == 2, (args, proc.stderr)
         assert "not valid UTF-8" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_the_type_stubs_declare_every_function_of_the_core():
+    """``_core.pyi`` and the extension agree: no function undeclared, none declared that is gone."""
+    import re
+    from pathlib import Path
+
+    from invenio_community_stats import _core
+
+    stub = Path(_core.__file__).with_name("_core.pyi").read_text()
+    declared = set(re.findall(r"^def (\w+)\(", stub, re.M))
+    functions = {
+        n
+        for n in dir(_core)
+        if not n.startswith("_") and type(getattr(_core, n)).__name__ == "builtin_function_or_method"
+    }
+    assert functions == declared

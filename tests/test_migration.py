@@ -469,3 +469,65 @@ def test_live_month_with_its_own_ingest_pipeline_is_left_alone(cli, search, inde
         "PUT", f"{legacy_name}/_doc/after-failure?refresh=true", search.search_all(legacy_name, size=1)[0]["_source"]
     )
     assert ids(search, legacy_name) == sorted([*original, "after-failure"])
+
+
+def test_a_second_migration_is_refused_while_one_runs(cli, cli_env, search, sample, tmp_path):
+    """One migration per index prefix: a foreground run while a background one copies is
+    refused, naming the holder's host, PID and start time; nothing is written twice and the
+    first run completes."""
+    p = sample
+    pid_dir = str(tmp_path / "pids")
+    started = js(cli("migrate-events-background", "--batch-size", "1", "--slices", "1", "--pid-dir", pid_dir, "--json"))
+    from invenio_community_stats import processes
+
+    assert wait_for(lambda: processes.status("event-migration", pid_dir)["processed"] > 0, timeout=60)
+    lock = search.request("GET", f"{p}stats-community-locks/_doc/migration")[1]["_source"]
+    assert lock["pid"] == started["pid"]
+    second = cli("migrate-events", "--json")
+    assert second.returncode == 1, second.stdout
+    (error,) = [line for line in second.stderr.splitlines() if line.startswith("Error:")]
+    assert f"another event migration is running (host:PID {lock['owner']} since {lock['acquired']}" in error
+    assert lock["owner"].endswith(f":{started['pid']}")
+    # clear-migration-checkpoints waits for no one either: refused the same way.
+    cleared = cli("clear-migration-checkpoints", "--yes-i-know")
+    assert cleared.returncode == 1 and "another event migration is running" in cleared.stderr
+    processes.cancel("event-migration", pid_dir, timeout=60)
+    assert search.request("GET", f"{p}stats-community-locks/_doc/migration")[0] == 404, "released on cancel"
+    report = js(cli("migrate-events", "--json"))
+    assert report["done"] == 6 and report["failed"] == 0
+    assert ids(search, f"{p}events-stats-*-v2.0.0") == ids(search, legacy(p, "*"))
+
+
+def test_a_stale_migration_lock_is_taken_over(cli, search, sample):
+    """A lock whose holder ran here and is gone, or whose time ran out, does not block; one
+    held by a live run on another host does, until clear-lock removes it."""
+    p = sample
+    js(cli("migrate-events", "--months", "2025-04", "--json"))  # creates the lock index
+    lock_url = f"{p}stats-community-locks/_doc/migration?refresh=true"
+    far = 4_102_444_800_000  # 2100-01-01
+    search.ok(
+        "PUT", lock_url, {"owner": "otherhost:4242", "pid": 4242, "acquired": "2025-07-01T10:00:00", "expires": far}
+    )
+    blocked = cli("migrate-events", "--months", "2025-05")
+    assert blocked.returncode == 1 and "(host:PID otherhost:4242 since 2025-07-01T10:00:00" in blocked.stderr
+    listed = cli("clear-lock", "--list-locks")
+    assert "migration    held by otherhost:4242" in listed.stdout, listed.stdout
+    dry = cli("clear-lock", "--lock-name", "migration", "--dry-run")
+    assert "Would remove the migration lock held by otherhost:4242" in dry.stdout
+    assert search.request("GET", lock_url)[0] == 200
+    assert "Removed the migration lock" in cli("clear-lock", "--lock-name", "migration").stdout
+    assert js(cli("migrate-events", "--months", "2025-05", "--json"))["done"] == 2
+    # A dead holder on this host (a kill -9), then an expired one: both taken over at once.
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    search.ok(
+        "PUT",
+        lock_url,
+        {"owner": f"{host}:{dead.pid}", "pid": dead.pid, "acquired": "2025-07-01T10:00:00", "expires": far},
+    )
+    assert js(cli("migrate-events", "--months", "2025-06", "--event-types", "view", "--json"))["done"] == 1
+    search.ok("PUT", lock_url, {"owner": "crashed:1", "pid": 1, "acquired": "2025-07-01T10:00:00", "expires": 1000})
+    assert js(cli("migrate-events", "--months", "2025-06", "--json"))["failed"] == 0

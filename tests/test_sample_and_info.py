@@ -244,3 +244,66 @@ def test_ctrl_c_stops_a_foreground_run_cleanly(cli_env, search, index_prefix):
     assert proc.returncode == 130, err
     assert "Interrupted" in err
     assert "Traceback" not in err
+
+
+LOAD = [
+    "load-sample-data",
+    "--records",
+    "3000",
+    "--events-per-record",
+    "2",
+    "--months",
+    "2",
+    "--end-date",
+    "2025-06-30",
+]
+
+
+def test_at_a_terminal_progress_is_one_live_line_then_the_summary(cli_env, search, index_prefix):
+    """In a pseudo-terminal: one line redrawn in place (carriage return, clear, bar, %,
+    processed / total, rate, ETA, task), ended by a newline, then the summary; no progress
+    log lines."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invenio_community_stats", *LOAD],
+        env=cli_env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=300) == 0
+    os.close(master)
+    out = b"".join(chunks).decode("utf-8", "replace")
+    draws = out.split("\r\x1b[2K")[1:]
+    assert len(draws) >= 2, out[-2000:]
+    assert all(d.startswith("load-sample-data [") for d in draws), draws[:3]
+    last_draw, summary = draws[-1].split("\r\n", 1)
+    assert " 100.0%  3000/3000  " in last_draw and "/s  ETA " in last_draw, last_draw
+    assert "Loaded 5 communities, 3000 records" in summary, summary
+    assert "INFO load-sample-data:" not in out
+    assert search.count(f"{index_prefix}rdmrecords-records") == 3000
+
+
+def test_piped_progress_stays_log_lines(cli, search, index_prefix):
+    proc = cli(*LOAD)
+    assert proc.returncode == 0, proc.stderr
+    assert "INFO load-sample-data: 3000/3000 (100.0%)" in proc.stderr
+    assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr

@@ -56,11 +56,18 @@ def run(command, settings, options=None):
     with ``settings`` (the connection settings: a dict, or its JSON text) and ``options``
     (a dict); returns its result. Errors raise :mod:`invenio_community_stats.errors`."""
     settings_json = settings if isinstance(settings, str) else json.dumps(settings)
-    options_json = _options_json(options)
     if _CHECK_ONLY.get():
-        core().validate_options(command, options_json)
+        validate(command, options)
+    return getattr(core(), command)(settings_json, _options_json(options))
+
+
+def validate(command, options):
+    """Checks ``options`` as the core's ``command`` checks them first thing (bad input raises
+    InvalidInputError); in :func:`checking_only` mode then raises :class:`OptionsChecked`.
+    For a job that is handed elsewhere (a Celery worker) instead of run by :func:`run`."""
+    core().validate_options(command, _options_json(options))
+    if _CHECK_ONLY.get():
         raise OptionsChecked(command)
-    return getattr(core(), command)(settings_json, options_json)
 
 
 @contextlib.contextmanager

@@ -40,8 +40,14 @@ def aggregate(settings_json: str, options_json: str) -> dict[str, Any]:
 def read_aggregations(settings_json: str, options_json: str) -> dict[str, Any]:
     """A community's aggregation documents over a date range, per kind."""
 
-def clear_aggregation_lock(settings_json: str, options_json: str) -> dict[str, Any]:
-    """Remove the aggregation lock; returns {removed, lock}."""
+def clear_lock(settings_json: str, options_json: str) -> dict[str, Any]:
+    """List the cluster locks ({locks}) or remove one ({name, removed, lock}; dry: would_remove)."""
+
+def dashboard_candidates(settings_json: str, options_json: str) -> list[dict[str, Any]]:
+    """The communities enable-dashboards acts on: [{id, slug, enabled, events, first_event, last_event}]."""
+
+def clear_migration_checkpoints(settings_json: str, options_json: str) -> dict[str, Any]:
+    """Forget the selected months' migration state; returns {cleared, skipped}."""
 
 def aggregation_status(settings_json: str, options_json: str) -> list[dict[str, Any]]:
     """Per community and aggregator: bookmark, documents, first/last day, completeness."""
@@ -71,6 +77,15 @@ def supervise(spec_json: str) -> int:
 
 def record_job_error(message: str) -> None:
     """In a managed worker, record the job's error in its status file; elsewhere nothing."""
+
+def record_job_end(exit_code: int) -> None:
+    """In a managed worker, record how the job ends (completed, cancelled, failed); elsewhere nothing."""
+
+def job_files(name: str, pid_dir: str) -> dict[str, str]:
+    """The paths of a job's files: pid, status, log, lock."""
+
+def validate_options(command: str, options_json: str) -> None:
+    """Check a job's options as the core checks them first thing (raises InvalidInputError)."""
 
 def process_status(name: str, pid_dir: str, log_lines: int | None = None) -> dict[str, Any]:
     """A job's effective status, with ``log_tail`` when ``log_lines`` is given."""

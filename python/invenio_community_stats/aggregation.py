@@ -18,8 +18,34 @@ AGGREGATION_TYPES = (
     "community-usage-snapshot-agg",
 )
 
+#: The reference's aggregators by creation or publication date (configured but disabled
+#: there): refused with the one to use instead.
+UNSUPPORTED_AGGREGATION_TYPES = {
+    f"community-records-{kind}-{basis}-agg": (
+        f"records are aggregated by date added only: use community-records-{kind}-added-agg"
+    )
+    for kind in ("delta", "snapshot")
+    for basis in ("created", "published")
+}
+
 #: What ``read --query-type`` calls the aggregators' documents, in the same order.
 READ_TYPES = ("usage-delta", "records-delta-added", "records-snapshot-added", "usage-snapshot")
+
+#: The reference's ``read --query-type`` values (its query names) -> ours.
+REFERENCE_READ_TYPES = {
+    "community-usage-delta": "usage-delta",
+    "community-record-delta-added": "records-delta-added",
+    "community-record-snapshot-added": "records-snapshot-added",
+    "community-usage-snapshot": "usage-snapshot",
+}
+
+#: The reference's record queries by creation or publication date, which it documents but
+#: never enabled; records are aggregated by the day they were added to a community here.
+UNSUPPORTED_READ_TYPES = {
+    f"community-record-{kind}-{basis}": f"records are aggregated by date added only: use community-record-{kind}-added"
+    for kind in ("delta", "snapshot")
+    for basis in ("created", "published")
+}
 
 
 def options_from_config(config, **given):

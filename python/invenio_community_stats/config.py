@@ -3,6 +3,10 @@
 ``invenio.cfg`` (or as ``INVENIO_<KEY>`` in the environment). Read a key with
 :func:`setting`, which falls back to the default here when the app's config lacks it."""
 
+COMMUNITY_STATS_ENABLED = True
+"""False: every job (aggregation, migration, generation, their background twins and the
+Celery task) refuses to run and says why; status and process commands still work."""
+
 COMMUNITY_STATS_PID_DIR = "/tmp"
 """Directory of the background jobs' PID, status, lock and log files (``--pid-dir``)."""
 
@@ -40,7 +44,13 @@ COMMUNITY_STATS_TOP_N = 20
 
 COMMUNITY_STATS_AGGREGATION_SCHEDULE = None
 """Celery beat schedule of the aggregation task (a ``crontab`` or ``timedelta``), e.g.
-``crontab(minute=40)`` for hourly runs. None (the default): no scheduled runs."""
+``crontab(minute=40)`` for hourly runs. None (the default): no scheduled runs, unless
+``COMMUNITY_STATS_SCHEDULED_AGG_TASKS_ENABLED`` is true."""
+
+COMMUNITY_STATS_SCHEDULED_AGG_TASKS_ENABLED = False
+"""The reference's switch: True puts the aggregation on the beat schedule hourly at minute
+40 under the reference's entry name (``stats-aggregate-community-record-stats``), when
+``COMMUNITY_STATS_AGGREGATION_SCHEDULE`` does not give a schedule of its own."""
 
 COMMUNITY_STATS_INVENIO_PACKAGES_DIR = None
 """Where ``load-sample-data`` finds InvenioRDM's own index mappings and event templates
@@ -58,6 +68,10 @@ COMMUNITY_STATS_MIGRATION_SLICES = 2
 COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT = 85.0
 """``migrate-events --max-memory-percent``: system memory use at which a migration stops,
 checkpointed (a re-run resumes)."""
+
+COMMUNITY_STATS_MIGRATION_LOCK_TTL = 600
+"""Seconds the migration lock (a document in OpenSearch: one migration per index prefix at
+a time) lives without renewal; a running migration renews it."""
 
 COMMUNITY_STATS_MIGRATION_VERIFY_SAMPLE = 100
 """Events of each month compared field by field with their copy before the month is switched."""
@@ -81,15 +95,44 @@ RANGES = {
     "COMMUNITY_STATS_MIGRATION_SLICES": (int, 1, 16),
     "COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT": (float, 1, 100),
     "COMMUNITY_STATS_MIGRATION_VERIFY_SAMPLE": (int, 0, 10000),
+    "COMMUNITY_STATS_MIGRATION_LOCK_TTL": (int, 10, 86400),
     "COMMUNITY_STATS_GENERATION_BATCH_SIZE": (int, 2, 10000),
 }
 
 
+#: The reference's (invenio-stats-dashboard's) keys that mean what one of ours means: an
+#: instance configured for the reference keeps its settings. Ours wins when both are set.
+REFERENCE_KEYS = {
+    "STATS_DASHBOARD_COMMUNITY_OPT_IN": "COMMUNITY_STATS_OPT_IN",
+    "COMMUNITY_STATS_CATCHUP_INTERVAL": "COMMUNITY_STATS_CATCHUP_DAYS",
+    "COMMUNITY_STATS_TOP_SUBCOUNT_LIMIT": "COMMUNITY_STATS_TOP_N",
+    "STATS_DASHBOARD_REINDEXING_BATCH_SIZE": "COMMUNITY_STATS_MIGRATION_BATCH_SIZE",
+    "STATS_DASHBOARD_REINDEXING_MAX_MEMORY_PERCENT": "COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT",
+    "STATS_DASHBOARD_REINDEXING_MAX_SPOT_CHECK_SAMPLE_SIZE": "COMMUNITY_STATS_MIGRATION_VERIFY_SAMPLE",
+}
+
+#: Ours -> the reference's key (the inverse of :data:`REFERENCE_KEYS`).
+_ALIASES = {ours: theirs for theirs, ours in REFERENCE_KEYS.items()}
+
+
+def configured(config, key):
+    """The value the instance gave ``key`` (or its reference alias), else this module's
+    default. The extension registers every default with this (so that an alias set in
+    ``invenio.cfg`` is not hidden by our default)."""
+    if key in config:
+        return config[key]
+    alias = _ALIASES.get(key)
+    if alias is not None and alias in config:
+        return config[alias]
+    return globals()[key]
+
+
 def setting(config, key):
-    """``config[key]``, or this module's default when the app's configuration lacks it (a
-    config the extension did not initialise, such as a plain dict). A numeric setting out of
-    its range (:data:`RANGES`) raises a one-line ConfigError naming the key and the range."""
-    value = config.get(key, globals()[key])
+    """``config[key]`` (or its reference alias, :data:`REFERENCE_KEYS`), or this module's
+    default when the app's configuration lacks both (a config the extension did not
+    initialise, such as a plain dict). A numeric setting out of its range (:data:`RANGES`)
+    raises a one-line ConfigError naming the key and the range."""
+    value = configured(config, key)
     if key not in RANGES:
         return value
     kind, low, high = RANGES[key]
@@ -102,5 +145,18 @@ def setting(config, key):
         from .errors import ConfigError
 
         what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{key} must be {what} from {low} to {high} (got {value!r})")
+        named = key if key in config or _ALIASES.get(key) not in config else f"{_ALIASES[key]} (read as {key})"
+        raise ConfigError(f"{named} must be {what} from {low} to {high} (got {value!r})")
     return number
+
+
+def require_enabled(config):
+    """Raises a one-line ConfigError when ``COMMUNITY_STATS_ENABLED`` is false (every job
+    calls this before it starts)."""
+    if not configured(config, "COMMUNITY_STATS_ENABLED"):
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "community statistics are disabled in this instance (COMMUNITY_STATS_ENABLED = False): "
+            "set it to True to run jobs"
+        )

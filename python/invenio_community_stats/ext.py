@@ -1,5 +1,7 @@
-"""The Flask extension: registers the ``COMMUNITY_STATS_*`` defaults on the app, and the
-aggregation task's beat schedule when ``COMMUNITY_STATS_AGGREGATION_SCHEDULE`` is set."""
+"""The Flask extension: registers the ``COMMUNITY_STATS_*`` defaults on the app (the
+reference's keys of the same meaning are read too: ``config.REFERENCE_KEYS``), and the
+aggregation task's beat schedule when ``COMMUNITY_STATS_AGGREGATION_SCHEDULE`` (or the
+reference's ``COMMUNITY_STATS_SCHEDULED_AGG_TASKS_ENABLED``) is set."""
 
 from . import config
 
@@ -7,6 +9,12 @@ from . import config
 #: not imported here, so the extension does not need Celery).
 BEAT_ENTRY = "community-stats-aggregation"
 TASK_NAME = "invenio_community_stats.tasks.aggregate_community_stats"
+
+#: The reference's (invenio-stats-dashboard's) beat entry and task names: with
+#: ``COMMUNITY_STATS_SCHEDULED_AGG_TASKS_ENABLED`` the aggregation is scheduled under that
+#: entry; the task name runs ours when the reference is not installed (``tasks.py``).
+REFERENCE_BEAT_ENTRY = "stats-aggregate-community-record-stats"
+REFERENCE_TASK_NAME = "invenio_stats_dashboard.tasks.aggregation_tasks.aggregate_community_record_stats"
 
 
 class InvenioCommunityStats:
@@ -28,7 +36,7 @@ class InvenioCommunityStats:
         """Set every ``COMMUNITY_STATS_*`` default that the instance does not override."""
         for key in dir(config):
             if key.startswith("COMMUNITY_STATS_"):
-                app.config.setdefault(key, getattr(config, key))
+                app.config.setdefault(key, config.configured(app.config, key))
 
     @staticmethod
     def init_beat_schedule(app):
@@ -42,10 +50,16 @@ class InvenioCommunityStats:
         beat``) copies them again once every extension is loaded. Extensions load in entry
         point order, so if invenio-celery came first its Celery app is updated here too."""
         schedule = app.config.get("COMMUNITY_STATS_AGGREGATION_SCHEDULE")
+        entry = BEAT_ENTRY
+        if schedule is None and app.config.get("COMMUNITY_STATS_SCHEDULED_AGG_TASKS_ENABLED"):
+            # The reference's switch: hourly at minute 40, under the reference's entry name.
+            from celery.schedules import crontab
+
+            schedule, entry = crontab(minute="40", hour="*"), REFERENCE_BEAT_ENTRY
         if schedule is None:
             return
         beat = dict(app.config.get("CELERY_BEAT_SCHEDULE") or {})
-        beat.setdefault(BEAT_ENTRY, {"task": TASK_NAME, "schedule": schedule})
+        beat.setdefault(entry, {"task": TASK_NAME, "schedule": schedule})
         app.config["CELERY_BEAT_SCHEDULE"] = beat
         celery_ext = app.extensions.get("invenio-celery")
         if celery_ext is not None and getattr(celery_ext, "celery", None) is not None:

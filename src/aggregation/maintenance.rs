@@ -18,6 +18,8 @@ use crate::search::SearchClient;
 pub struct StatusRow {
     /// Community id or `global`.
     pub community_id: String,
+    /// The community's slug (`None` for `global` or a community no longer indexed).
+    pub slug: Option<String>,
     /// Aggregator name.
     pub aggregator: String,
     /// Bookmark (`YYYY-MM-DD`), if any.
@@ -54,6 +56,7 @@ async fn communities(client: &SearchClient, given: &[String]) -> Result<Vec<Stri
 pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Vec<StatusRow>> {
     let aggs = Aggregator::parse_list(&options.aggregation_types)?;
     let communities = communities(client, &options.community_ids).await?;
+    let slugs = crate::communities::slugs(client, &communities).await?;
     let today = chrono::Utc::now().date_naive();
     // Bookmarks, all at once.
     let mut marks: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -144,6 +147,7 @@ pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Ve
                 .map(|(f, l)| documents as f64 / ((l - f).num_days() + 1) as f64);
             rows.push(StatusRow {
                 community_id: c.clone(),
+                slug: slugs.get(c).cloned(),
                 aggregator: agg.name().to_string(),
                 bookmark: marks.get(&(agg.name().to_string(), c.clone())).cloned(),
                 documents,
@@ -206,7 +210,7 @@ pub async fn aggregation_indices(
     for single in [
         bookmarks::BOOKMARK_INDEX,
         super::snapshot::STATE_INDEX,
-        super::lock::LOCK_INDEX,
+        crate::lock::LOCK_INDEX,
     ] {
         patterns.push(client.index(single));
     }
@@ -236,11 +240,17 @@ pub async fn destroy_indices(
     if dry_run {
         return aggregation_indices(client, include_community_events).await;
     }
-    if let Some(held) = super::lock::live(client, super::lock::AGGREGATION_LOCK).await? {
-        return Err(Error::Conflict(format!(
-            "an aggregation is running ({}): not deleting its indices (cancel it, or clear-lock if it crashed)",
-            held["owner"].as_str().unwrap_or("?")
-        )));
+    // The lock index goes too: refused while any job holds a lock in it.
+    for lock in crate::lock::ClusterLock::ALL {
+        if let Some(held) = crate::lock::live(client, lock).await? {
+            return Err(Error::Conflict(format!(
+                "an {} is running ({}): not deleting the aggregation indices (cancel it, or 'clear-lock --lock-name {}' \
+                 if it crashed)",
+                lock.what(),
+                held["owner"].as_str().unwrap_or("?"),
+                lock.id()
+            )));
+        }
     }
     let indices = aggregation_indices(client, include_community_events).await?;
     for chunk in indices.chunks(50) {

@@ -4,7 +4,6 @@
 
 pub mod aggregator;
 pub mod bookmarks;
-pub mod lock;
 pub mod maintenance;
 pub mod read;
 pub mod records;
@@ -403,9 +402,9 @@ pub async fn run(
     }
     crate::templates::install(client, &Aggregator::ALL.map(Aggregator::template_name)).await?;
     bookmarks::ensure_index(client).await?;
-    let held = lock::acquire(
+    let held = crate::lock::acquire(
         client,
-        lock::AGGREGATION_LOCK,
+        crate::lock::ClusterLock::Aggregation,
         Duration::from_secs(options.lock_ttl_seconds.max(3)),
     )
     .await?;
@@ -642,12 +641,4 @@ async fn plan_range(
     }
     plan.range = Some((from, to));
     Ok(plan)
-}
-
-/// `clear-lock`: removes the aggregation lock; reports what was removed.
-pub async fn clear_lock(client: &SearchClient) -> Result<Value> {
-    Ok(match lock::clear(client, lock::AGGREGATION_LOCK).await? {
-        Some(held) => json!({"removed": true, "lock": held}),
-        None => json!({"removed": false}),
-    })
 }

@@ -83,6 +83,8 @@ pub struct CommunityEventsReport {
     pub unreadable_examples: Vec<String>,
     /// The communities selected (resolved ids), empty for all.
     pub communities: Vec<String>,
+    /// Dry run: the missing events per community id (`global` included).
+    pub missing_by_community: std::collections::BTreeMap<String, u64>,
     /// True for a dry run.
     pub dry_run: bool,
 }
@@ -252,6 +254,10 @@ pub async fn generate(
             report.events_existing += (before - events.len()) as u64;
             if options.dry_run {
                 report.events_created += events.len() as u64;
+                for (_, _, doc) in &events {
+                    let community = doc["community_id"].as_str().unwrap_or_default();
+                    *report.missing_by_community.entry(community.to_string()).or_default() += 1;
+                }
             } else {
                 for (index, id, doc) in &events {
                     pipeline.add(index, id, doc).await?;

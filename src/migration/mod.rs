@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::events::EventType;
@@ -24,8 +25,8 @@ use crate::search::SearchClient;
 pub struct MonthSelection {
     /// `view`, `download` (empty: both).
     pub event_types: Vec<String>,
-    /// `YYYY-MM` or `YYYY-MM:YYYY-MM` (`None`: every month found).
-    pub months: Option<String>,
+    /// Each `YYYY-MM` or `YYYY-MM:YYYY-MM` (empty: every month found).
+    pub months: Vec<String>,
 }
 
 /// Options of `migrate-events` / `migrate-month` (every value given by the caller: the
@@ -35,8 +36,8 @@ pub struct MonthSelection {
 pub struct MigrationOptions {
     /// `view`, `download` (empty: both).
     pub event_types: Vec<String>,
-    /// `YYYY-MM` or `YYYY-MM:YYYY-MM` (`None`: every month found).
-    pub months: Option<String>,
+    /// Each `YYYY-MM` or `YYYY-MM:YYYY-MM` (empty: every month found).
+    pub months: Vec<String>,
     /// Events per batch (1..=10,000).
     pub batch_size: usize,
     /// At most this many batches per month in this run (0 = no limit).
@@ -54,6 +55,8 @@ pub struct MigrationOptions {
     /// Point-in-time slices read in parallel per month (1..=16); a month resumes with the
     /// slices its checkpoints were taken with.
     pub slices: u32,
+    /// Seconds the migration lock lives without renewal (a running migration renews it).
+    pub lock_ttl_seconds: u64,
 }
 
 impl MigrationOptions {
@@ -103,6 +106,52 @@ pub fn parse_months(text: &str) -> Result<(String, String)> {
     Ok((a.to_string(), b.to_string()))
 }
 
+/// The months a selection names: the union of its `YYYY-MM[:YYYY-MM]` ranges (none: all).
+#[derive(Clone, Debug, Default)]
+pub struct MonthFilter {
+    ranges: Vec<(String, String)>,
+}
+
+impl MonthFilter {
+    /// Parses every value (an error names the bad one).
+    pub fn parse(values: &[String]) -> Result<Self> {
+        Ok(Self {
+            ranges: values
+                .iter()
+                .map(|v| parse_months(v))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// True when `month` (`YYYY-MM`) is selected.
+    pub fn contains(&self, month: &str) -> bool {
+        self.ranges.is_empty()
+            || self
+                .ranges
+                .iter()
+                .any(|(a, b)| a.as_str() <= month && month <= b.as_str())
+    }
+
+    /// ` in 2024-01, 2024-03:2024-05` for messages (empty when every month is selected).
+    pub fn describe(&self) -> String {
+        if self.ranges.is_empty() {
+            return String::new();
+        }
+        let parts: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|(a, b)| {
+                if a == b {
+                    a.clone()
+                } else {
+                    format!("{a}:{b}")
+                }
+            })
+            .collect();
+        format!(" in {}", parts.join(", "))
+    }
+}
+
 /// Checks the copy's own options (before anything is read or written).
 pub fn validate_copy(options: &MigrationOptions) -> Result<()> {
     if options.batch_size == 0 || options.batch_size > 10_000 {
@@ -135,9 +184,7 @@ impl crate::options::Validate for MigrationOptions {
 
 /// Checks a month selection; returns its event types (both when none is named).
 pub fn validate(options: &MonthSelection) -> Result<Vec<EventType>> {
-    if let Some(m) = &options.months {
-        parse_months(m)?;
-    }
+    MonthFilter::parse(&options.months)?;
     let mut types = Vec::new();
     for t in &options.event_types {
         let parsed = EventType::parse(t).ok_or_else(|| {
@@ -157,9 +204,8 @@ pub fn validate(options: &MonthSelection) -> Result<Vec<EventType>> {
 pub async fn plan(
     client: &SearchClient,
     types: &[EventType],
-    months: Option<&str>,
+    months: &MonthFilter,
 ) -> Result<Vec<MonthPlan>> {
-    let range = months.map(parse_months).transpose()?;
     let mut out = Vec::new();
     for t in types {
         let base = client.index(&format!("events-stats-{}-", t.stats_name()));
@@ -170,10 +216,8 @@ pub async fn plan(
             };
             // Only the legacy monthly names: YYYY-MM exactly (not -v2.0.0, not backups).
             if month.len() == 7 && parse_months(month).is_ok() {
-                if let Some((a, b)) = &range {
-                    if month < a.as_str() || month > b.as_str() {
-                        continue;
-                    }
+                if !months.contains(month) {
+                    continue;
                 }
                 found.insert(month.to_string(), name.to_string());
             }
@@ -195,7 +239,7 @@ pub async fn plan(
 async fn months_from_state(
     client: &SearchClient,
     types: &[EventType],
-    months: Option<&str>,
+    months: &MonthFilter,
     known: &[MonthPlan],
 ) -> Result<Vec<MonthPlan>> {
     let mut out = Vec::new();
@@ -203,7 +247,6 @@ async fn months_from_state(
     if !client.exists(&state_index).await? {
         return Ok(out);
     }
-    let range = months.map(parse_months).transpose()?;
     client.refresh(&state_index).await?;
     let reply = client
         .json(
@@ -223,10 +266,8 @@ async fn months_from_state(
         if !types.contains(&et) || known.iter().any(|p| p.event_type == t && p.month == m) {
             continue;
         }
-        if let Some((a, b)) = &range {
-            if m < a.as_str() || m > b.as_str() {
-                continue;
-            }
+        if !months.contains(m) {
+            continue;
         }
         let source = client.index(&et.monthly_index(m));
         out.push(MonthPlan {
@@ -270,21 +311,48 @@ pub async fn run(
             "the records index {records} does not exist (events are enriched from it)"
         )));
     }
-    let plans = plan(client, &types, options.months.as_deref()).await?;
-    let gone = months_from_state(client, &types, options.months.as_deref(), &plans).await?;
+    let months = MonthFilter::parse(&options.months)?;
+    let plans = plan(client, &types, &months).await?;
+    let gone = months_from_state(client, &types, &months, &plans).await?;
     if plans.is_empty() && gone.is_empty() {
         return Err(Error::Data(format!(
             "no legacy event indices to migrate ({}events-stats-{{record-view,file-download}}-YYYY-MM{})",
             client.settings().index_prefix,
-            options.months.as_deref().map(|m| format!(" in {m}")).unwrap_or_default()
+            months.describe()
         )));
     }
-    if !options.dry_run {
+    if options.dry_run {
+        return run_planned(client, options, &plans, &gone, progress).await;
+    }
+    // One migration per index prefix at a time, whatever host runs it.
+    let held = crate::lock::acquire(
+        client,
+        crate::lock::ClusterLock::Migration,
+        std::time::Duration::from_secs(options.lock_ttl_seconds.max(3)),
+    )
+    .await?;
+    let result = async {
         crate::templates::install(client, &["record-view-v2.0.0", "file-download-v2.0.0"]).await?;
         state::ensure_index(client).await?;
+        run_planned(client, options, &plans, &gone, progress).await
     }
+    .await;
+    let released = held.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+/// The migration of the planned months (under the lock unless a dry run).
+async fn run_planned(
+    client: &SearchClient,
+    options: &MigrationOptions,
+    plans: &[MonthPlan],
+    gone: &[MonthPlan],
+    progress: &crate::progress::Progress,
+) -> Result<MigrationReport> {
     let mut total = 0;
-    for p in &plans {
+    for p in plans {
         total += client.count(&p.source, None).await?;
     }
     progress.set_total(total);
@@ -293,7 +361,7 @@ pub async fn run(
         ..Default::default()
     };
     // Months whose legacy index is gone are reported from their state (done ones stay done).
-    for p in &gone {
+    for p in gone {
         let et = EventType::parse(&p.event_type).expect("planned types parse");
         let mut record = state::load(client, et, &p.month).await?;
         // A run stopped (killed) right after the switchover's atomic swap: the legacy name
@@ -328,7 +396,7 @@ pub async fn run(
         });
     }
     let mut cache = crate::enrich::RecordCache::default();
-    for p in &plans {
+    for p in plans {
         let et = EventType::parse(&p.event_type).expect("planned types parse");
         let outcome = month::migrate(client, p, et, options, progress, &mut cache).await?;
         match outcome.state {
@@ -360,6 +428,61 @@ pub async fn run(
     Ok(report)
 }
 
+/// `clear-migration-checkpoints` (the reference's `usage-events clear-bookmarks`): forgets
+/// the state of the selected months so that the next run copies them again from the start
+/// (writes are idempotent: nothing is duplicated). Under the migration lock (refused while a
+/// migration runs). A month in the middle of its switchover is left alone (the next run
+/// finishes it), and so is a done month whose legacy index is gone (nothing to copy again).
+pub async fn clear_checkpoints(client: &SearchClient, options: &MonthSelection) -> Result<Value> {
+    let types = validate(options)?;
+    let months = MonthFilter::parse(&options.months)?;
+    let mut plans = plan(client, &types, &months).await?;
+    let gone = months_from_state(client, &types, &months, &plans).await?;
+    let state_index = client.index(state::STATE_INDEX);
+    let mut cleared = Vec::new();
+    let mut skipped = Vec::new();
+    if !client.exists(&state_index).await? {
+        return Ok(serde_json::json!({"cleared": cleared, "skipped": skipped}));
+    }
+    let held = crate::lock::acquire(
+        client,
+        crate::lock::ClusterLock::Migration,
+        std::time::Duration::from_secs(60),
+    )
+    .await?;
+    let result: Result<()> = async {
+        for p in &gone {
+            skipped.push(serde_json::json!({"event_type": p.event_type, "month": p.month,
+                "reason": format!("its legacy index {} is gone (migrated): nothing to copy again", p.source)}));
+        }
+        plans.sort_by(|a, b| (&a.event_type, &a.month).cmp(&(&b.event_type, &b.month)));
+        for p in &plans {
+            let et = EventType::parse(&p.event_type).expect("planned types parse");
+            let record = state::load(client, et, &p.month).await?;
+            let row = |reason: &str| serde_json::json!({"event_type": p.event_type, "month": p.month, "reason": reason});
+            match record.state {
+                state::MonthState::Pending if record.checkpoint.is_none() => {
+                    skipped.push(row("no checkpoint"))
+                }
+                state::MonthState::Switching => skipped.push(row(
+                    "in the middle of its switchover: run migrate-events to finish it first",
+                )),
+                before => {
+                    state::reset(client, et, &p.month).await?;
+                    cleared.push(serde_json::json!({"event_type": p.event_type, "month": p.month,
+                        "state_before": before, "checkpoint_before": record.checkpoint}));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let released = held.release().await;
+    result?;
+    released?;
+    Ok(serde_json::json!({"cleared": cleared, "skipped": skipped}))
+}
+
 /// One row of `migration-status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct StatusRow {
@@ -385,9 +508,10 @@ pub struct StatusRow {
 pub async fn status(client: &SearchClient, options: &MonthSelection) -> Result<Vec<StatusRow>> {
     let types = validate(options)?;
     let mut rows = Vec::new();
-    let mut plans = plan(client, &types, options.months.as_deref()).await?;
+    let months = MonthFilter::parse(&options.months)?;
+    let mut plans = plan(client, &types, &months).await?;
     // Months whose source was deleted after migration are known from their state docs.
-    let gone = months_from_state(client, &types, options.months.as_deref(), &plans).await?;
+    let gone = months_from_state(client, &types, &months, &plans).await?;
     plans.extend(gone);
     plans.sort_by(|a, b| {
         (a.event_type.as_str(), a.month.as_str()).cmp(&(b.event_type.as_str(), b.month.as_str()))
@@ -451,10 +575,28 @@ mod tests {
     }
 
     #[test]
+    fn month_filters_join_their_ranges() {
+        let f = MonthFilter::parse(&["2024-01".into(), "2024-03:2024-05".into()]).unwrap();
+        for (m, selected) in [
+            ("2023-12", false),
+            ("2024-01", true),
+            ("2024-02", false),
+            ("2024-03", true),
+            ("2024-05", true),
+            ("2024-06", false),
+        ] {
+            assert_eq!(f.contains(m), selected, "{m}");
+        }
+        assert_eq!(f.describe(), " in 2024-01, 2024-03:2024-05");
+        assert!(MonthFilter::parse(&[]).unwrap().contains("1999-01"));
+        assert!(MonthFilter::parse(&["2024-01".into(), "2024-13".into()]).is_err());
+    }
+
+    #[test]
     fn options_are_validated() {
-        let base = serde_json::json!({"event_types": [], "months": null, "batch_size": 1000, "max_batches": 0,
+        let base = serde_json::json!({"event_types": [], "months": [], "batch_size": 1000, "max_batches": 0,
             "max_memory_percent": 85.0, "delete_old_indices": false, "fresh_start": false, "dry_run": false,
-            "verify_sample": 100, "slices": 2});
+            "verify_sample": 100, "slices": 2, "lock_ttl_seconds": 600});
         let with = |key: &str, value: serde_json::Value| {
             let mut o = base.clone();
             o[key] = value;
@@ -477,7 +619,10 @@ mod tests {
             );
         }
         assert!(validate(&with("event_types", serde_json::json!(["click"])).selection()).is_err());
-        assert!(validate(&with("months", serde_json::json!("2024-13")).selection()).is_err());
+        assert!(
+            validate(&with("months", serde_json::json!(["2024-01", "2024-13"])).selection())
+                .is_err()
+        );
         // Every value is given by the caller: a missing or unknown key is refused.
         assert!(serde_json::from_str::<MigrationOptions>("{}").is_err());
         let mut unknown = base.clone();

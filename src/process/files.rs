@@ -5,7 +5,7 @@
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::libc;
@@ -256,6 +256,48 @@ fn random_u64() -> u64 {
 /// written and fsynced, renamed over `path`, then the directory fsynced. A symlink planted
 /// at `path` is replaced, never followed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    try_write_atomic(path, bytes).map_err(|(what, e)| Error::io(what, e))
+}
+
+/// [`write_atomic`], or, when the disk is full (the temp file gets no space), an overwrite
+/// in place of the existing file if it is at least as long: its blocks are already
+/// allocated. `bytes` is padded with spaces to the file's length (callers write documents
+/// that allow trailing whitespace, such as JSON). Not atomic for a reader, but it lets a
+/// job record how it ended on a full disk instead of being found `lost`.
+pub fn write_atomic_or_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
+    match try_write_atomic(path, bytes) {
+        Ok(()) => Ok(()),
+        Err((what, e)) if is_disk_full(&e) => {
+            overwrite_in_place(path, bytes).map_err(|_| Error::io(what, e))
+        }
+        Err((what, e)) => Err(Error::io(what, e)),
+    }
+}
+
+/// No space (or quota) left on the file system.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+fn overwrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    check_trusted(&file, path).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let len = file.metadata()?.len() as usize;
+    if bytes.len() > len {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    let mut padded = bytes.to_vec();
+    padded.resize(len, b' ');
+    file.write_all_at(&padded, 0)?;
+    file.sync_data()
+}
+
+type IoFailure = (String, std::io::Error);
+
+fn try_write_atomic(path: &Path, bytes: &[u8]) -> std::result::Result<(), IoFailure> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let mut attempt = 0;
@@ -270,18 +312,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         match opened {
             Ok(file) => break (tmp, file),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
-            Err(e) => return Err(Error::io(format!("cannot create {}", tmp.display()), e)),
+            Err(e) => return Err((format!("cannot create {}", tmp.display()), e)),
         }
     };
     let written = file.write_all(bytes).and_then(|_| file.sync_data());
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(format!("cannot write {}", tmp.display()), e));
+        return Err((format!("cannot write {}", tmp.display()), e));
     }
     drop(file);
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(format!("cannot replace {}", path.display()), e));
+        return Err((format!("cannot replace {}", path.display()), e));
     }
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();

@@ -15,6 +15,9 @@ pub struct RotatingLog {
     size: u64,
     max_bytes: u64,
     backups: u32,
+    /// Writes that failed (e.g. a full disk), and the last failure.
+    failed_writes: u64,
+    last_failure: Option<String>,
 }
 
 impl RotatingLog {
@@ -28,11 +31,23 @@ impl RotatingLog {
             size,
             max_bytes: max_bytes.max(1024),
             backups,
+            failed_writes: 0,
+            last_failure: None,
         })
     }
 
-    /// Writes one chunk (normally a line with its newline).
+    /// Writes one chunk (normally a line with its newline). A failure is counted (see
+    /// [`RotatingLog::lost_lines`]) and returned.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let written = self.try_write(bytes);
+        if let Err(e) = &written {
+            self.failed_writes += 1;
+            self.last_failure = Some(e.to_string());
+        }
+        written
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> Result<()> {
         if self.size > 0 && self.size + bytes.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
@@ -41,6 +56,18 @@ impl RotatingLog {
             .map_err(|e| Error::io(format!("cannot write {}", self.files.log.display()), e))?;
         self.size += bytes.len() as u64;
         Ok(())
+    }
+
+    /// How many writes failed and why, if any did: `"N log line(s) could not be written
+    /// (reason)"`.
+    pub fn lost_lines(&self) -> Option<String> {
+        (self.failed_writes > 0).then(|| {
+            format!(
+                "{} log line(s) could not be written ({})",
+                self.failed_writes,
+                self.last_failure.as_deref().unwrap_or("unknown error")
+            )
+        })
     }
 
     fn rotate(&mut self) -> Result<()> {

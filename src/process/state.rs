@@ -98,6 +98,10 @@ pub struct JobStatus {
     /// The error that ended the job, if any.
     #[serde(default)]
     pub error: Option<String>,
+    /// Something the operator should know about a run that did not fail (e.g. log lines
+    /// that could not be written because the disk was full).
+    #[serde(default)]
+    pub warning: Option<String>,
     /// The supervisor's PID.
     #[serde(default)]
     pub supervisor_pid: Option<u32>,
@@ -153,6 +157,7 @@ impl JobStatus {
             signal: None,
             end_time: None,
             error: None,
+            warning: None,
             supervisor_pid: Some(std::process::id()),
             pid_start_ticks: None,
             cancel_requested: None,
@@ -247,11 +252,19 @@ where
     Ok(Some(status))
 }
 
-/// Replaces the status document (callers hold the write lock or own the job).
+/// The status file's size is a multiple of this: on a full disk the next status still
+/// fits in the blocks the file already has (see [`files::write_atomic_or_in_place`]).
+const STATUS_BLOCK: usize = 4096;
+
+/// Replaces the status document (callers hold the write lock or own the job). The JSON is
+/// padded with spaces to a whole number of [`STATUS_BLOCK`]s, so that a job on a full disk
+/// can still record its progress and how it ended.
 pub fn write_status(files: &ProcessFiles, status: &JobStatus) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(status).expect("status serialises");
+    let padded = (bytes.len() + 1).div_ceil(STATUS_BLOCK) * STATUS_BLOCK;
+    bytes.resize(padded - 1, b' ');
     bytes.push(b'\n');
-    files::write_atomic(&files.status, &bytes)
+    files::write_atomic_or_in_place(&files.status, &bytes)
 }
 
 /// Replaces the PID file.

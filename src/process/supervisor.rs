@@ -293,6 +293,9 @@ fn run_locked(
         if state == State::Completed && s.total.is_some() {
             s.progress = 100.0;
         }
+        if let Some(lost) = log.lock().ok().and_then(|l| l.lost_lines()) {
+            s.warning = Some(lost);
+        }
         // Logged before the final status is written: whoever sees the job ended finds
         // this line in its log.
         write_log(

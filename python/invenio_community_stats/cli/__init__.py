@@ -6,10 +6,19 @@ by every ``invenio`` command through the ``flask.commands`` entry point, and the
 commands must start fast.
 """
 
-from . import aggregation, generation, jobs, migration, process_commands  # noqa: F401  (registers the commands)
+from . import (  # noqa: F401  (registers the commands)
+    aggregation,
+    communities,
+    generation,
+    jobs,
+    migration,
+    process_commands,
+    reference,
+)
 from .background import add_background_twins
 from .group import community_stats, main
 
 add_background_twins(community_stats)
+reference.register(community_stats)
 
 __all__ = ["community_stats", "main"]

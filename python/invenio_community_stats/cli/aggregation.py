@@ -2,9 +2,19 @@
 
 import click
 
-from ..aggregation import AGGREGATION_TYPES, READ_TYPES
+from ..aggregation import (
+    AGGREGATION_TYPES,
+    READ_TYPES,
+    REFERENCE_READ_TYPES,
+    UNSUPPORTED_AGGREGATION_TYPES,
+    UNSUPPORTED_READ_TYPES,
+)
 from .background import job
-from .group import community_stats, echo_json, fail, run_core, search_settings, split_values, with_app
+from .group import AliasChoice, community_stats, echo_json, fail, run_core, search_settings, split_values, with_app
+
+#: ``--aggregation-type``: ours (the reference's names are the same), the reference's
+#: date-created and date-published aggregators refused with the one to use.
+AGGREGATOR_CHOICE = AliasChoice(AGGREGATION_TYPES, refused=UNSUPPORTED_AGGREGATION_TYPES)
 
 
 def _print_report(report):
@@ -40,6 +50,7 @@ def _print_report(report):
 @job("aggregation")
 @community_stats.command("aggregate")
 @click.option(
+    "-c",
     "--community-id",
     "community_ids",
     multiple=True,
@@ -51,7 +62,7 @@ def _print_report(report):
     "--aggregation-type",
     "aggregation_types",
     multiple=True,
-    type=click.Choice(AGGREGATION_TYPES),
+    type=AGGREGATOR_CHOICE,
     help="Only this aggregator (repeatable). Default: all, in order.",
 )
 @click.option("--start-date", metavar="YYYY-MM-DD", help="First day to aggregate; given, it wins over the bookmark.")
@@ -65,9 +76,22 @@ def _print_report(report):
     show_default=True,
     help="Move the bookmarks forward after the run.",
 )
+@click.option(
+    "--eager/--no-eager",
+    default=True,
+    help="Run here (default), or --no-eager: on the instance's Celery workers, waiting for the report.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    hidden=True,
+    help="The reference's override of its scheduled-tasks switch; aggregate always runs here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 @with_app
-def aggregate(community_ids, aggregation_types, start_date, end_date, ignore_bookmark, update_bookmark, as_json):
+def aggregate(
+    community_ids, aggregation_types, start_date, end_date, ignore_bookmark, update_bookmark, eager, force, as_json
+):
     """Aggregate daily usage deltas and cumulative usage snapshots per community.
 
     One document per community and UTC day. Each (aggregator, community) resumes from its
@@ -78,16 +102,18 @@ def aggregate(community_ids, aggregation_types, start_date, end_date, ignore_boo
 
     from ..aggregation import aggregate as run
 
-    report = run(
-        community_ids=split_values(community_ids, "--community-id"),
-        aggregation_types=aggregation_types,
-        start_date=start_date,
-        end_date=end_date,
-        ignore_bookmark=ignore_bookmark,
-        update_bookmark=update_bookmark,
-        settings_json=search_settings(retry=True),
-        config=current_app.config,
-    )
+    given = {
+        "community_ids": split_values(community_ids, "--community-id"),
+        "aggregation_types": list(aggregation_types),
+        "start_date": start_date,
+        "end_date": end_date,
+        "ignore_bookmark": ignore_bookmark,
+        "update_bookmark": update_bookmark,
+    }
+    if eager:
+        report = run(**given, settings_json=search_settings(retry=True), config=current_app.config)
+    else:
+        report = _on_celery_workers(given)
     if as_json:
         echo_json(report)
     else:
@@ -99,15 +125,40 @@ def aggregate(community_ids, aggregation_types, start_date, end_date, ignore_boo
         )
 
 
+def _on_celery_workers(given):
+    """``aggregate --no-eager``: the aggregation task, sent to the instance's Celery workers;
+    waits for and returns its report."""
+    from flask import current_app
+
+    from .. import _bridge
+
+    if current_app.extensions.get("invenio-celery") is None:
+        fail(
+            "--no-eager sends the aggregation to the instance's Celery workers, and this app has no Celery "
+            "(invenio-celery): run it here (without --no-eager) or detached with aggregate-background",
+            exit_code=2,
+        )
+    from ..aggregation import options_from_config
+
+    _bridge.validate("aggregate", options_from_config(current_app.config, **given))
+    from ..tasks import aggregate_community_stats
+
+    result = aggregate_community_stats.apply_async(kwargs=given)
+    click.echo(f"Sent to the Celery workers as task {result.id}; waiting for its report.", err=True)
+    return result.get()
+
+
 @community_stats.command("read")
-@click.option("--community-id", default="global", show_default=True, metavar="ID|SLUG|global", help="The community.")
+@click.option(
+    "-c", "--community-id", default="global", show_default=True, metavar="ID|SLUG|global", help="The community."
+)
 @click.option("--start-date", metavar="YYYY-MM-DD", help="First day (default: yesterday).")
 @click.option("--end-date", metavar="YYYY-MM-DD", help="Last day (default: today).")
 @click.option(
     "--query-type",
     "query_types",
     multiple=True,
-    type=click.Choice(READ_TYPES),
+    type=AliasChoice(READ_TYPES, REFERENCE_READ_TYPES, UNSUPPORTED_READ_TYPES),
     help="Only these documents (repeatable). Default: all kinds.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (all documents in full).")
@@ -131,33 +182,88 @@ def read(community_id, start_date, end_date, query_types, as_json):
         click.echo(f"{key}: {len(docs)} documents")
         for d in docs:
             day = (d.get("period_start") or d.get("snapshot_date") or "")[:10]
-            totals = d.get("totals", {})
-            if "view" in totals:
-                click.echo(
-                    f"  {day}  views {totals['view'].get('total_events', 0)}  "
-                    f"downloads {totals['download'].get('total_events', 0)}"
-                )
-            else:
-                click.echo(f"  {day}")
+            click.echo(f"  {day}  {_figures(d)}".rstrip())
+
+
+def _size(n):
+    """Bytes for people: 1.2 MB."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def _figures(d):
+    """The headline figures of one aggregation document (usage or records, delta or snapshot)."""
+    totals = d.get("totals", {})
+    if "view" in totals:
+        return f"views {totals['view'].get('total_events', 0)}  downloads {totals['download'].get('total_events', 0)}"
+    if "total_records" in d:
+        r, f = d["total_records"], d.get("total_files", {})
+        return (
+            f"records {r.get('metadata_only', 0) + r.get('with_files', 0)} (with files {r.get('with_files', 0)})  "
+            f"parents {sum(d.get('total_parents', {}).values())}  files {f.get('file_count', 0)} "
+            f"({_size(f.get('data_volume', 0))})  uploaders {d.get('total_uploaders', 0)}"
+        )
+    if "records" in d:
+
+        def change(kind):
+            side = d[kind]
+            return sum(side["added"].values()), sum(side["removed"].values())
+
+        added, removed = change("records")
+        files = d.get("files", {"added": {}, "removed": {}})
+        return (
+            f"records +{added} -{removed} (with files +{d['records']['added'].get('with_files', 0)})  "
+            f"parents +{change('parents')[0]} -{change('parents')[1]}  "
+            f"files +{files['added'].get('file_count', 0)} -{files['removed'].get('file_count', 0)} "
+            f"({_size(files['added'].get('data_volume', 0) - files['removed'].get('data_volume', 0))})  "
+            f"uploaders {d.get('uploaders', 0)}"
+        )
+    return ""
 
 
 @community_stats.command("clear-lock")
+@click.option(
+    "--lock-name",
+    default="aggregation",
+    show_default=True,
+    metavar="aggregation|migration",
+    help="The lock to remove (the reference's community_stats_aggregation is the aggregation lock).",
+)
+@click.option("--list-locks", is_flag=True, help="List the locks and their holders; remove nothing.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
-def clear_lock(as_json):
-    """Remove the aggregation lock (left by a crashed run; a live run's lock is renewed)."""
-    result = run_core("clear_aggregation_lock")
+def clear_lock(lock_name, list_locks, dry_run, as_json):
+    """Remove a lock left by a crashed run (aggregation or migration; a live run renews its
+    lock, and a dead holder's lock on this host is taken over by the next run anyway)."""
+    result = run_core("clear_lock", {"lock_name": lock_name, "list_locks": list_locks, "dry_run": dry_run})
     if as_json:
         echo_json(result)
+        return
+    if list_locks:
+        for row in result["locks"]:
+            lock = row["lock"]
+            held = f"held by {lock.get('owner')} since {lock.get('acquired')}" if lock else "free"
+            click.echo(f"{row['name']:12} {held}{' (expired)' if lock and not row['live'] else ''}")
+        return
+    lock, name = result.get("lock"), result["name"]
+    if dry_run:
+        click.echo(
+            f"Would remove the {name} lock held by {lock.get('owner')} since {lock.get('acquired')}."
+            if lock
+            else f"No {name} lock is held: nothing to remove."
+        )
     elif result["removed"]:
-        lock = result["lock"]
-        click.echo(f"Removed the aggregation lock held by {lock.get('owner')} since {lock.get('acquired')}.")
+        click.echo(f"Removed the {name} lock held by {lock.get('owner')} since {lock.get('acquired')}.")
     else:
-        click.echo("No aggregation lock was held.")
+        click.echo(f"No {name} lock was held.")
 
 
 _select = [
     click.option(
+        "-c",
         "--community-id",
         "community_ids",
         multiple=True,
@@ -168,7 +274,7 @@ _select = [
         "--aggregation-type",
         "aggregation_types",
         multiple=True,
-        type=click.Choice(AGGREGATION_TYPES),
+        type=AGGREGATOR_CHOICE,
         help="Only this aggregator (repeatable).",
     ),
 ]
@@ -185,9 +291,10 @@ def _with(options):
 
 @community_stats.command("status")
 @_with(_select)
+@click.option("-v", "--verbose", is_flag=True, help="A block per community and aggregator instead of a table.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
-def status(community_ids, aggregation_types, as_json):
+def status(community_ids, aggregation_types, verbose, as_json):
     """Per community (every one, and global) and aggregator: bookmark, documents, first and
     last day, completeness (documents / days between them) and days behind today."""
     options = {
@@ -199,31 +306,60 @@ def status(community_ids, aggregation_types, as_json):
     if as_json:
         echo_json(rows)
         return
+    if verbose:
+        for r in rows:
+            click.echo(f"{r['community_id']}{' (' + r['slug'] + ')' if r.get('slug') else ''} — {r['aggregator']}")
+            for label, key in [
+                ("Bookmark", "bookmark"),
+                ("Documents", "documents"),
+                ("First day", "first_day"),
+                ("Last day", "last_day"),
+                ("Days behind", "days_behind"),
+            ]:
+                click.echo(f"  {label + ':':13} {r[key] if r[key] is not None else '-'}")
+            complete = f"{r['completeness'] * 100:.1f}%" if r["completeness"] is not None else "-"
+            click.echo(f"  {'Complete:':13} {complete}")
+        return
     click.echo(
-        f"{'community':38} {'aggregator':38} {'bookmark':10} {'docs':>6} {'first':10} {'last':10} "
+        f"{'community':38} {'slug':24} {'aggregator':38} {'bookmark':10} {'docs':>6} {'first':10} {'last':10} "
         f"{'complete':>8} {'behind':>6}"
     )
     for r in rows:
         complete = f"{r['completeness'] * 100:.0f}%" if r["completeness"] is not None else "-"
         behind = str(r["days_behind"]) if r["days_behind"] is not None else "-"
         click.echo(
-            f"{r['community_id']:38} {r['aggregator']:38} {r['bookmark'] or '-':10} {r['documents']:>6} "
+            f"{r['community_id']:38} {r.get('slug') or '-':24} {r['aggregator']:38} {r['bookmark'] or '-':10} "
+            f"{r['documents']:>6} "
             f"{r['first_day'] or '-':10} {r['last_day'] or '-':10} {complete:>8} {behind:>6}"
         )
 
 
 @community_stats.command("clear-bookmarks")
 @_with(_select)
-@click.option("--all", "all_", is_flag=True, help="Every bookmark (of the selected aggregators).")
+@click.option("--all", "--all-communities", "all_", is_flag=True, help="Every community (of the selected aggregators).")
+@click.option(
+    "--all-aggregation-types", is_flag=True, help="Every aggregator (the default); alone, of every community."
+)
+@click.option("--yes-i-know", "--confirm", "yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
-def clear_bookmarks(community_ids, aggregation_types, all_, as_json):
+def clear_bookmarks(community_ids, aggregation_types, all_, all_aggregation_types, yes, as_json):
     """Delete aggregation bookmarks: the next run starts at the first event (or --start-date)."""
+    import sys
+
+    communities = split_values(community_ids, "--community-id")
+    if all_ and communities:
+        fail("give --community-id or --all-communities, not both", exit_code=2)
     options = {
-        "community_ids": split_values(community_ids, "--community-id"),
+        "community_ids": communities,
         "aggregation_types": list(aggregation_types),
-        "all": all_,
+        # --all-aggregation-types alone means every bookmark, as in the reference.
+        "all": all_ or (all_aggregation_types and not communities),
     }
+    if not yes and sys.stdin.isatty():
+        scope = ", ".join(communities) if communities else "every community"
+        if not click.confirm(f"Delete the aggregation bookmarks of {scope}?", default=False):
+            fail("nothing deleted")
     deleted = run_core("clear_bookmarks", options)
     if as_json:
         echo_json({"deleted": deleted})

@@ -13,7 +13,7 @@ import threading
 import click
 
 from ..errors import JobCancelled
-from .group import SETTINGS_ENV, BadInput, MultiValueCommand, echo_json, search_settings, with_app
+from .group import JOB_META, SETTINGS_ENV, BadInput, MultiValueCommand, echo_json, search_settings, with_app
 
 #: command name -> process name
 JOBS = {}
@@ -54,8 +54,10 @@ def job(process_name):
 
         @functools.wraps(callback)
         def run(*args, verbose=False, **kwargs):
+            ctx = click.get_current_context()
+            ctx.meta[JOB_META] = True
             if verbose:
-                click.get_current_context().find_root().meta["community_stats.verbose"] = True
+                ctx.find_root().meta["community_stats.verbose"] = True
             with sigterm_cancels():
                 return callback(*args, **kwargs)
 
@@ -99,6 +101,16 @@ def pid_dir_option():
     )
 
 
+def _group_path(ctx):
+    """How the operator called our group (``invenio community-stats``, ``community-stats``),
+    also from a command nested in one of its subgroups."""
+    from .group import community_stats
+
+    while ctx.parent is not None and ctx.command is not community_stats:
+        ctx = ctx.parent
+    return ctx.command_path
+
+
 def _app_mode():
     from flask import current_app
 
@@ -128,7 +140,7 @@ def _make_twin(command, process_name):
         pid_dir = pid_dir or setting(current_app.config, "COMMUNITY_STATS_PID_DIR")
         args = option_args(command, values)
         ctx = click.get_current_context()
-        prog = ctx.command_path.rsplit(" ", 1)[0]
+        prog = _group_path(ctx)
         display = " ".join([prog, command.name, *(shlex.quote(a) for a in args)])
         env = {SETTINGS_ENV: search_settings(retry=True), "COMMUNITY_STATS_APP_MODE": _app_mode()}
         started = processes.start(

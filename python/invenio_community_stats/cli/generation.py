@@ -4,7 +4,7 @@
 import click
 
 from .background import job
-from .group import community_stats, echo_json, fail, run_core, split_values, with_app
+from .group import community_stats, echo_json, fail, run_core, search_settings, split_values, with_app
 
 
 def _community_events(community_ids, record_ids, start_date, end_date, dry_run):
@@ -25,6 +25,7 @@ def _community_events(community_ids, record_ids, start_date, end_date, dry_run):
 
 _community_filters = [
     click.option(
+        "-c",
         "--community-id",
         "community_ids",
         multiple=True,
@@ -99,9 +100,10 @@ def _exit_if_failed(failed, reasons):
 
 @community_stats.command("community-events-status")
 @_with(_community_filters)
+@click.option("--community-details", is_flag=True, help="Also the missing events per community.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
-def community_events_status(community_ids, record_ids, start_date, end_date, as_json):
+def community_events_status(community_ids, record_ids, start_date, end_date, community_details, as_json):
     """Count the community events that generate-community-events would write (dry run)."""
     report = _community_events(community_ids, record_ids, start_date, end_date, True)
     if as_json:
@@ -111,6 +113,14 @@ def community_events_status(community_ids, record_ids, start_date, end_date, as_
         f"{report['records_processed']} records; {report['events_created']} community events missing, "
         f"{report['events_existing']} present."
     )
+    if community_details:
+        missing = report["missing_by_community"]
+        if missing:
+            click.echo("Missing events by community:")
+            for community, count in sorted(missing.items()):
+                click.echo(f"  {community}: {count}")
+        checked = report["communities"] or ["every community (and global)"]
+        click.echo(f"Communities checked: {', '.join(checked)}")
 
 
 @job("usage-event-generation")
@@ -149,6 +159,11 @@ def community_events_status(community_ids, record_ids, start_date, end_date, as_
     help="Random seed: the same seed gives the same documents (a re-run adds nothing).",
 )
 @click.option("--dry-run", is_flag=True, help="Count; write nothing.")
+@click.option(
+    "--yes-i-know",
+    is_flag=True,
+    help="Do not ask for confirmation at a terminal (synthetic events go into this instance's event indices).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
 def generate_usage_events(
@@ -162,12 +177,26 @@ def generate_usage_events(
     use_migrated_indices,
     seed,
     dry_run,
+    yes_i_know,
     as_json,
 ):
-    """Generate synthetic view and download events, shaped like real InvenioRDM events."""
+    """Generate synthetic view and download events, shaped like real InvenioRDM events.
+
+    At a terminal it asks first (the events go into this instance's usage-event indices),
+    unless --yes-i-know or --dry-run; scripts and background runs are not asked."""
+    import json
+    import sys
+
     from flask import current_app
 
     from ..config import setting
+
+    if not (yes_i_know or dry_run) and sys.stdin.isatty():
+        prefix = json.loads(search_settings())["index_prefix"]
+        if not click.confirm(
+            f"Write synthetic usage events into the event indices of prefix {prefix!r}?", default=False
+        ):
+            fail("nothing written")
 
     options = {
         "start_date": start_date,

@@ -140,21 +140,46 @@ def community_stats(ctx, search_hosts, index_prefix, ca_certs, no_verify_certs):
     ctx.meta["community_stats.overrides"] = overrides
 
 
+#: Tells the core to draw progress as one live line (``progress.rs``'s ``ENV_PROGRESS``).
+PROGRESS_ENV = "COMMUNITY_STATS_PROGRESS"
+
+
+class _LiveLineHandler:
+    """Mixin of a stream handler under a live progress line: a record first clears the
+    line (the core redraws it with its next update)."""
+
+    def emit(self, record):
+        self.stream.write("\r\x1b[2K")
+        super().emit(record)
+
+
 def configure_logging():
-    """Core log records (progress, retries) go to stderr with a timestamp, unless the
-    application already configured logging."""
+    """Core log records (retries, warnings) go to stderr with a timestamp, unless the
+    application already configured logging. At a terminal (and not in a background worker)
+    the core draws progress as one live line instead of progress log lines."""
     import logging
 
     root = logging.getLogger()
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.find_root().meta.get("community_stats.verbose"):
         root.setLevel(logging.DEBUG)
+    live = sys.stderr.isatty() and not os.environ.get("COMMUNITY_STATS_JOB_NAME")
+    if live:
+        os.environ[PROGRESS_ENV] = "terminal"
     if not root.handlers:
-        logging.basicConfig(
-            level=root.level if root.level < logging.INFO else logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(message)s",
-        )
+        handler_class = logging.StreamHandler
+        if live:
+            handler_class = type("LiveLineStreamHandler", (_LiveLineHandler, logging.StreamHandler), {})
+        handler = handler_class(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+
+
+#: ``ctx.meta`` key set while a job command runs (``background.job``): ``with_app`` then
+#: refuses to run it when the instance disabled the package (``COMMUNITY_STATS_ENABLED``).
+JOB_META = "community_stats.job"
 
 
 def with_app(func):
@@ -165,13 +190,21 @@ def with_app(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from flask import has_app_context
+        from flask import current_app, has_app_context
         from flask.cli import ScriptInfo
 
-        if has_app_context():
-            configure_logging()
-            return func(*args, **kwargs)
         ctx = click.get_current_context()
+
+        def call():
+            configure_logging()
+            if ctx.meta.get(JOB_META):
+                from ..config import require_enabled
+
+                require_enabled(current_app.config)
+            return func(*args, **kwargs)
+
+        if has_app_context():
+            return call()
         info = ctx.find_object(ScriptInfo)
         if info is not None and info.create_app is not None:
             app = info.load_app()
@@ -179,9 +212,8 @@ def with_app(func):
             from ..app import create_standalone_app
 
             app = create_standalone_app()
-        configure_logging()
         with app.app_context():
-            return func(*args, **kwargs)
+            return call()
 
     return wrapper
 
@@ -220,6 +252,24 @@ class FiniteFloat(click.FloatRange):
         if number != number or number in (float("inf"), float("-inf")):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
+
+
+class AliasChoice(click.Choice):
+    """A choice that also takes other spellings (``aliases``: spelling -> choice, accepted
+    without being listed in ``--help``) and refuses some with the reason (``refused``:
+    spelling -> what to use instead)."""
+
+    def __init__(self, choices, aliases=None, refused=None):
+        super().__init__(choices)
+        self.aliases = dict(aliases or {})
+        self.refused = dict(refused or {})
+
+    def convert(self, value, param, ctx):
+        if value in self.aliases:
+            return self.aliases[value]
+        if value in self.refused:
+            self.fail(f"{value!r}: {self.refused[value]}", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def split_values(values, option=None):

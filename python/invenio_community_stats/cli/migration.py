@@ -10,6 +10,7 @@ def _copy_options(f):
     for decorator in reversed(
         [
             click.option(
+                "-e",
                 "--event-types",
                 "event_types",
                 multiple=True,
@@ -30,6 +31,7 @@ def _copy_options(f):
                 "with). [default: COMMUNITY_STATS_MIGRATION_SLICES]",
             ),
             click.option(
+                "-b",
                 "--max-batches",
                 type=click.IntRange(0, None),
                 default=0,
@@ -80,7 +82,7 @@ def _run(
 
     options = {
         "event_types": split_values(event_types, "--event-types"),
-        "months": months,
+        "months": split_values(months, "--months"),
         "batch_size": given(batch_size, "COMMUNITY_STATS_MIGRATION_BATCH_SIZE"),
         "slices": given(slices, "COMMUNITY_STATS_MIGRATION_SLICES"),
         "max_batches": max_batches,
@@ -89,6 +91,7 @@ def _run(
         "fresh_start": fresh_start,
         "dry_run": dry_run,
         "verify_sample": setting(config, "COMMUNITY_STATS_MIGRATION_VERIFY_SAMPLE"),
+        "lock_ttl_seconds": setting(config, "COMMUNITY_STATS_MIGRATION_LOCK_TTL"),
     }
     report = run_core("migrate_events", options, retry=not dry_run)
     if as_json:
@@ -115,9 +118,19 @@ def _run(
         )
 
 
+#: ``-m/--months``: repeatable, each a month or a range (the reference's spelling).
+MONTHS_HELP = "Only these months: YYYY-MM or YYYY-MM:YYYY-MM, repeatable or comma-separated"
+
+
 @job("event-migration")
 @community_stats.command("migrate-events")
-@click.option("--months", metavar="YYYY-MM[:YYYY-MM]", help="Only these months (default: every legacy monthly index).")
+@click.option(
+    "-m",
+    "--months",
+    multiple=True,
+    metavar="YYYY-MM[:YYYY-MM]",
+    help=MONTHS_HELP + " (default: every legacy monthly index).",
+)
 @_copy_options
 @with_app
 def migrate_events(months, **options):
@@ -136,17 +149,21 @@ def migrate_events(months, **options):
 @with_app
 def migrate_month(month, **options):
     """Migrate one month (same as migrate-events --months YYYY-MM)."""
-    _run(month, **options)
+    _run((month,), **options)
 
 
 @community_stats.command("migration-status")
-@click.option("--months", metavar="YYYY-MM[:YYYY-MM]", help="Only these months.")
-@click.option("--event-types", "event_types", multiple=True, metavar="view|download", help="Event types.")
+@click.option("-m", "--months", multiple=True, metavar="YYYY-MM[:YYYY-MM]", help=MONTHS_HELP + ".")
+@click.option("-e", "--event-types", "event_types", multiple=True, metavar="view|download", help="Event types.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @with_app
 def migration_status(months, event_types, as_json):
     """Per month and event type: source count, migrated, checkpoint, state, read alias."""
-    rows = run_core("migration_status", {"event_types": split_values(event_types, "--event-types"), "months": months})
+    selection = {
+        "event_types": split_values(event_types, "--event-types"),
+        "months": split_values(months, "--months"),
+    }
+    rows = run_core("migration_status", selection)
     if as_json:
         echo_json(rows)
         return
@@ -160,3 +177,37 @@ def migration_status(months, event_types, as_json):
             f"{r['event_type']:8} {r['month']}  {r['state']:11} {src:>10} {r['migrated']:>10}  "
             f"{r['read_alias']:6}  {r['checkpoint'] or '-'}" + (f"  ({r['error']})" if r.get("error") else "")
         )
+
+
+@community_stats.command("clear-migration-checkpoints")
+@click.option(
+    "-e", "--event-types", "--event-type", "event_types", multiple=True, metavar="view|download", help="Event types."
+)
+@click.option("-m", "--months", "--month", "months", multiple=True, metavar="YYYY-MM[:YYYY-MM]", help=MONTHS_HELP + ".")
+@click.option("--yes-i-know", "--confirm", "yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_app
+def clear_migration_checkpoints(event_types, months, yes, as_json):
+    """Forget the migration state of the selected months (default: all): the next
+    migrate-events copies them again from the start, writing nothing twice. Refused while a
+    migration runs; a month in the middle of its switchover, or whose legacy index is gone,
+    is left alone."""
+    import sys
+
+    selection = {
+        "event_types": split_values(event_types, "--event-types"),
+        "months": split_values(months, "--months"),
+    }
+    if not yes and sys.stdin.isatty():
+        what = ", ".join(selection["months"]) or "every month"
+        if not click.confirm(f"Forget the migration checkpoints of {what}?", default=False):
+            fail("nothing cleared")
+    result = run_core("clear_migration_checkpoints", selection)
+    if as_json:
+        echo_json(result)
+        return
+    for row in result["cleared"]:
+        click.echo(f"cleared  {row['event_type']:8} {row['month']}  (was {row['state_before']})")
+    for row in result["skipped"]:
+        click.echo(f"skipped  {row['event_type']:8} {row['month']}  {row['reason']}")
+    click.echo(f"{len(result['cleared'])} month(s) cleared, {len(result['skipped'])} left alone.")

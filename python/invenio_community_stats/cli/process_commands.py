@@ -24,6 +24,9 @@ def pid_dir_flag(f):
 
 FINAL = ("completed", "failed", "cancelled", "killed", "lost")
 
+#: The job ``status`` and ``cancel`` mean when no NAME is given (the reference's default).
+DEFAULT_NAME = "event-migration"
+
 
 def resolve_pid_dir(pid_dir):
     """``--pid-dir``, else ``INVENIO_COMMUNITY_STATS_PID_DIR``, else the instance's
@@ -83,6 +86,8 @@ def format_status(s):
         lines.append(f"Cancel: {s['cancel_outcome']}")
     if s.get("error"):
         lines.append(f"Error: {s['error']}")
+    if s.get("warning"):
+        lines.append(f"Warning: {s['warning']}")
     lines.append(f"Log: {s.get('log_file')}")
     return "\n".join(lines)
 
@@ -119,7 +124,7 @@ def _status(name, pid_dir, show_log, log_lines, as_json, follow, interval):
 def _status_params(f):
     for decorator in reversed(
         [
-            click.argument("name"),
+            click.argument("name", default=DEFAULT_NAME),
             click.option("--show-log", is_flag=True, help="Show the end of the log."),
             click.option("--log-lines", type=int, default=None, help="Log lines to show (default 20)."),
             click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
@@ -184,7 +189,7 @@ def process_status(name, show_log, log_lines, as_json, follow, interval, pid_dir
 
 
 @click.command("cancel-process")
-@click.argument("name")
+@click.argument("name", default=DEFAULT_NAME)
 @click.option(
     "--timeout",
     type=FiniteFloat(),
@@ -201,9 +206,15 @@ def cancel_process(name, timeout, as_json, pid_dir):
 
 @click.command("list-processes")
 @click.option("--all", "show_all", is_flag=True, help="Also finished jobs.")
+@click.option(
+    "--package-only",
+    is_flag=True,
+    hidden=True,
+    help="The reference's filter: only this package's jobs, which is all this command ever lists.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @pid_dir_flag
-def list_processes(show_all, as_json, pid_dir):
+def list_processes(show_all, package_only, as_json, pid_dir):
     """List background jobs (running ones unless --all)."""
     _list(pid_dir, show_all, as_json)
 
