@@ -118,69 +118,29 @@ pub async fn dashboard_candidates(
     let active_since =
         crate::dates::parse_day_opt("--active-since", options.active_since.as_deref())?;
     let named = !options.community_ids.is_empty();
-    let mut activity: std::collections::BTreeMap<String, (u64, Option<String>, Option<String>)> =
-        std::collections::BTreeMap::new();
     let events = client.index("stats-community-events");
-    if client.exists(&events).await? {
-        let mut after: Option<serde_json::Value> = None;
-        loop {
-            let mut composite =
-                json!({"size": 1000, "sources": [{"c": {"terms": {"field": "community_id"}}}]});
-            if let Some(a) = &after {
-                composite["after"] = a.clone();
-            }
-            let body = json!({"size": 0, "aggs": {"by": {"composite": composite, "aggs": {
-                "first": {"min": {"field": "event_date", "format": "yyyy-MM-dd"}},
-                "last": {"max": {"field": "event_date", "format": "yyyy-MM-dd"}},
-            }}}});
-            let reply = client
-                .json(
-                    opensearch::http::Method::Post,
-                    &format!("{events}/_search"),
-                    Some(&body),
-                )
-                .await?;
-            let buckets = reply["aggregations"]["by"]["buckets"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for b in &buckets {
-                if let Some(c) = b["key"]["c"].as_str() {
-                    let day = |k: &str| b[k]["value_as_string"].as_str().map(String::from);
-                    activity.insert(
-                        c.to_string(),
-                        (
-                            b["doc_count"].as_u64().unwrap_or(0),
-                            day("first"),
-                            day("last"),
-                        ),
-                    );
-                }
-            }
-            after = reply["aggregations"]["by"]["after_key"]
-                .as_object()
-                .map(|o| serde_json::Value::Object(o.clone()));
-            if buckets.is_empty() || after.is_none() {
-                break;
-            }
-        }
-    }
+    let activity = if client.exists(&events).await? {
+        client
+            .day_span_by_term(
+                &events,
+                "community_id",
+                "event_date",
+                json!({"match_all": {}}),
+            )
+            .await?
+    } else {
+        std::collections::BTreeMap::new()
+    };
     let ids: Vec<String> = if named {
         resolve(client, &options.community_ids).await?
     } else {
         activity
             .iter()
-            .filter(|(id, (count, first, last))| {
+            .filter(|(id, span)| {
                 id.as_str() != "global"
-                    && *count >= options.record_threshold
-                    && first_active.is_none_or(|d| {
-                        first
-                            .as_deref()
-                            .is_some_and(|f| f <= d.to_string().as_str())
-                    })
-                    && active_since.is_none_or(|d| {
-                        last.as_deref().is_some_and(|l| l >= d.to_string().as_str())
-                    })
+                    && span.documents >= options.record_threshold
+                    && first_active.is_none_or(|d| span.first.is_some_and(|f| f <= d))
+                    && active_since.is_none_or(|d| span.last.is_some_and(|l| l >= d))
             })
             .map(|(id, _)| id.clone())
             .collect()
@@ -210,10 +170,11 @@ pub async fn dashboard_candidates(
         .into_iter()
         .filter(|id| named || slugs.contains_key(id))
         .map(|id| {
-            let (events, first, last) = activity.get(&id).cloned().unwrap_or((0, None, None));
+            let span = activity.get(&id).copied().unwrap_or_default();
             json!({"id": id, "slug": slugs.get(&id).cloned().unwrap_or(serde_json::Value::Null),
                 "enabled": flags.get(&id).copied().unwrap_or(false),
-                "events": events, "first_event": first, "last_event": last})
+                "events": span.documents, "first_event": span.first.map(|d| d.to_string()),
+                "last_event": span.last.map(|d| d.to_string())})
         })
         .collect())
 }

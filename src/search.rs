@@ -55,6 +55,17 @@ pub struct BulkOutcome {
     pub failures: Vec<(usize, String)>,
 }
 
+/// What [`SearchClient::day_span_by_term`] finds for one value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DaySpan {
+    /// Documents with the value.
+    pub documents: u64,
+    /// Their first day.
+    pub first: Option<chrono::NaiveDate>,
+    /// Their last day.
+    pub last: Option<chrono::NaiveDate>,
+}
+
 impl SearchClient {
     /// Builds a client; does not connect.
     pub fn new(settings: &SearchSettings, cancel: CancelToken) -> Result<Self> {
@@ -374,6 +385,60 @@ impl SearchClient {
             match hits.last() {
                 Some(last) if hits.len() >= size => body["search_after"] = last["sort"].clone(),
                 _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Per value of the keyword `field` among the documents `query` selects: how many, and
+    /// the first and last day of `date_field`. Every value, a page of 1,000 at a time (a
+    /// composite aggregation).
+    pub async fn day_span_by_term(
+        &self,
+        index: &str,
+        field: &str,
+        date_field: &str,
+        query: Value,
+    ) -> Result<std::collections::BTreeMap<String, DaySpan>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut after: Option<Value> = None;
+        loop {
+            let mut composite =
+                serde_json::json!({"size": 1000, "sources": [{"t": {"terms": {"field": field}}}]});
+            if let Some(a) = after.take() {
+                composite["after"] = a;
+            }
+            let body = serde_json::json!({"size": 0, "query": query, "aggs": {"by": {
+                "composite": composite,
+                "aggs": {
+                    "first": {"min": {"field": date_field, "format": "yyyy-MM-dd"}},
+                    "last": {"max": {"field": date_field, "format": "yyyy-MM-dd"}},
+                },
+            }}});
+            let mut reply = self
+                .json(Method::Post, &format!("{index}/_search"), Some(&body))
+                .await?;
+            let by = reply["aggregations"]["by"].take();
+            let buckets = by["buckets"].as_array().cloned().unwrap_or_default();
+            for b in &buckets {
+                let day = |k: &str| {
+                    b[k]["value_as_string"]
+                        .as_str()
+                        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                };
+                if let Some(term) = b["key"]["t"].as_str() {
+                    out.insert(
+                        term.to_string(),
+                        DaySpan {
+                            documents: b["doc_count"].as_u64().unwrap_or(0),
+                            first: day("first"),
+                            last: day("last"),
+                        },
+                    );
+                }
+            }
+            match by["after_key"].as_object() {
+                Some(key) if !buckets.is_empty() => after = Some(Value::Object(key.clone())),
+                _ => return Ok(out),
             }
         }
     }

@@ -254,3 +254,36 @@ def test_lines_of_the_references_docs_run_under_invenio(cli, search, index_prefi
         [INVENIO, "community-stats", "cache", "generate", "--year", "2023"], env=env, capture_output=True, text=True
     )
     assert cache.returncode == 2 and "no response cache" in cache.stderr
+
+
+def test_enable_dashboards_selects_communities_and_needs_the_communities_service(cli, search, sample):
+    """The reference's enable-dashboards: communities named (ids or slugs) or selected from
+    their community events; the flag itself is written through invenio-communities' service,
+    which the standalone app has not: exit 2 saying so, nothing written."""
+    p = sample
+    cli("generate-community-events", check=True)
+    per_community = {}
+    for hit in search.search_all(f"{p}stats-community-events-*"):
+        c = hit["_source"]["community_id"]
+        per_community[c] = per_community.get(c, 0) + 1
+    per_community.pop("global")
+    picked = js(cli("enable-dashboards", "--record-threshold", "1", "--dry-run", "--json"))
+    assert {c["id"]: c["events"] for c in picked["communities"]} == per_community
+    enabled = {
+        h["_id"]
+        for h in search.search_all(f"{p}communities")
+        if h["_source"]["custom_fields"].get("stats:dashboard_enabled")
+    }
+    assert enabled and set(picked["would_enable"]) == set(per_community) - enabled
+    busiest = max(per_community.values())
+    top = js(cli("enable-dashboards", "--record-threshold", str(busiest), "--dry-run", "--json"))
+    assert {c["id"] for c in top["communities"]} == {c for c, n in per_community.items() if n == busiest}
+    assert js(cli("enable-dashboards", "--active-since", "2099-01-01", "--dry-run", "--json"))["communities"] == []
+    named = js(cli("enable-dashboards", "sample-community-2", "--dry-run", "--json"))["communities"]
+    assert [c["slug"] for c in named] == ["sample-community-2"]
+    before = search.search_all(f"{p}communities")
+    refused = cli("enable-dashboards", "--record-threshold", "1")
+    assert refused.returncode == 2 and "invenio-communities" in refused.stderr
+    assert search.search_all(f"{p}communities") == before
+    nothing = cli("enable-dashboards")
+    assert nothing.returncode == 2 and "name communities" in nothing.stderr

@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{bookmarks, Aggregator, GLOBAL};
 use crate::error::{Error, Result};
@@ -94,54 +93,24 @@ pub async fn status(client: &SearchClient, options: &SelectOptions) -> Result<Ve
         let alias = client.index(agg.index());
         let field = agg.date_field();
         // One composite aggregation per aggregator: per community, count and first/last day.
-        let mut per: BTreeMap<String, (u64, Option<NaiveDate>, Option<NaiveDate>)> =
-            BTreeMap::new();
-        if client.exists(&alias).await? {
-            let mut after: Option<Value> = None;
-            loop {
-                let mut composite =
-                    json!({"size": 1000, "sources": [{"c": {"terms": {"field": "community_id"}}}]});
-                if let Some(a) = &after {
-                    composite["after"] = a.clone();
-                }
-                let body = json!({"size": 0, "query": {"terms": {"community_id": communities}}, "aggs": {"by": {"composite": composite, "aggs": {
-                    "first": {"min": {"field": field, "format": "yyyy-MM-dd"}},
-                    "last": {"max": {"field": field, "format": "yyyy-MM-dd"}},
-                }}}});
-                let reply = client
-                    .json(Method::Post, &format!("{alias}/_search"), Some(&body))
-                    .await?;
-                let buckets = reply["aggregations"]["by"]["buckets"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                for b in &buckets {
-                    let day = |k: &str| {
-                        b[k]["value_as_string"]
-                            .as_str()
-                            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                    };
-                    if let Some(c) = b["key"]["c"].as_str() {
-                        per.insert(
-                            c.to_string(),
-                            (
-                                b["doc_count"].as_u64().unwrap_or(0),
-                                day("first"),
-                                day("last"),
-                            ),
-                        );
-                    }
-                }
-                after = reply["aggregations"]["by"]["after_key"]
-                    .as_object()
-                    .map(|o| Value::Object(o.clone()));
-                if buckets.is_empty() || after.is_none() {
-                    break;
-                }
-            }
-        }
+        let per = if client.exists(&alias).await? {
+            client
+                .day_span_by_term(
+                    &alias,
+                    "community_id",
+                    field,
+                    json!({"terms": {"community_id": communities}}),
+                )
+                .await?
+        } else {
+            BTreeMap::new()
+        };
         for c in &communities {
-            let (documents, first, last) = per.get(c).cloned().unwrap_or((0, None, None));
+            let crate::search::DaySpan {
+                documents,
+                first,
+                last,
+            } = per.get(c).copied().unwrap_or_default();
             let completeness = first
                 .zip(last)
                 .map(|(f, l)| documents as f64 / ((l - f).num_days() + 1) as f64);
