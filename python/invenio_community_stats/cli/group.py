@@ -94,6 +94,8 @@ class CommunityStatsGroup(click.Group):
     """A group whose commands turn package errors into one-line messages and exit codes."""
 
     command_class = MultiValueCommand
+    #: True once every command is registered (``cli.load``).
+    all_commands_loaded = False
 
     def invoke(self, ctx):
         try:
@@ -289,8 +291,3 @@ def echo_json(document):
     import json
 
     click.echo(json.dumps(document, indent=2, sort_keys=True))
-
-
-def main(argv=None):
-    """The standalone ``community-stats`` script."""
-    return community_stats.main(args=argv, prog_name="community-stats")
