@@ -5,6 +5,7 @@ pieces of the opensearch-py loops (the published records' scan, streaming_bulk t
 import http.client as http_client
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -58,6 +59,48 @@ def post_bulks(host, bodies, in_flight, settle):
                 futures = futures[in_flight:]
         for fu in futures:
             settle(fu.result())
+
+
+def node_cpu_seconds(host):
+    """CPU seconds the node's processes have used so far (OpenSearch's own figure, summed
+    over the nodes)."""
+    nodes = http("GET", f"{host}/_nodes/stats/process")["nodes"].values()
+    return sum(n["process"]["cpu"]["total_in_millis"] for n in nodes) / 1000
+
+
+class CpuMeter:
+    """CPU seconds used during a ``with`` block (user + system): ``own`` by this process (the
+    Python loops and the raw _bulk run here), ``children`` by the child processes waited for
+    in it (our CLI), ``node`` by OpenSearch."""
+
+    def __init__(self, host):
+        self.host = host
+
+    @staticmethod
+    def _cpu(who):
+        r = resource.getrusage(who)
+        return r.ru_utime + r.ru_stime
+
+    def __enter__(self):
+        self._start = (
+            self._cpu(resource.RUSAGE_SELF),
+            self._cpu(resource.RUSAGE_CHILDREN),
+            node_cpu_seconds(self.host),
+        )
+        return self
+
+    def __exit__(self, *exc):
+        own, children, node = self._start
+        self.own = self._cpu(resource.RUSAGE_SELF) - own
+        self.children = self._cpu(resource.RUSAGE_CHILDREN) - children
+        self.node = node_cpu_seconds(self.host) - node
+
+
+def cpu_line(what, client_seconds, node_seconds, n):
+    """CPU seconds per million documents of a client and of the node, on one line."""
+    scale = 1e6 / max(n, 1)
+    client, node = client_seconds * scale, node_seconds * scale
+    return f"  CPU per million events, {what:<30} client {client:7.1f} s   node {node:7.1f} s"
 
 
 def bulk_error(reply):

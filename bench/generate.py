@@ -10,7 +10,8 @@ data, ratios printed:
                              [--backfill-records 100000] [--repeat 3]
 
 The default sizes are the issue's: 10,000 records x 50 views (+50 downloads for records with
-files) ~ 1,000,000 events; community-event backfill of 100,000 records.
+files) ~ 1,000,000 events; community-event backfill of 100,000 records. Each contender's
+CPU seconds per million events are printed for its client process and for the node.
 """
 
 import argparse
@@ -185,12 +186,14 @@ def main():
     # runs vary by +-10 %); the medians are compared. Both end with their documents
     # acknowledged and searchable: ours refreshes the indices it wrote, so the raw
     # baseline's time includes the same _refresh.
-    ours_runs, raw_runs, rss = [], [], 0.0
+    ours_runs, raw_runs, rss, cpu_ours, cpu_raw = [], [], 0.0, [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "events.ndjson")
         for round_no in range(a.repeat):
             delete(host, f"{p}events-stats-*")
-            secs, peak, out = cs(host, p, *args, "--json")
+            with common.CpuMeter(host) as cpu:
+                secs, peak, out = cs(host, p, *args, "--json")
+            cpu_ours.append(cpu)
             rss = max(rss, peak)
             ours_n = count(host, f"{p}events-stats-*", refresh=True)
             ours_runs.append(secs)
@@ -199,10 +202,12 @@ def main():
                 export_ndjson(host, f"{p}events-stats-*", path)
             delete(host, f"{p}events-stats-*")
             # Same templates in place (ours installed them); same batch size and concurrency as ours.
-            secs_a, errors = raw_bulk(host, path)
-            t = time.perf_counter()
-            http("POST", f"{host}/{p}events-stats-*/_refresh")
-            secs_a += time.perf_counter() - t
+            with common.CpuMeter(host) as cpu:
+                secs_a, errors = raw_bulk(host, path)
+                t = time.perf_counter()
+                http("POST", f"{host}/{p}events-stats-*/_refresh")
+                secs_a += time.perf_counter() - t
+            cpu_raw.append(cpu)
             a_n = count(host, f"{p}events-stats-*", refresh=True)
             raw_runs.append(secs_a)
             print(
@@ -218,13 +223,28 @@ def main():
     )
     delete(host, f"{p}events-stats-*")
 
-    secs_b, ok = python_usage_loop(host, p, a.events_per_record)
+    with common.CpuMeter(host) as cpu_b:
+        secs_b, ok = python_usage_loop(host, p, a.events_per_record)
     b_rate = ok / secs_b
     print(rate_line("usage events, Python loop:   ", ok, secs_b))
     print(
         f"ratio ours / raw _bulk = {ours_rate / a_rate:.2f} (goal >= 0.9); "
         f"ours / Python loop = {ours_rate / b_rate:.1f}x (goal >= 5)"
     )
+    # Medians over the rounds. Our CLI is a child process; the raw _bulk (pre-built NDJSON,
+    # threads posting it) and the Python loop run in this one.
+    ours_client = statistics.median(c.children for c in cpu_ours)
+    print(common.cpu_line("ours:", ours_client, statistics.median(c.node for c in cpu_ours), ours_n))
+    print(
+        common.cpu_line(
+            "raw _bulk (pre-built):",
+            statistics.median(c.own for c in cpu_raw),
+            statistics.median(c.node for c in cpu_raw),
+            a_n,
+        )
+    )
+    print(common.cpu_line("Python loop:", cpu_b.own, cpu_b.node, ok))
+    print(f"client CPU ours / Python loop = {ours_client / ours_n / (cpu_b.own / ok):.3f} (goal <= 0.1)")
     delete(host, f"{p}*")
 
     if a.backfill_records:
@@ -241,14 +261,18 @@ def main():
             "--communities",
             "20",
         )
-        secs_c, rss_c, out = cs(host, q, "generate-community-events", "--json")
+        with common.CpuMeter(host) as cpu_c:
+            secs_c, rss_c, out = cs(host, q, "generate-community-events", "--json")
         made = json.loads(out)["events_created"]
         delete(host, f"{q}stats-community-events-*")
-        secs_d, ok_d = python_community_loop(host, q)
+        with common.CpuMeter(host) as cpu_d:
+            secs_d, ok_d = python_community_loop(host, q)
         print(
             f"community events ({a.backfill_records} records): ours {made} events in {secs_c:.1f} s "
             f"(peak RSS {rss_c:.0f} MiB); Python loop {ok_d} in {secs_d:.1f} s; ratio {secs_d / secs_c:.1f}x faster"
         )
+        print(common.cpu_line("community events, ours:", cpu_c.children, cpu_c.node, made))
+        print(common.cpu_line("community events, loop:", cpu_d.own, cpu_d.node, ok_d))
         delete(host, f"{q}*")
 
 

@@ -8,7 +8,8 @@
     python bench/migrate.py --search-host http://127.0.0.1:9200 [--records 10000] [--events 1000000]
 
 Data: legacy monthly indices over 12 months generated with generate-usage-events (seeded).
-Also reports our peak RSS after ~100k events and at the end.
+Also reports our peak RSS after ~100k events and at the end, and the CPU seconds per million
+events used by each client (our CLI process; the Python loop's process) and by the node.
 """
 
 import argparse
@@ -109,17 +110,18 @@ def main():
     print(f"node {host}: {common.node_version(host)}; {n} legacy events over 12 months, {a.records} records")
 
     migrated = lambda: count(host, f"{p}events-stats-*-v2.0.0", refresh=True) >= 100_000  # noqa: E731
-    secs, peak, early, out = common.run_cli(
-        host,
-        p,
-        "migrate-events",
-        "--batch-size",
-        str(a.batch_size),
-        "--json",
-        field="VmRSS",
-        every=0.2,
-        sample_at=migrated,
-    )
+    with common.CpuMeter(host) as cpu_a:
+        secs, peak, early, out = common.run_cli(
+            host,
+            p,
+            "migrate-events",
+            "--batch-size",
+            str(a.batch_size),
+            "--json",
+            field="VmRSS",
+            every=0.2,
+            sample_at=migrated,
+        )
     report = json.loads(out)
     assert report["done"] == 24, report
     ours = n / secs
@@ -130,21 +132,31 @@ def main():
     delete(host, f"{p}events-stats-*-v2.0.0")
 
     t = time.perf_counter()
-    http(
-        "POST",
-        f"{host}/_reindex?wait_for_completion=true&refresh=true",
-        {"source": {"index": legacy.split(",")}, "dest": {"index": f"{p}reindexed"}, "conflicts": "proceed"},
-    )
+    with common.CpuMeter(host) as cpu_b:
+        http(
+            "POST",
+            f"{host}/_reindex?wait_for_completion=true&refresh=true",
+            {"source": {"index": legacy.split(",")}, "dest": {"index": f"{p}reindexed"}, "conflicts": "proceed"},
+        )
     secs_b = time.perf_counter() - t
     b = count(host, f"{p}reindexed", refresh=True)
     print(f"(b) server-side _reindex:     {b:9d} docs in {secs_b:7.1f} s = {b / secs_b:8.0f} docs/s (no enrichment)")
     delete(host, f"{p}reindexed")
 
-    secs_c, ok = python_loop(host, p, batch=1000)
+    with common.CpuMeter(host) as cpu_c:
+        secs_c, ok = python_loop(host, p, batch=1000)
     print(f"(c) Python scan+streaming_bulk: {ok:7d} docs in {secs_c:7.1f} s = {ok / secs_c:8.0f} docs/s")
     print(
         f"ratio ours / _reindex = {ours / (b / secs_b):.2f} (goal >= 0.8); "
         f"ours / Python loop = {ours / (ok / secs_c):.1f}x (goal >= 5)"
+    )
+    # Our CLI is a child process (its CPU: the children's); the loop runs in this one.
+    print(common.cpu_line("(a) ours:", cpu_a.children, cpu_a.node, n))
+    print(common.cpu_line("(b) _reindex (no client):", 0.0, cpu_b.node, b))
+    print(common.cpu_line("(c) Python loop:", cpu_c.own, cpu_c.node, ok))
+    print(
+        f"client CPU ours / Python loop = {cpu_a.children / n / (cpu_c.own / ok):.3f} (goal <= 0.1); "
+        f"node CPU ours / _reindex = {cpu_a.node / n / (cpu_b.node / b):.2f}"
     )
     delete(host, f"{p}*")
 

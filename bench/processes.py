@@ -3,6 +3,8 @@
 
 * ``process-status`` and ``list-processes --all`` over a PID directory with 1,000 jobs'
   status files: wall time per call, and the time added over a bare Python interpreter start;
+  inside an instance, what ``invenio community-stats process-status`` adds over
+  ``invenio --help``;
 * cancel-to-exit latency of a job that checkpoints on SIGTERM (our jobs' behaviour);
 * the supervisor's resident memory;
 * the cost of one progress write into a status file, and its share of a job's time at the
@@ -27,11 +29,11 @@ RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 CLI = shutil.which("community-stats") or None
 
 
-def timed(argv, runs=RUNS):
+def timed(argv, runs=RUNS, env=None):
     samples = []
     for _ in range(runs):
         t = time.perf_counter()
-        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         samples.append(time.perf_counter() - t)
         if proc.returncode != 0:
             raise SystemExit(f"{argv} failed: {proc.stderr.decode()}")
@@ -85,6 +87,26 @@ def main():
             f"  list-processes --all --json (1000)  {lsj_med:7.1f}   "
             f"added over bare start: {lsj_med - bare_med:6.1f} ms"
         )
+
+        # Inside an instance: what our group adds to `invenio ... process-status` over
+        # `invenio --help` (the same app, extensions and entry points loaded).
+        invenio = shutil.which("invenio")
+        if invenio:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("INVENIO_")}
+            env.pop("COMMUNITY_STATS_APP_MODE", None)
+            env.update(INVENIO_INSTANCE_PATH=os.path.join(work, "instance"), INVENIO_SECRET_KEY="bench")
+            os.makedirs(env["INVENIO_INSTANCE_PATH"], exist_ok=True)
+            help_med, _ = timed([invenio, "--help"], env=env)
+            inv_med, _ = timed(
+                [invenio, "community-stats", "process-status", "bench-job-0500", "--pid-dir", pid_dir], env=env
+            )
+            print(f"  invenio --help (invenio-app)        {help_med:7.1f}")
+            print(
+                f"  invenio community-stats process-status NAME {inv_med:7.1f}   "
+                f"added over invenio --help: {inv_med - help_med:6.1f} ms (target < 50)"
+            )
+        else:
+            print("  (no `invenio` command: invenio-app not installed, the in-instance figure is skipped)")
 
         # Cancel-to-exit latency and supervisor memory.
         graceful = (

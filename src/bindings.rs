@@ -42,6 +42,7 @@ impl From<Error> for PyErr {
             Error::Process(_) => py_errors::ProcessError::new_err(msg),
             Error::Conflict(_) => py_errors::ConflictError::new_err(msg),
             Error::Internal(_) => py_errors::CommunityStatsError::new_err(msg),
+            Error::Unavailable(_) => py_errors::SearchError::new_err(msg),
             Error::Cancelled(_) => py_errors::JobCancelled::new_err(msg),
             Error::Io { .. } => py_errors::CommunityStatsError::new_err(msg),
         }
@@ -88,7 +89,16 @@ fn to_py(py: Python<'_>, value: &serde_json::Value) -> PyResult<Py<PyAny>> {
 fn ensure_logging() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        let _ = pyo3_log::try_init();
+        // The TLS stack logs a refused certificate at ERROR level before the request fails;
+        // the request's own error says it once, in the operator's terms (search.rs).
+        let _ = Python::attach(|py| {
+            pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels).map(|logger| {
+                logger
+                    .filter_target("rustls".to_owned(), log::LevelFilter::Off)
+                    .filter_target("rustls_platform_verifier".to_owned(), log::LevelFilter::Off)
+                    .install()
+            })
+        });
     });
 }
 

@@ -34,10 +34,6 @@ pub struct BulkTotals {
 
 const MAX_BACKPRESSURE_ROUNDS: u32 = 12;
 
-/// A request is sent once it holds this many bytes, whatever its document count (big
-/// documents, such as a busy community's daily aggregation, would otherwise pile up).
-const MAX_REQUEST_BYTES: usize = 4 << 20;
-
 impl BulkTotals {
     /// Adds another batch's totals.
     pub fn merge(&mut self, other: BulkTotals) {
@@ -93,9 +89,61 @@ fn action_id(action: &[u8]) -> String {
 
 /// Sends items in one bulk request, resending those rejected with back-pressure (with
 /// back-off) until every item is acknowledged: written, already present, or failed for good.
+/// A request refused as too large (HTTP 413: the server's `http.max_content_length`, or a
+/// proxy's body limit) is split in two halves, each sent the same way.
 pub async fn send_items(client: &SearchClient, items: Vec<BulkItem>) -> Result<BulkTotals> {
+    let all: Vec<usize> = (0..items.len()).collect();
+    send_part(client, &items, all).await
+}
+
+fn send_part<'a>(
+    client: &'a SearchClient,
+    items: &'a [BulkItem],
+    part: Vec<usize>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<BulkTotals>> + Send + 'a>> {
+    Box::pin(async move {
+        match send_acknowledged(client, items, part.clone()).await {
+            Err(Error::Search { status: 413, .. }) if part.len() > 1 => {
+                let bytes: usize = part
+                    .iter()
+                    .map(|i| items[*i].0.len() + items[*i].1.len() + 2)
+                    .sum();
+                log::warn!(
+                    "bulk: a request of {} items ({bytes} bytes) is too large for the server or a proxy (HTTP 413): \
+                     sending it in two halves (lower COMMUNITY_STATS_BULK_MAX_BYTES to avoid this)",
+                    part.len()
+                );
+                let (first, second) = part.split_at(part.len() / 2);
+                let mut totals = send_part(client, items, first.to_vec()).await?;
+                totals.merge(send_part(client, items, second.to_vec()).await?);
+                Ok(totals)
+            }
+            Err(Error::Search { status: 413, .. }) => {
+                let (action, doc) = &items[part[0]];
+                Err(Error::Search {
+                    status: 413,
+                    what: "bulk".into(),
+                    kind: String::new(),
+                    reason: format!(
+                        "document {} ({} bytes) alone is larger than the server or a proxy accepts",
+                        action_id(action),
+                        doc.len()
+                    ),
+                })
+            }
+            other => other,
+        }
+    })
+}
+
+/// One part's request(s): resends back-pressured items until all are acknowledged.
+async fn send_acknowledged(
+    client: &SearchClient,
+    items: &[BulkItem],
+    part: Vec<usize>,
+) -> Result<BulkTotals> {
     let mut totals = BulkTotals::default();
-    let mut pending: Vec<usize> = (0..items.len()).collect();
+    let mut pending = part;
     let mut delay = Duration::from_millis(200);
     for _ in 0..MAX_BACKPRESSURE_ROUNDS {
         let mut body = Vec::with_capacity(
@@ -159,13 +207,19 @@ pub struct BulkPipeline {
     buffer_limit: usize,
     tasks: tokio::task::JoinSet<Result<BulkTotals>>,
     totals: BulkTotals,
+    /// A request is sent once it holds this many bytes, whatever its document count (big
+    /// documents, such as a busy community's daily aggregation, would otherwise pile up):
+    /// the connection settings' `bulk_max_bytes`.
+    max_bytes: usize,
 }
 
 impl BulkPipeline {
     /// A pipeline sending `batch_size` items per request, `max_in_flight` requests at once.
     pub fn new(client: SearchClient, op: BulkOp, batch_size: usize, max_in_flight: usize) -> Self {
+        let max_bytes = client.settings().bulk_max_bytes as usize;
         Self {
             client,
+            max_bytes,
             op,
             batch_size: batch_size.max(1),
             max_in_flight: max_in_flight.max(1),
@@ -210,14 +264,13 @@ impl BulkPipeline {
             let (buffer, bytes) = self.buffers.get_mut(index).expect("inserted above");
             buffer.push(item);
             *bytes += size;
-            buffer.len() >= self.batch_size || *bytes >= MAX_REQUEST_BYTES
+            buffer.len() >= self.batch_size || *bytes >= self.max_bytes
         };
         self.buffered += 1;
         self.buffered_bytes += size;
         if full {
             self.send_index(index).await?;
-        } else if self.buffered >= self.buffer_limit || self.buffered_bytes >= 2 * MAX_REQUEST_BYTES
-        {
+        } else if self.buffered >= self.buffer_limit || self.buffered_bytes >= 2 * self.max_bytes {
             // Bound memory: send the fullest buffer.
             let largest = self
                 .buffers
@@ -277,7 +330,7 @@ impl BulkPipeline {
             for item in items {
                 batch_bytes += item.0.len() + item.1.len() + 2;
                 batch.push(item);
-                if batch.len() >= self.batch_size || batch_bytes >= MAX_REQUEST_BYTES {
+                if batch.len() >= self.batch_size || batch_bytes >= self.max_bytes {
                     let full = std::mem::take(&mut batch);
                     batch_bytes = 0;
                     self.send(full).await?;

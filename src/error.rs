@@ -37,6 +37,10 @@ pub enum Error {
     /// Another run holds what this one needs (the aggregation lock, a running aggregation).
     #[error("{0}")]
     Conflict(String),
+    /// A shard or node is not available now (a node left the cluster, a shard is being
+    /// recovered): transient, retried within the job's retry budget.
+    #[error("{0}")]
+    Unavailable(String),
     /// A fault of this program (a task that panicked): a bug to report.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,17 +1,24 @@
 //! Reading a whole index (or a filtered part of it) in a stable order with a point in
 //! time and `search_after`: no scroll contexts, no 10,000 cap, resumable from a sort value.
 
+use std::time::{Duration, Instant};
+
 use opensearch::http::Method;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::search::SearchClient;
 
+/// Opens a point in time on every shard of `index` (never a partial one: its reads would
+/// silently miss the absent shards), waiting within the retry budget for shards that are
+/// not available.
 async fn open_pit(client: &SearchClient, index: &str) -> Result<String> {
     let reply = client
         .json_opt(
             Method::Post,
-            &format!("{index}/_search/point_in_time?keep_alive={KEEP_ALIVE}"),
+            &format!(
+                "{index}/_search/point_in_time?keep_alive={KEEP_ALIVE}&allow_partial_pit_creation=false"
+            ),
             None,
         )
         .await?
@@ -25,6 +32,27 @@ async fn open_pit(client: &SearchClient, index: &str) -> Result<String> {
             reason: "no pit_id in reply".into(),
         })?
         .to_string())
+}
+
+/// A point-in-time search that failed because the point in time, or part of it, is gone:
+/// its search contexts expired or left with a node. A 400 (a bad query, a text field
+/// sorted on) is the request's own fault and is not.
+fn pit_lost(e: &Error) -> bool {
+    match e {
+        Error::Unavailable(_) => true,
+        Error::Search {
+            status,
+            kind,
+            reason,
+            ..
+        } => {
+            *status != 400
+                && (*status == 404
+                    || kind == "search_context_missing_exception"
+                    || reason.contains("no node found for id"))
+        }
+        _ => false,
+    }
 }
 
 /// Closes a point in time (best effort: it expires anyway after its keep-alive).
@@ -139,29 +167,49 @@ impl PitReader {
         if let Some((id, max)) = self.slice {
             body["slice"] = json!({"id": id, "max": max, "field": "_seq_no"});
         }
-        let mut reply = match self.client.json(Method::Post, "_search", Some(&body)).await {
-            Ok(r) => r,
-            // A cluster restart (or an expired keep-alive) drops the point in time: open a
-            // new one and go on from the same search_after position.
-            // Only a missing search context is a lost point in time: a 400 (a bad query, a
-            // text field sorted on) is the request's own fault and is reported as such.
-            Err(Error::Search { status, kind, .. })
-                if status != 400
-                    && (status == 404 || kind == "search_context_missing_exception") =>
+        let started = Instant::now();
+        let budget = Duration::from_secs_f64(self.client.settings().retry_seconds.max(0.0));
+        let mut reply = loop {
+            let failure = match self
+                .client
+                .json_once(Method::Post, "_search", Some(&body))
+                .await
             {
-                log::warn!(
-                    "point in time on {} was lost; reopening it and continuing",
+                Ok(Some(r)) => break r,
+                Ok(None) => "the point in time is gone (404)".to_string(),
+                Err(e) if pit_lost(&e) => e.to_string(),
+                Err(e) => return Err(e),
+            };
+            // A cluster restart, a node that left (its shards' search contexts went with
+            // it) or an expired keep-alive: open a new point in time, once the shards are
+            // available again, and go on from the same search_after position.
+            if started.elapsed() >= budget || self.client.cancel_token().is_cancelled() {
+                return Err(Error::Unavailable(format!(
+                    "point in time on {}: {failure}",
                     self.index
-                );
-                let new_id = open_pit(&self.client, &self.index).await?;
-                body["pit"]["id"] = json!(new_id);
-                self.pit_id = Some(new_id);
-                self.owns_pit = true;
-                self.client
-                    .json(Method::Post, "_search", Some(&body))
-                    .await?
+                )));
             }
-            Err(e) => return Err(e),
+            log::warn!(
+                "point in time on {} was lost ({failure}); reopening it and continuing",
+                self.index
+            );
+            if !self
+                .client
+                .cancel_token()
+                .sleep(Duration::from_millis(500))
+                .await
+            {
+                return Err(Error::Unavailable(failure));
+            }
+            let new_id = open_pit(&self.client, &self.index).await?;
+            if self.owns_pit {
+                if let Some(old) = self.pit_id.take() {
+                    close_pit(&self.client, &old).await;
+                }
+            }
+            body["pit"]["id"] = json!(new_id);
+            self.pit_id = Some(new_id);
+            self.owns_pit = true;
         };
         if let Some(new_id) = reply["pit_id"].as_str() {
             self.pit_id = Some(new_id.to_string());

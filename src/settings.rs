@@ -72,6 +72,9 @@ pub struct SearchSettings {
     /// How long a job keeps retrying while the cluster is unreachable or overloaded
     /// (seconds; 0 = fail on the first connection error).
     pub retry_seconds: f64,
+    /// The largest bulk request body sent (bytes); a request the server or a proxy refuses
+    /// as too large (HTTP 413) is split in two and resent.
+    pub bulk_max_bytes: u64,
 }
 
 impl fmt::Debug for SearchSettings {
@@ -92,6 +95,7 @@ impl fmt::Debug for SearchSettings {
             .field("index_prefix", &self.index_prefix)
             .field("timeout_seconds", &self.timeout_seconds)
             .field("retry_seconds", &self.retry_seconds)
+            .field("bulk_max_bytes", &self.bulk_max_bytes)
             .finish()
     }
 }
@@ -119,6 +123,11 @@ impl SearchSettings {
         }
         if self.retry_seconds < 0.0 {
             return Err(Error::Config("retry time must not be negative".into()));
+        }
+        if self.bulk_max_bytes < 1024 {
+            return Err(Error::Config(
+                "the largest bulk request must be at least 1024 bytes".into(),
+            ));
         }
         if self.password.is_some() && self.username.is_none() {
             return Err(Error::Config(
@@ -166,6 +175,7 @@ pub(crate) mod tests {
             "hosts": [{"scheme": "http", "host": "127.0.0.1", "port": 9200, "url_prefix": ""}],
             "username": null, "password": null, "verify_certs": true, "ca_certs": null,
             "index_prefix": "", "timeout_seconds": 60.0, "retry_seconds": 0.0,
+            "bulk_max_bytes": 4194304,
         });
         for (k, v) in changes.as_object().expect("an object") {
             s[k] = v.clone();

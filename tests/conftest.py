@@ -92,10 +92,40 @@ class Search:
 
     def search_all(self, index, query=None, size=10000):
         self.request("POST", f"{index}/_refresh?ignore_unavailable=true&allow_no_indices=true")
-        body = {"size": size, "query": query or {"match_all": {}}, "sort": ["_doc"]}
+        body = {"size": size, "query": query or {"match_all": {}}, "sort": ["_doc"], "track_total_hits": True}
         status, reply = self.request("POST", f"{index}/_search?ignore_unavailable=true&allow_no_indices=true", body)
         assert status == 200, reply
-        return reply["hits"]["hits"]
+        hits = reply["hits"]["hits"]
+        assert len(hits) == reply["hits"]["total"]["value"], f"{index}: more than {size} hits, use scan()"
+        return hits
+
+    def first(self, index):
+        """One document's ``_source`` of ``index``."""
+        self.request("POST", f"{index}/_refresh?ignore_unavailable=true&allow_no_indices=true")
+        status, reply = self.request("POST", f"{index}/_search", {"size": 1})
+        assert status == 200 and reply["hits"]["hits"], reply
+        return reply["hits"]["hits"][0]["_source"]
+
+    def scan(self, index, query=None):
+        """Every hit of ``index`` (any number), read with a scroll."""
+        self.request("POST", f"{index}/_refresh?ignore_unavailable=true&allow_no_indices=true")
+        body = {"size": 5000, "query": query or {"match_all": {}}, "sort": ["_doc"]}
+        path = f"{index}/_search?scroll=2m&ignore_unavailable=true&allow_no_indices=true"
+        status, reply = self.request("POST", path, body)
+        hits = []
+        try:
+            while True:
+                assert status == 200, reply
+                page = reply["hits"]["hits"]
+                if not page:
+                    return hits
+                hits.extend(page)
+                status, reply = self.request(
+                    "POST", "_search/scroll", {"scroll": "2m", "scroll_id": reply["_scroll_id"]}
+                )
+        finally:
+            if isinstance(reply, dict) and "_scroll_id" in reply:
+                self.request("DELETE", "_search/scroll", {"scroll_id": reply["_scroll_id"]})
 
     def indices(self, pattern):
         status, reply = self.request("GET", f"_cat/indices/{pattern}?format=json&h=index,docs.count")

@@ -12,7 +12,7 @@ def js(proc):
 
 def ids(search, pattern):
     """The sorted `_id`s of every document of ``pattern``."""
-    return sorted(h["_id"] for h in search.search_all(pattern))
+    return sorted(h["_id"] for h in search.scan(pattern))
 
 
 def base_env(**extra):

@@ -123,3 +123,30 @@ def test_rust_core_accepts_what_python_builds():
     bad = build_settings(hosts=["h:9200"], index_prefix="bad prefix")
     with pytest.raises(CE):
         _core.check_settings(json.dumps(bad))
+
+
+def test_a_dead_host_in_the_list_is_set_aside_and_the_next_one_answers(cli, cli_env, search_url, index_prefix):
+    """One unreachable host among the configured ones: quick commands and jobs use the next
+    one (the dead one is set aside, warned about once per job, not per request); when none
+    answers, the message names the hosts that failed."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
+    env = dict(cli_env, INVENIO_SEARCH_HOSTS=repr([dead, search_url]))
+    for where in ([dead, search_url], [search_url, dead]):
+        env = dict(cli_env, INVENIO_SEARCH_HOSTS=repr(where))
+        info = cli("info", "--json", env=env)
+        assert info.returncode == 0, info.stderr
+    loaded = cli("load-sample-data", "--records", "30", "--events-per-record", "3", "--months", "1", env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stderr.count("cannot be reached") <= 1, loaded.stderr
+    report = cli("aggregate", "-c", "global", "--end-date", "2030-01-01", "--json", env=env)
+    assert report.returncode == 0 and json.loads(report.stdout)["errors"] == 0, report.stderr
+    assert report.stderr.count("cannot be reached") <= 1, report.stderr
+    # Every host down: one line naming them (a quick command does not retry).
+    other = dead.rsplit(":", 1)[0] + ":9"
+    down = cli("info", env=dict(cli_env, INVENIO_SEARCH_HOSTS=repr([dead, other])))
+    (line,) = [x for x in down.stderr.splitlines() if x.startswith("Error:")]
+    assert down.returncode == 1 and dead in line and other in line, down.stderr

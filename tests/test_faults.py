@@ -171,3 +171,29 @@ def test_an_aggregation_killed_after_any_bulk_is_finished_exactly_by_a_rerun(
                 assert deltas[day][kind]["total_events"] == want, (community, day, kind)
                 running[kind] += want
                 assert snaps[day][kind]["total_events"] == running[kind], (community, day, kind)
+
+
+def test_a_month_stopped_by_an_error_records_why_and_a_rerun_resumes_it(cli_env, cli, search, search_url, index_prefix):
+    """An error that is not retried (here a 400 on the copy's second page) stops the month:
+    it is left ``interrupted`` (not ``copying``) with the reason, and the next run ends exact."""
+    legacy_name, expected = live_month(search, index_prefix, n=30)
+    with FaultProxy(search_url) as proxy:
+        proxy.arm("POST", r"^/_search", body_contains='"pit"', nth=2, do="status", status=400)
+        run = subprocess.run(
+            cli_args(
+                proxy.url, index_prefix, "migrate-events", "--event-types", "view", "--batch-size", "10", "--json"
+            ),
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proxy.fired.is_set(), proxy.requests
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "injected by the test proxy" in run.stderr, run.stderr
+    (row,) = js(cli("migration-status", "--event-types", "view", "--json"))
+    assert row["state"] == "interrupted", row
+    assert "stopped by an error" in row["error"] and "injected by the test proxy" in row["error"], row
+    report = js(cli("migrate-events", "--event-types", "view", "--json"))
+    assert report["months"][0]["state"] == "done", report
+    assert ids(search, f"{legacy_name}-v2.0.0") == expected

@@ -194,7 +194,7 @@ def test_delete_old_indices_only_after_verification(cli, search, sample):
     assert all(r["state"] == "done" and r["migrated"] > 0 for r in status)
     # A late write to an old name lands in the read alias, not in a stray new legacy index.
     before = search.count(f"{p}events-stats-file-download")
-    doc = search.search_all(f"{p}events-stats-file-download-2025-05-v2.0.0", size=1)[0]["_source"]
+    doc = search.first(f"{p}events-stats-file-download-2025-05-v2.0.0")
     search.ok(
         "PUT", f"{p}events-stats-file-download-2025-05/_doc/late-write?refresh=true", dict(doc, visitor_id="late")
     )
@@ -209,7 +209,7 @@ def test_writes_to_a_kept_old_index_after_its_switch_are_copied_by_a_rerun(cli, 
     source = f"{p}events-stats-record-view-2025-05"
     first = js(cli("migrate-month", "2025-05", "--event-types", "view", "--json"))
     assert first["months"][0]["state"] == "done"
-    doc = search.search_all(source, size=1)[0]["_source"]
+    doc = search.first(source)
     for n in range(3):
         search.ok("PUT", f"{source}/_doc/after-switch-{n}", dict(doc, visitor_id=f"after-{n}"))
     again = js(cli("migrate-month", "2025-05", "--event-types", "view", "--json"))
@@ -273,7 +273,7 @@ def test_live_month_switches_over_while_events_are_written(cli_env, cli, search,
     target = f"{legacy_name}-v2.0.0"
     original = ids(search, legacy_name)
     assert len(original) > 50
-    template = search.search_all(legacy_name, size=1)[0]["_source"]
+    template = search.first(legacy_name)
     writer = LiveWriter(search, legacy_name, template)
     writer.start()
     try:
@@ -345,7 +345,7 @@ def test_late_events_of_a_closed_month_are_caught_up(cli_env, cli, search, sampl
         cli("migrate-month", "2025-05", "--event-types", "view", "--batch-size", "50", "--max-batches", "3", "--json")
     )
     assert first["months"][0]["state"] == "interrupted"
-    template = search.search_all(source, size=1)[0]["_source"]
+    template = search.first(source)
     late = []
     for n in range(7):
         doc = dict(template, timestamp=f"2025-05-01T00:00:0{n}", visitor_id=f"late-{n}")
@@ -411,7 +411,7 @@ def test_an_interrupted_switchover_is_finished_by_the_next_run(cli, search, samp
     pipeline = f"{target}-reroute"
     search.ok("PUT", f"_ingest/pipeline/{pipeline}", {"processors": [{"set": {"field": "_index", "value": target}}]})
     search.ok("PUT", f"{source}/_settings", {"index": {"default_pipeline": pipeline}})
-    template = search.search_all(source, size=1)[0]["_source"]
+    template = search.first(source)
     for n in range(5):
         search.ok("PUT", f"{source}/_doc/rerouted-{n}?refresh=true", dict(template, visitor_id=f"rerouted-{n}"))
     assert ids(search, source) == original  # the writes went to the target
@@ -465,9 +465,7 @@ def test_live_month_with_its_own_ingest_pipeline_is_left_alone(cli, search, inde
     assert alias_indices(search, f"{p}events-stats-record-view") == [legacy_name]
     status, _ = search.request("GET", f"_ingest/pipeline/{legacy_name}-v2.0.0-reroute")
     assert status == 404
-    search.ok(
-        "PUT", f"{legacy_name}/_doc/after-failure?refresh=true", search.search_all(legacy_name, size=1)[0]["_source"]
-    )
+    search.ok("PUT", f"{legacy_name}/_doc/after-failure?refresh=true", search.first(legacy_name))
     assert ids(search, legacy_name) == sorted([*original, "after-failure"])
 
 

@@ -18,6 +18,12 @@ COMMUNITY_STATS_JOB_RETRY_SECONDS = 600
 """How long a long-running job keeps retrying while OpenSearch is unreachable or overloaded
 (an OpenSearch restart in the middle of a job), in seconds. Quick commands do not retry."""
 
+COMMUNITY_STATS_BULK_MAX_BYTES = 4 * 1024 * 1024
+"""The largest bulk request body the jobs send (bytes). A request that OpenSearch or a proxy
+in front of it refuses as too large (HTTP 413: ``http.max_content_length``, nginx's
+``client_max_body_size``) is split in two and resent, with a warning; set this below the
+limit to avoid the extra round trips."""
+
 COMMUNITY_STATS_LOG_MAX_BYTES = 50 * 1024 * 1024
 """Size of a background job's log file before it is rotated (bytes)."""
 
@@ -86,6 +92,7 @@ RANGES = {
     "COMMUNITY_STATS_SEARCH_TIMEOUT": (float, 0.1, 3600),
     "COMMUNITY_STATS_JOB_RETRY_SECONDS": (float, 0, 86400),
     "COMMUNITY_STATS_LOG_MAX_BYTES": (int, 1024, 1 << 40),
+    "COMMUNITY_STATS_BULK_MAX_BYTES": (int, 1024, 1 << 30),
     "COMMUNITY_STATS_LOG_BACKUPS": (int, 0, 100),
     "COMMUNITY_STATS_CATCHUP_DAYS": (int, 1, 36500),
     "COMMUNITY_STATS_AGGREGATION_CONCURRENCY": (int, 1, 64),

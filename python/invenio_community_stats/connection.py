@@ -163,6 +163,7 @@ def build_settings(
     retry_seconds=0.0,
     ca_certs=None,
     verify_certs=None,
+    bulk_max_bytes=None,
 ):
     """The settings dict for the Rust core from Invenio-style configuration values."""
     client_config = dict(client_config or {})
@@ -186,6 +187,8 @@ def build_settings(
         timeout = float(timeout)
     except (TypeError, ValueError):
         raise ConfigError(f"search timeout {timeout!r} is not a number") from None
+    from .config import COMMUNITY_STATS_BULK_MAX_BYTES
+
     if index_prefix is None:
         index_prefix = ""
     if not isinstance(index_prefix, str):
@@ -199,6 +202,7 @@ def build_settings(
         "index_prefix": index_prefix,
         "timeout_seconds": timeout,
         "retry_seconds": float(retry_seconds),
+        "bulk_max_bytes": int(COMMUNITY_STATS_BULK_MAX_BYTES if bulk_max_bytes is None else bulk_max_bytes),
     }
 
 
@@ -223,6 +227,7 @@ def settings_from_config(config, overrides=None, retry=False):
         retry_seconds=retry_seconds,
         ca_certs=overrides.get("ca_certs"),
         verify_certs=overrides.get("verify_certs"),
+        bulk_max_bytes=setting(config, "COMMUNITY_STATS_BULK_MAX_BYTES"),
     )
 
 

@@ -37,8 +37,16 @@ use crate::enrich::RecordCache;
 use crate::error::{Error, Result};
 use crate::search::SearchClient;
 
-/// Per shard (by shard number) of `index`, the primary's highest `_seq_no`.
+/// Per shard (by shard number) of `index`, the primary's highest `_seq_no`. A shard
+/// without a started primary (its node left the cluster) is waited for, within the job's
+/// retry budget.
 pub async fn shard_seq_nos(client: &SearchClient, index: &str) -> Result<Vec<i64>> {
+    client
+        .until_available(|| shard_seq_nos_once(client, index))
+        .await
+}
+
+async fn shard_seq_nos_once(client: &SearchClient, index: &str) -> Result<Vec<i64>> {
     let reply = client
         .json(
             Method::Get,
@@ -51,7 +59,11 @@ pub async fn shard_seq_nos(client: &SearchClient, index: &str) -> Result<Vec<i64
         .as_object()
         .and_then(|o| o.values().next())
         .and_then(|i| i["shards"].as_object())
-        .ok_or_else(|| Error::Data(format!("no shard statistics for {index}")))?;
+        .ok_or_else(|| {
+            Error::Unavailable(format!(
+                "no shard statistics for {index} (a node holding it is not available)"
+            ))
+        })?;
     for (number, copies) in shards {
         let n: usize = number
             .parse()
@@ -62,8 +74,8 @@ pub async fn shard_seq_nos(client: &SearchClient, index: &str) -> Result<Vec<i64
             .flatten()
             .find(|c| c["routing"]["primary"].as_bool() == Some(true));
         let Some(max) = primary.and_then(|c| c["seq_no"]["max_seq_no"].as_i64()) else {
-            return Err(Error::Data(format!(
-                "shard {n} of {index} has no started primary"
+            return Err(Error::Unavailable(format!(
+                "shard {n} of {index} has no started primary (its node is not available)"
             )));
         };
         if out.len() <= n {

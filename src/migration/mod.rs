@@ -398,7 +398,13 @@ async fn run_planned(
     let mut cache = crate::enrich::RecordCache::default();
     for p in plans {
         let et = EventType::parse(&p.event_type).expect("planned types parse");
-        let outcome = month::migrate(client, p, et, options, progress, &mut cache).await?;
+        let outcome = match month::migrate(client, p, et, options, progress, &mut cache).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                state::record_failure(client, et, &p.month, &e).await;
+                return Err(e);
+            }
+        };
         match outcome.state {
             state::MonthState::Done => report.done += 1,
             // An unfinished switchover is resumed by the next run, like an interrupted copy.

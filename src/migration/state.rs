@@ -6,7 +6,7 @@ use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::search::SearchClient;
 
@@ -133,6 +133,27 @@ pub async fn save(
     let body: Value = serde_json::to_value(&*record).expect("serialises");
     client.json(Method::Put, &path, Some(&body)).await?;
     Ok(())
+}
+
+/// Records, best effort (the cluster may be the problem), that a month stopped on `error`:
+/// a month that was copying becomes `interrupted` (a re-run resumes it) and keeps the reason.
+pub async fn record_failure(
+    client: &SearchClient,
+    event_type: EventType,
+    month: &str,
+    error: &Error,
+) {
+    if matches!(error, Error::Cancelled(_)) {
+        return; // the month saved its own state when it stopped
+    }
+    let Ok(mut record) = load(client, event_type, month).await else {
+        return;
+    };
+    if record.state == MonthState::Copying {
+        record.state = MonthState::Interrupted;
+    }
+    record.error = Some(format!("stopped by an error (a re-run resumes): {error}"));
+    let _ = save(client, event_type, &mut record).await;
 }
 
 /// Deletes the state of one month (`--fresh-start`).

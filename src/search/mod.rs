@@ -1,15 +1,16 @@
-//! Search access: one client per job, round robin over the configured hosts, JSON requests
-//! with bounded retries on connection errors and back-pressure (429/502/503/504), and
-//! errors that name the host but never the credentials.
+//! Search access: one client per job over the configured hosts (round robin; a host that
+//! cannot be reached is set aside for a while and the request goes to the next one), JSON
+//! requests with bounded retries on connection errors and back-pressure
+//! (429/502/503/504), and errors that name the host but never the credentials.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opensearch::auth::Credentials;
 use opensearch::cert::{Certificate, CertificateValidation};
 use opensearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
-use opensearch::http::transport::{Connection, ConnectionPool, TransportBuilder};
+use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::Method;
 use opensearch::OpenSearch;
 use serde_json::Value;
@@ -18,24 +19,66 @@ use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::settings::SearchSettings;
 
-/// Round robin over the configured nodes.
-#[derive(Debug, Clone)]
-struct RoundRobinPool {
-    connections: Arc<Vec<Connection>>,
-    next: Arc<AtomicUsize>,
+mod replies;
+use replies::{connection_reason, permanent_tls_failure, shards_unavailable};
+pub use replies::{error_reason, parse_bulk_text, parse_error};
+
+/// How long a host that could not be reached is set aside (tried only when every other
+/// host is set aside too).
+const SET_ASIDE: Duration = Duration::from_secs(30);
+
+/// One configured node: its client and, once it could not be reached, until when it is
+/// set aside.
+struct Node {
+    url: String,
+    client: OpenSearch,
+    set_aside_until: Mutex<Option<Instant>>,
 }
 
-impl ConnectionPool for RoundRobinPool {
-    fn next(&self) -> Connection {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        self.connections[i].clone()
+/// The nodes, in round robin.
+struct Nodes {
+    nodes: Vec<Node>,
+    next: AtomicUsize,
+}
+
+impl Nodes {
+    /// The order in which this request tries the nodes: the next ones in round robin that
+    /// are not set aside, then those set aside (the soonest back first).
+    fn order(&self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let now = Instant::now();
+        let mut live = Vec::new();
+        let mut aside = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            match *self.nodes[i].set_aside_until.lock().expect("node lock") {
+                Some(until) if until > now => aside.push((until, i)),
+                _ => live.push(i),
+            }
+        }
+        aside.sort();
+        live.extend(aside.into_iter().map(|(_, i)| i));
+        live
+    }
+
+    fn set_aside(&self, i: usize) {
+        *self.nodes[i].set_aside_until.lock().expect("node lock") =
+            Some(Instant::now() + SET_ASIDE);
+    }
+
+    fn back(&self, i: usize) {
+        let mut until = self.nodes[i].set_aside_until.lock().expect("node lock");
+        if until.is_some() {
+            *until = None;
+        }
     }
 }
 
 /// A connected client plus the settings it was built from.
 #[derive(Clone)]
 pub struct SearchClient {
-    client: OpenSearch,
+    nodes: Arc<Nodes>,
     settings: Arc<SearchSettings>,
     cancel: CancelToken,
 }
@@ -67,43 +110,65 @@ pub struct DaySpan {
 }
 
 impl SearchClient {
-    /// Builds a client; does not connect.
+    /// Builds a client (one transport per configured host); does not connect.
     pub fn new(settings: &SearchSettings, cancel: CancelToken) -> Result<Self> {
         settings.validate()?;
-        let connections = settings
-            .hosts
-            .iter()
-            .map(|h| h.url().map(Connection::new))
-            .collect::<Result<Vec<_>>>()?;
-        let pool = RoundRobinPool {
-            connections: Arc::new(connections),
-            next: Arc::new(AtomicUsize::new(0)),
+        if !settings.verify_certs && settings.hosts.iter().any(|h| h.scheme == "https") {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                log::warn!(
+                    "TLS certificates of {} are not verified (verify_certs is off): anyone between here and \
+                     the cluster can read and change the traffic, credentials included",
+                    settings.hosts_display()
+                )
+            });
+        }
+        // The CA's PEM, checked once (a certificate is parsed for each host's transport).
+        let ca_pem = match (&settings.ca_certs, settings.verify_certs) {
+            (Some(path), true) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::Config(format!("cannot read ca_certs {}: {e}", path.display()))
+                })?;
+                Certificate::from_pem(&pem).map_err(|e| {
+                    Error::Config(format!(
+                        "ca_certs {} is not a PEM certificate: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(pem)
+            }
+            _ => None,
         };
-        let mut builder = TransportBuilder::new(pool)
-            .disable_proxy()
-            .timeout(Duration::from_secs_f64(settings.timeout_seconds));
-        if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
-            builder = builder.auth(Credentials::Basic(user.clone(), password.clone()));
+        let mut nodes = Vec::new();
+        for host in &settings.hosts {
+            let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(host.url()?))
+                .disable_proxy()
+                .timeout(Duration::from_secs_f64(settings.timeout_seconds));
+            if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
+                builder = builder.auth(Credentials::Basic(user.clone(), password.clone()));
+            }
+            if !settings.verify_certs {
+                builder = builder.cert_validation(CertificateValidation::None);
+            } else if let Some(pem) = &ca_pem {
+                let cert = Certificate::from_pem(pem).map_err(|e| {
+                    Error::Config(format!("ca_certs is not a PEM certificate: {e}"))
+                })?;
+                builder = builder.cert_validation(CertificateValidation::Full(cert));
+            }
+            let transport = builder
+                .build()
+                .map_err(|e| Error::Config(format!("cannot build the search client: {e}")))?;
+            nodes.push(Node {
+                url: host.display_url(),
+                client: OpenSearch::new(transport),
+                set_aside_until: Mutex::new(None),
+            });
         }
-        if !settings.verify_certs {
-            builder = builder.cert_validation(CertificateValidation::None);
-        } else if let Some(path) = &settings.ca_certs {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::Config(format!("cannot read ca_certs {}: {e}", path.display()))
-            })?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| {
-                Error::Config(format!(
-                    "ca_certs {} is not a PEM certificate: {e}",
-                    path.display()
-                ))
-            })?;
-            builder = builder.cert_validation(CertificateValidation::Full(cert));
-        }
-        let transport = builder
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the search client: {e}")))?;
         Ok(Self {
-            client: OpenSearch::new(transport),
+            nodes: Arc::new(Nodes {
+                nodes,
+                next: AtomicUsize::new(0),
+            }),
             settings: Arc::new(settings.clone()),
             cancel,
         })
@@ -132,8 +197,23 @@ impl SearchClient {
         }
     }
 
-    /// A JSON request; 404 gives `None`.
+    /// A JSON request; 404 gives `None`. A search that some shards could not answer (their
+    /// node left the cluster) is repeated while the job's retry budget lasts: its reply
+    /// would be incomplete.
     pub async fn json_opt(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>> {
+        self.until_available(|| self.json_once(method, path, body))
+            .await
+    }
+
+    /// [`Self::json_opt`] without the repeat: a search that some shards could not answer
+    /// is [`Error::Unavailable`] at once (a point-in-time reader reopens its point in time
+    /// instead of repeating it).
+    pub async fn json_once(
         &self,
         method: Method,
         path: &str,
@@ -177,12 +257,21 @@ impl SearchClient {
         if text.trim().is_empty() {
             return Ok(Some(Value::Null));
         }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| invalid_reply(what, &e))
+        let reply: Value =
+            serde_json::from_str(&text).map_err(|e| invalid_reply(what.clone(), &e))?;
+        if is_read(method, path) {
+            if let Some(failure) = shard_failure(&reply) {
+                return Err(Error::Unavailable(format!("{what}: {failure}")));
+            }
+        }
+        Ok(Some(reply))
     }
 
-    /// [`Self::raw`] without the parse: the text of a 2xx reply, `None` for 404.
+    /// [`Self::raw`] without the parse: the text of a 2xx reply, `None` for 404. Each round
+    /// tries the nodes in turn: one that cannot be reached is set aside (for
+    /// [`SET_ASIDE`]) and the request goes to the next at once. When no node answered, or
+    /// one answered with back-pressure, the round is repeated after a back-off while the
+    /// job's retry budget lasts.
     async fn raw_text(
         &self,
         method: Method,
@@ -194,80 +283,142 @@ impl SearchClient {
         let budget = Duration::from_secs_f64(self.settings.retry_seconds.max(0.0));
         let mut delay = Duration::from_millis(200);
         let what = describe(method, path);
+        let url_path = format!("/{}", path.trim_start_matches('/'));
         loop {
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-            let sent = self
-                .client
-                .transport()
-                .send(
-                    method,
-                    &format!("/{}", path.trim_start_matches('/')),
-                    headers,
-                    None::<&()>,
-                    body.clone(),
-                    None,
-                )
-                .await;
-            let retry_reason = match sent {
-                Ok(response) => {
-                    let status = response.status_code().as_u16();
-                    let text = response.text().await.unwrap_or_default();
-                    match status {
-                        200..=299 => return Ok(Some(text)),
-                        404 => return Ok(None),
-                        401 | 403 => {
-                            return Err(Error::Auth {
-                                host: self.settings.hosts_display(),
-                                status,
-                            });
+            let mut unreachable: Vec<(String, String)> = Vec::new();
+            let mut pressure: Option<(String, String)> = None;
+            for i in self.nodes.order() {
+                let node = &self.nodes.nodes[i];
+                let mut headers = HeaderMap::new();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                let sent = node
+                    .client
+                    .transport()
+                    .send(method, &url_path, headers, None::<&()>, body.clone(), None)
+                    .await;
+                match sent {
+                    Ok(response) => {
+                        self.nodes.back(i);
+                        let status = response.status_code().as_u16();
+                        let text = response.text().await.unwrap_or_default();
+                        match status {
+                            200..=299 => return Ok(Some(text)),
+                            404 => return Ok(None),
+                            401 | 403 => {
+                                return Err(Error::Auth {
+                                    host: node.url.clone(),
+                                    status,
+                                })
+                            }
+                            429 | 502 | 503 | 504 => {
+                                pressure = Some((
+                                    node.url.clone(),
+                                    format!("HTTP {status}: {}", error_reason(&text)),
+                                ));
+                                break;
+                            }
+                            500 if shards_unavailable(&text) => {
+                                pressure = Some((
+                                    node.url.clone(),
+                                    format!(
+                                        "HTTP {status}: {} (shards unavailable)",
+                                        error_reason(&text)
+                                    ),
+                                ));
+                                break;
+                            }
+                            _ => {
+                                let (kind, reason) = parse_error(&text);
+                                return Err(Error::Search {
+                                    status,
+                                    what,
+                                    kind,
+                                    reason,
+                                });
+                            }
                         }
-                        429 | 502 | 503 | 504 => format!("HTTP {status}: {}", error_reason(&text)),
-                        _ => {
-                            let (kind, reason) = parse_error(&text);
-                            return Err(Error::Search {
-                                status,
-                                what,
-                                kind,
+                    }
+                    Err(e) => {
+                        if let Some(reason) = permanent_tls_failure(&e) {
+                            return Err(Error::Connection {
+                                host: node.url.clone(),
                                 reason,
                             });
                         }
+                        if let Some(status) = e.status_code() {
+                            pressure =
+                                Some((node.url.clone(), format!("HTTP {}", status.as_u16())));
+                            break;
+                        }
+                        let reason = connection_reason(&e);
+                        self.nodes.set_aside(i);
+                        if self.nodes.nodes.len() > 1 {
+                            log::warn!(
+                                "{what}: {} cannot be reached ({reason}); set aside for {}s, trying the next host",
+                                node.url,
+                                SET_ASIDE.as_secs()
+                            );
+                        }
+                        unreachable.push((node.url.clone(), reason));
                     }
                 }
-                Err(e) => {
-                    if let Some(status) = e.status_code() {
-                        format!("HTTP {}", status.as_u16())
-                    } else {
-                        connection_reason(&e)
-                    }
+            }
+            let (host, reason) = match &pressure {
+                Some(p) => p.clone(),
+                None => {
+                    let hosts: Vec<&str> = unreachable.iter().map(|(h, _)| h.as_str()).collect();
+                    let reason = unreachable
+                        .last()
+                        .map(|(_, r)| r.clone())
+                        .unwrap_or_default();
+                    (hosts.join(", "), reason)
                 }
             };
             if started.elapsed() >= budget || self.cancel.is_cancelled() {
-                if retry_reason.starts_with("HTTP ") {
-                    return Err(Error::Search {
+                return Err(match pressure {
+                    Some(_) => Error::Search {
                         status: 503,
                         what,
                         kind: String::new(),
-                        reason: retry_reason,
-                    });
-                }
-                return Err(Error::Connection {
-                    host: self.settings.hosts_display(),
-                    reason: retry_reason,
+                        reason: format!("{reason} (from {host})"),
+                    },
+                    None => Error::Connection { host, reason },
                 });
             }
             log::warn!(
-                "{what} on {}: {retry_reason}; retrying in {:.1}s",
-                self.settings.hosts_display(),
+                "{what} on {host}: {reason}; retrying in {:.1}s",
                 delay.as_secs_f64()
             );
             if !self.cancel.sleep(delay).await {
-                return Err(Error::Connection {
-                    host: self.settings.hosts_display(),
-                    reason: retry_reason,
-                });
+                return Err(Error::Connection { host, reason });
             }
             delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Runs `attempt` again, with back-off, while it fails with [`Error::Unavailable`] (a
+    /// shard or node not available now) and the job's retry budget lasts.
+    pub async fn until_available<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let started = Instant::now();
+        let budget = Duration::from_secs_f64(self.settings.retry_seconds.max(0.0));
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match attempt().await {
+                Err(Error::Unavailable(reason))
+                    if started.elapsed() < budget && !self.cancel.is_cancelled() =>
+                {
+                    log::warn!("{reason}; retrying in {:.1}s", delay.as_secs_f64());
+                    if !self.cancel.sleep(delay).await {
+                        return Err(Error::Unavailable(reason));
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                other => return other,
+            }
         }
     }
 
@@ -326,7 +477,14 @@ impl SearchClient {
         }
         let what = "POST /_msearch";
         let reply = self
-            .raw(Method::Post, "_msearch", Some(body), "application/x-ndjson")
+            .until_available(|| {
+                self.raw(
+                    Method::Post,
+                    "_msearch",
+                    Some(body.clone()),
+                    "application/x-ndjson",
+                )
+            })
             .await?
             .ok_or_else(|| not_found(what.into()))?;
         let responses = match reply {
@@ -491,6 +649,39 @@ impl SearchClient {
     }
 }
 
+/// A search (`_search`, `_msearch`, `_count`, opening a point in time): a reply from only
+/// some of its shards is incomplete. (A write's `_shards.failed` counts replica copies; the
+/// write itself succeeded, so writes are not checked.)
+fn is_read(method: Method, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    matches!(method, Method::Get | Method::Post)
+        && ["_search", "_msearch", "_count", "_search/point_in_time"]
+            .iter()
+            .any(|end| path.ends_with(end))
+}
+
+/// Why a search's reply is incomplete: shards that failed (in the reply or, for
+/// `_msearch`, in any of its replies), named with the first failure's reason.
+fn shard_failure(reply: &Value) -> Option<String> {
+    let one = |r: &Value| -> Option<String> {
+        let failed = r["_shards"]["failed"].as_u64().unwrap_or(0);
+        if failed == 0 {
+            return None;
+        }
+        let total = r["_shards"]["total"].as_u64().unwrap_or(0);
+        let reason = r["_shards"]["failures"][0]["reason"]["reason"]
+            .as_str()
+            .unwrap_or("no reason given");
+        Some(format!(
+            "{failed} of {total} shards did not answer ({reason}); a node is not available"
+        ))
+    };
+    match reply["responses"].as_array() {
+        Some(responses) => responses.iter().find_map(one),
+        None => one(reply),
+    }
+}
+
 /// A 404 where the caller needs the thing.
 fn not_found(what: String) -> Error {
     Error::Search {
@@ -526,197 +717,9 @@ fn method_name(method: Method) -> &'static str {
     }
 }
 
-fn connection_reason(e: &opensearch::Error) -> String {
-    // Walk the source chain for the most specific text; reqwest puts the URL (never
-    // credentials: they travel in a header) in the top-level message.
-    let mut reason = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        reason = s.to_string();
-        source = s.source();
-    }
-    if e.is_timeout() {
-        "request timed out".to_string()
-    } else {
-        reason
-    }
-}
-
-/// What an OpenSearch error body says: the type of its root cause (the most specific error:
-/// for `search_phase_execution_exception: all shards failed` the shard's own error) and a
-/// one-line reason that ends with that root cause. A body that is not an OpenSearch error
-/// gives an empty type and the body itself (shortened).
-pub fn parse_error(text: &str) -> (String, String) {
-    let one_line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        let err = &v["error"];
-        if let Some(reason) = err["reason"].as_str() {
-            let kind = err["type"].as_str().unwrap_or("error");
-            let root = err["root_cause"]
-                .as_array()
-                .and_then(|r| r.first())
-                .filter(|r| r["reason"].is_string());
-            // A search that failed on its shards names the cause in `failed_shards`.
-            let shard = err["failed_shards"]
-                .as_array()
-                .and_then(|f| f.first())
-                .map(|f| &f["reason"])
-                .filter(|r| r["reason"].is_string());
-            let cause = shard
-                .filter(|_| kind == "search_phase_execution_exception")
-                .or(root);
-            return match cause {
-                Some(c)
-                    if c["reason"].as_str() != Some(reason) || c["type"].as_str() != Some(kind) =>
-                {
-                    let ckind = c["type"].as_str().unwrap_or("error");
-                    (
-                        ckind.to_string(),
-                        one_line(&format!(
-                            "{kind}: {reason}; caused by {ckind}: {}",
-                            c["reason"].as_str().unwrap_or_default()
-                        )),
-                    )
-                }
-                _ => (kind.to_string(), one_line(&format!("{kind}: {reason}"))),
-            };
-        }
-        if let Some(s) = err.as_str() {
-            return (String::new(), one_line(s));
-        }
-    }
-    let mut t = one_line(text);
-    if t.len() > 300 {
-        let mut end = 300;
-        while !t.is_char_boundary(end) {
-            end -= 1;
-        }
-        t.truncate(end);
-        t.push('…');
-    }
-    (String::new(), t)
-}
-
-/// The one-line reason of an OpenSearch error body (see [`parse_error`]).
-pub fn error_reason(text: &str) -> String {
-    parse_error(text).1
-}
-
-/// Sorts a `_bulk` reply's items.
-/// Sorts the items of a `_bulk` reply (its text) into written / already present /
-/// retryable / failed; a failure is given with its position in the request.
-pub fn parse_bulk_text(text: &str) -> std::result::Result<BulkOutcome, serde_json::Error> {
-    let reply: BulkReply = serde_json::from_str(text)?;
-    let mut out = BulkOutcome::default();
-    for (i, item) in reply.items.iter().enumerate() {
-        let Some(result) = item
-            .index
-            .as_ref()
-            .or(item.create.as_ref())
-            .or(item.update.as_ref())
-            .or(item.delete.as_ref())
-        else {
-            continue;
-        };
-        match result.status {
-            200..=299 => out.written += 1,
-            409 => out.already_present += 1,
-            429 | 502 | 503 | 504 => out.retryable.push(i),
-            _ => {
-                out.failed += 1;
-                if out.failures.len() < 5 {
-                    let e = result.error.as_ref();
-                    let field = |name: &str| e.and_then(|e| e[name].as_str()).map(str::to_string);
-                    let reason = format!(
-                        "{}: {}",
-                        field("type").unwrap_or_else(|| format!("status {}", result.status)),
-                        field("reason").unwrap_or_else(|| "unknown".into())
-                    );
-                    out.failures.push((i, reason));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A `_bulk` reply filtered to `errors,items.*.status,items.*.error`.
-#[derive(serde::Deserialize)]
-struct BulkReply {
-    #[serde(default)]
-    items: Vec<BulkReplyItem>,
-}
-
-/// One item of a `_bulk` reply: its action name holds its result.
-#[derive(serde::Deserialize)]
-struct BulkReplyItem {
-    index: Option<BulkItemResult>,
-    create: Option<BulkItemResult>,
-    update: Option<BulkItemResult>,
-    delete: Option<BulkItemResult>,
-}
-
-/// One item of a filtered `_bulk` reply.
-#[derive(serde::Deserialize)]
-struct BulkItemResult {
-    #[serde(default)]
-    status: u16,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn bulk_reply_is_sorted_by_status() {
-        let reply = json!({"errors": true, "items": [
-            {"index": {"status": 201}},
-            {"create": {"status": 409, "error": {"type": "version_conflict_engine_exception"}}},
-            {"index": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}},
-            {"index": {"status": 400, "error": {"type": "strict_dynamic_mapping_exception", "reason": "field x"}}},
-            {"update": {"status": 200}},
-        ]});
-        let out = parse_bulk_text(&reply.to_string()).unwrap();
-        assert_eq!(out.written, 2);
-        assert_eq!(out.already_present, 1);
-        assert_eq!(out.retryable, vec![2]);
-        assert_eq!(out.failed, 1);
-        assert_eq!(
-            out.failures,
-            vec![(3, "strict_dynamic_mapping_exception: field x".to_string())]
-        );
-        // A reply without failures is filtered down to `errors` only.
-        let out =
-            parse_bulk_text(r#"{"errors":false,"items":[{"create":{"status":201}}]}"#).unwrap();
-        assert_eq!(out.written, 1);
-    }
-
-    #[test]
-    fn error_reason_reads_opensearch_errors() {
-        let body = r#"{"error":{"type":"index_not_found_exception","reason":"no such index [x]"},"status":404}"#;
-        assert_eq!(
-            error_reason(body),
-            "index_not_found_exception: no such index [x]"
-        );
-        assert_eq!(error_reason("plain"), "plain");
-    }
-
-    #[test]
-    fn a_failed_search_names_its_root_cause() {
-        let body = r#"{"error":{"root_cause":[{"type":"illegal_argument_exception","reason":"Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default."}],
-            "type":"search_phase_execution_exception","reason":"all shards failed","phase":"query","grouped":true,
-            "failed_shards":[{"shard":0,"index":"x","node":"n","reason":{"type":"illegal_argument_exception","reason":"Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default."}}]},"status":400}"#;
-        let (kind, reason) = parse_error(body);
-        assert_eq!(kind, "illegal_argument_exception");
-        assert!(reason.starts_with("search_phase_execution_exception: all shards failed; caused by illegal_argument_exception: Text fields are not optimised"), "{reason}");
-        let (kind, _) = parse_error(
-            r#"{"error":{"root_cause":[{"type":"resource_already_exists_exception","reason":"index [x/1] already exists"}],"type":"resource_already_exists_exception","reason":"index [x/1] already exists"},"status":400}"#,
-        );
-        assert_eq!(kind, "resource_already_exists_exception");
-    }
 
     #[test]
     fn unreachable_host_is_a_connection_error_naming_the_host_not_the_password() {
