@@ -71,6 +71,10 @@ COMMUNITY_STATS_MIGRATION_BATCH_SIZE = 1000
 COMMUNITY_STATS_MIGRATION_SLICES = 2
 """``migrate-events --slices``: point-in-time slices read in parallel per month."""
 
+COMMUNITY_STATS_MIGRATION_PARALLEL_MONTHS = 2
+"""``migrate-events --parallel-months``: closed months migrated at the same time (their fixed
+work overlaps the others' copying); live months come after them, one at a time."""
+
 COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT = 85.0
 """``migrate-events --max-memory-percent``: system memory use at which a migration stops,
 checkpointed (a re-run resumes)."""
@@ -100,6 +104,7 @@ RANGES = {
     "COMMUNITY_STATS_TOP_N": (int, 1, 1000),
     "COMMUNITY_STATS_MIGRATION_BATCH_SIZE": (int, 1, 10000),
     "COMMUNITY_STATS_MIGRATION_SLICES": (int, 1, 16),
+    "COMMUNITY_STATS_MIGRATION_PARALLEL_MONTHS": (int, 1, 8),
     "COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT": (float, 1, 100),
     "COMMUNITY_STATS_MIGRATION_VERIFY_SAMPLE": (int, 0, 10000),
     "COMMUNITY_STATS_MIGRATION_LOCK_TTL": (int, 10, 86400),

@@ -57,6 +57,10 @@ pub struct MigrationOptions {
     pub slices: u32,
     /// Seconds the migration lock lives without renewal (a running migration renews it).
     pub lock_ttl_seconds: u64,
+    /// Closed months migrated at the same time (1..=8): their fixed work (index creation,
+    /// refreshes, verification, alias switch) overlaps with the others' copying. Live months
+    /// come after them, one at a time.
+    pub parallel_months: usize,
 }
 
 impl MigrationOptions {
@@ -158,6 +162,12 @@ pub fn validate_copy(options: &MigrationOptions) -> Result<()> {
         return Err(Error::invalid(format!(
             "batch size {} is not between 1 and 10,000",
             options.batch_size
+        )));
+    }
+    if options.parallel_months == 0 || options.parallel_months > 8 {
+        return Err(Error::Config(format!(
+            "parallel_months {} is not between 1 and 8",
+            options.parallel_months
         )));
     }
     if options.slices == 0 || options.slices > 16 {
@@ -395,16 +405,50 @@ async fn run_planned(
             ..Default::default()
         });
     }
-    let mut cache = crate::enrich::RecordCache::default();
-    for p in plans {
-        let et = EventType::parse(&p.event_type).expect("planned types parse");
-        let outcome = match month::migrate(client, p, et, options, progress, &mut cache).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                state::record_failure(client, et, &p.month, &e).await;
-                return Err(e);
+    // Closed months in `parallel_months` lanes (each with its own record cache), then the
+    // live ones one at a time; reported in plan order.
+    let (live, closed): (Vec<_>, Vec<_>) = plans
+        .iter()
+        .enumerate()
+        .partition(|(_, p)| month::is_live(&p.month));
+    // After an error (or a cancel) no lane starts another month, and the months under way
+    // end as they would alone (a cancel checkpoints them); the first error is returned.
+    let queue = std::sync::Mutex::new(closed.into_iter());
+    let stopped = std::sync::atomic::AtomicBool::new(false);
+    let lane = || async {
+        let mut cache = crate::enrich::RecordCache::default();
+        let mut done = Vec::new();
+        loop {
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok::<_, Error>(done);
             }
-        };
+            let next = queue.lock().expect("month queue").next();
+            let Some((i, p)) = next else {
+                return Ok(done);
+            };
+            match migrate_one(client, p, options, progress, &mut cache).await {
+                Ok(outcome) => done.push((i, outcome)),
+                Err(e) => {
+                    stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let lanes = options.parallel_months.min(plans.len()).max(1);
+    let mut outcomes: Vec<(usize, month::MonthOutcome)> = Vec::new();
+    for lane_result in futures::future::join_all((0..lanes).map(|_| lane())).await {
+        outcomes.extend(lane_result?);
+    }
+    let mut cache = crate::enrich::RecordCache::default();
+    for (i, p) in live {
+        outcomes.push((
+            i,
+            migrate_one(client, p, options, progress, &mut cache).await?,
+        ));
+    }
+    outcomes.sort_by_key(|(i, _)| *i);
+    for (_, outcome) in outcomes {
         match outcome.state {
             state::MonthState::Done => report.done += 1,
             // An unfinished switchover is resumed by the next run, like an interrupted copy.
@@ -415,23 +459,43 @@ async fn run_planned(
             _ => {}
         }
         report.written += outcome.written;
-        log::info!(
-            "{} {}: {:?}, {} of {} documents in the target{}",
-            outcome.event_type,
-            outcome.month,
-            outcome.state,
-            outcome.target_count,
-            outcome.source_count,
-            outcome
-                .message
-                .as_deref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default()
-        );
         report.months.push(outcome);
     }
     progress.flush();
     Ok(report)
+}
+
+/// Migrates one month (see [`month::migrate`]) and logs how it ended; a month stopped by an
+/// error records why before the error is returned.
+async fn migrate_one(
+    client: &SearchClient,
+    p: &MonthPlan,
+    options: &MigrationOptions,
+    progress: &crate::progress::Progress,
+    cache: &mut crate::enrich::RecordCache,
+) -> Result<month::MonthOutcome> {
+    let et = EventType::parse(&p.event_type).expect("planned types parse");
+    let outcome = match month::migrate(client, p, et, options, progress, cache).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            state::record_failure(client, et, &p.month, &e).await;
+            return Err(e);
+        }
+    };
+    log::info!(
+        "{} {}: {:?}, {} of {} documents in the target{}",
+        outcome.event_type,
+        outcome.month,
+        outcome.state,
+        outcome.target_count,
+        outcome.source_count,
+        outcome
+            .message
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    );
+    Ok(outcome)
 }
 
 /// `clear-migration-checkpoints` (the reference's `usage-events clear-bookmarks`): forgets
@@ -602,7 +666,7 @@ mod tests {
     fn options_are_validated() {
         let base = serde_json::json!({"event_types": [], "months": [], "batch_size": 1000, "max_batches": 0,
             "max_memory_percent": 85.0, "delete_old_indices": false, "fresh_start": false, "dry_run": false,
-            "verify_sample": 100, "slices": 2, "lock_ttl_seconds": 600});
+            "verify_sample": 100, "slices": 2, "lock_ttl_seconds": 600, "parallel_months": 2});
         let with = |key: &str, value: serde_json::Value| {
             let mut o = base.clone();
             o[key] = value;
@@ -618,6 +682,8 @@ mod tests {
             ("max_memory_percent", 101),
             ("slices", 0),
             ("slices", 17),
+            ("parallel_months", 0),
+            ("parallel_months", 9),
         ] {
             assert!(
                 validate_copy(&with(key, serde_json::json!(value))).is_err(),

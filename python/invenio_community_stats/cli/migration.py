@@ -31,6 +31,13 @@ def _copy_options(f):
                 "with). [default: COMMUNITY_STATS_MIGRATION_SLICES]",
             ),
             click.option(
+                "--parallel-months",
+                type=click.IntRange(1, 8),
+                default=None,
+                help="Closed months migrated at the same time (live months come after them, one at a time). "
+                "[default: COMMUNITY_STATS_MIGRATION_PARALLEL_MONTHS]",
+            ),
+            click.option(
                 "-b",
                 "--max-batches",
                 type=click.IntRange(0, None),
@@ -64,6 +71,7 @@ def _run(
     event_types,
     batch_size,
     slices,
+    parallel_months,
     max_batches,
     max_memory_percent,
     delete_old_indices,
@@ -85,6 +93,7 @@ def _run(
         "months": split_values(months, "--months"),
         "batch_size": given(batch_size, "COMMUNITY_STATS_MIGRATION_BATCH_SIZE"),
         "slices": given(slices, "COMMUNITY_STATS_MIGRATION_SLICES"),
+        "parallel_months": given(parallel_months, "COMMUNITY_STATS_MIGRATION_PARALLEL_MONTHS"),
         "max_batches": max_batches,
         "max_memory_percent": given(max_memory_percent, "COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT"),
         "delete_old_indices": delete_old_indices,
