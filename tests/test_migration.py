@@ -91,6 +91,25 @@ def test_migration_enriches_verifies_and_switches_atomically(cli, search, sample
     assert again["written"] == 0 and again["done"] == 6
 
 
+def test_months_in_parallel_lanes_migrate_exactly_and_report_in_plan_order(cli, search, sample):
+    """--parallel-months 3 (more lanes than slices): the same documents, enriched the same,
+    as one month at a time, and the months reported in the order of the plan."""
+    p = sample
+    view_ids, dl_ids = ids(search, legacy(p, "record-view")), ids(search, legacy(p, "file-download"))
+    report = js(cli("migrate-events", "--batch-size", "50", "--parallel-months", "3", "--json"))
+    assert report["done"] == 6 and report["failed"] == 0 and report["interrupted"] == 0, report
+    order = [(m["event_type"], m["month"]) for m in report["months"]]
+    planned = js(cli("migrate-events", "--dry-run", "--json"))["months"]
+    assert order == [(m["event_type"], m["month"]) for m in planned]
+    assert ids(search, f"{p}events-stats-record-view-*-v2.0.0") == view_ids
+    assert ids(search, f"{p}events-stats-file-download-*-v2.0.0") == dl_ids
+    records = {h["_id"]: h["_source"] for h in search.search_all(f"{p}rdmrecords-records")}
+    for hit in search.scan(f"{p}events-stats-*-v2.0.0"):
+        d = hit["_source"]
+        assert d["community_ids"] == sorted(set(records[d["recid"]]["parent"]["communities"].get("ids", [])))
+    assert {(r["state"], r["read_alias"]) for r in js(cli("migration-status", "--json"))} == {("done", "target")}
+
+
 def test_max_batches_checkpoints_and_resumes(cli, search, sample):
     p = sample
     first = js(

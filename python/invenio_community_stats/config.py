@@ -69,11 +69,13 @@ COMMUNITY_STATS_MIGRATION_BATCH_SIZE = 1000
 """``migrate-events --batch-size``: events per batch (a checkpoint every few batches)."""
 
 COMMUNITY_STATS_MIGRATION_SLICES = 2
-"""``migrate-events --slices``: point-in-time slices read in parallel per month."""
+"""``migrate-events --slices``: point-in-time slices read in parallel, shared by the months
+migrated at the same time (``--parallel-months``; at least one each)."""
 
-COMMUNITY_STATS_MIGRATION_PARALLEL_MONTHS = 2
+COMMUNITY_STATS_MIGRATION_PARALLEL_MONTHS = 1
 """``migrate-events --parallel-months``: closed months migrated at the same time (their fixed
-work overlaps the others' copying); live months come after them, one at a time."""
+work overlaps the others' copying; each lane holds its own record cache, so memory grows);
+live months come after them, one at a time."""
 
 COMMUNITY_STATS_MIGRATION_MAX_MEMORY_PERCENT = 85.0
 """``migrate-events --max-memory-percent``: system memory use at which a migration stops,

@@ -52,8 +52,9 @@ pub struct MigrationOptions {
     pub dry_run: bool,
     /// Documents compared field by field when verifying a month.
     pub verify_sample: usize,
-    /// Point-in-time slices read in parallel per month (1..=16); a month resumes with the
-    /// slices its checkpoints were taken with.
+    /// Point-in-time slices read in parallel (1..=16), shared by the months migrated at the
+    /// same time (at least one each); a month resumes with the slices its checkpoints were
+    /// taken with.
     pub slices: u32,
     /// Seconds the migration lock lives without renewal (a running migration renews it).
     pub lock_ttl_seconds: u64,
@@ -413,6 +414,13 @@ async fn run_planned(
         .partition(|(_, p)| month::is_live(&p.month));
     // After an error (or a cancel) no lane starts another month, and the months under way
     // end as they would alone (a cancel checkpoints them); the first error is returned.
+    // The `--slices` point-in-time readers are shared by the lanes (at least one each), so
+    // running months side by side does not multiply the readers or the memory they hold.
+    let lanes = options.parallel_months.min(closed.len()).max(1);
+    let lane_options = MigrationOptions {
+        slices: (options.slices / lanes as u32).max(1),
+        ..options.clone()
+    };
     let queue = std::sync::Mutex::new(closed.into_iter());
     let stopped = std::sync::atomic::AtomicBool::new(false);
     let lane = || async {
@@ -426,7 +434,7 @@ async fn run_planned(
             let Some((i, p)) = next else {
                 return Ok(done);
             };
-            match migrate_one(client, p, options, progress, &mut cache).await {
+            match migrate_one(client, p, &lane_options, progress, &mut cache).await {
                 Ok(outcome) => done.push((i, outcome)),
                 Err(e) => {
                     stopped.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -435,7 +443,6 @@ async fn run_planned(
             }
         }
     };
-    let lanes = options.parallel_months.min(plans.len()).max(1);
     let mut outcomes: Vec<(usize, month::MonthOutcome)> = Vec::new();
     for lane_result in futures::future::join_all((0..lanes).map(|_| lane())).await {
         outcomes.extend(lane_result?);

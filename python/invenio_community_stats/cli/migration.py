@@ -27,8 +27,8 @@ def _copy_options(f):
                 "--slices",
                 type=click.IntRange(1, 16),
                 default=None,
-                help="Point-in-time slices read in parallel per month (a month resumes with the slices it began "
-                "with). [default: COMMUNITY_STATS_MIGRATION_SLICES]",
+                help="Point-in-time slices read in parallel, shared by the months migrated at the same time "
+                "(a month resumes with the slices it began with). [default: COMMUNITY_STATS_MIGRATION_SLICES]",
             ),
             click.option(
                 "--parallel-months",
