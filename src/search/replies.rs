@@ -108,6 +108,16 @@ pub fn parse_error(text: &str) -> (String, String) {
                         )),
                     )
                 }
+                _ if reason.trim().is_empty() => {
+                    // No reason (a search that no shard could answer): name what caused it,
+                    // if the body says, rather than end on an empty colon.
+                    let caused = &err["caused_by"];
+                    let why = match (caused["type"].as_str(), caused["reason"].as_str()) {
+                        (Some(t), Some(r)) if !r.trim().is_empty() => format!("caused by {t}: {r}"),
+                        _ => "no reason given".to_string(),
+                    };
+                    (kind.to_string(), one_line(&format!("{kind} ({why})")))
+                }
                 _ => (kind.to_string(), one_line(&format!("{kind}: {reason}"))),
             };
         }
@@ -281,6 +291,20 @@ mod tests {
             r#"{"error":{"root_cause":[{"type":"resource_already_exists_exception","reason":"index [x/1] already exists"}],"type":"resource_already_exists_exception","reason":"index [x/1] already exists"},"status":400}"#,
         );
         assert_eq!(kind, "resource_already_exists_exception");
+    }
+
+    #[test]
+    fn an_error_without_a_reason_says_so() {
+        let none = r#"{"error":{"root_cause":[],"type":"search_phase_execution_exception","reason":"","phase":"query","grouped":true,"failed_shards":[]},"status":503}"#;
+        assert_eq!(
+            parse_error(none).1,
+            "search_phase_execution_exception (no reason given)"
+        );
+        let caused = r#"{"error":{"root_cause":[],"type":"search_phase_execution_exception","reason":"","caused_by":{"type":"no_shard_available_action_exception","reason":"shard 0 unassigned"}},"status":503}"#;
+        assert_eq!(
+            parse_error(caused).1,
+            "search_phase_execution_exception (caused by no_shard_available_action_exception: shard 0 unassigned)"
+        );
     }
 
     #[test]
