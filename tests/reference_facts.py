@@ -6,6 +6,8 @@ that compare with the reference pass on a plain clone."""
 import json
 from pathlib import Path
 
+from helpers import load_script
+
 HERE = Path(__file__).resolve().parent
 FACTS_FILE = HERE / "data" / "reference_template_facts.json"
 #: Where the reference's templates are when the project's shared notes sit beside the checkout.
@@ -13,16 +15,9 @@ SHARED_TEMPLATES = HERE.parent.parent / "shared" / "reference" / "index-template
 PLACEHOLDER = "__SEARCH_INDEX_PREFIX__"
 
 
-def flatten(value, path=""):
-    """Every leaf of a JSON object as ``dotted.path -> value`` (as the recording script)."""
-    out = {}
-    for key, item in value.items():
-        p = f"{path}.{key}" if path else key
-        if isinstance(item, dict) and item:
-            out.update(flatten(item, p))
-        else:
-            out[p] = item
-    return out
+#: ``scripts/record-reference-facts``: its ``facts`` and ``flatten`` are what the tests compare with.
+RECORDER = load_script("record-reference-facts")
+flatten = RECORDER.flatten
 
 
 def unflatten(leaves):

@@ -16,16 +16,12 @@ import socket
 import subprocess
 import time
 
+from helpers import free_port
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 USER = "operator"
 #: A password with the characters that break URL parsing (``#``, ``/``, ``?``, ``@``).
 PASSWORD = "p#ss/w?rd@42"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_pem(path, data):

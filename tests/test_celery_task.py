@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,16 +19,11 @@ import pytest
 from test_invenio import INVENIO, invenio_env
 
 from conftest import REPO, wait_for
+from helpers import free_port
 
 REDIS_SCRIPT = REPO / "scripts" / "redis"
 TASK = "invenio_community_stats.tasks.aggregate_community_stats"
 BEAT_ENTRY = "community-stats-aggregation"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +266,8 @@ def test_task_error_reaches_the_caller(start_worker, celery_client):
     assert "2025-13-01" in str(err.value)
 
 
+# A month of a small instance: 20 records, 4 events each, June 2025.
+SMALL_SAMPLE = ("--records", "20", "--events-per-record", "4", "--months", "1", "--end-date", "2025-06-30")
 REFERENCE_TASK = "invenio_stats_dashboard.tasks.aggregation_tasks.aggregate_community_record_stats"
 
 
@@ -279,18 +275,7 @@ def test_the_references_task_name_runs_ours(cli, search, index_prefix, start_wor
     """A beat entry or send_task written for the reference (its task name, its positional
     aggregator list, its keyword arguments) runs our aggregation when the reference is not
     installed."""
-    cli_ok(
-        cli,
-        "load-sample-data",
-        "--records",
-        "20",
-        "--events-per-record",
-        "4",
-        "--months",
-        "1",
-        "--end-date",
-        "2025-06-30",
-    )
+    cli_ok(cli, "load-sample-data", *SMALL_SAMPLE)
     worker = start_worker()
     assert f". {REFERENCE_TASK}" in worker.log(), worker.log()
     result = celery_client.send_task(
@@ -311,18 +296,7 @@ def test_aggregate_no_eager_runs_on_the_workers(
 ):
     """``invenio community-stats aggregate --no-eager``: the task goes to the instance's
     Celery workers and the command prints the report the worker returns."""
-    cli_ok(
-        cli,
-        "load-sample-data",
-        "--records",
-        "20",
-        "--events-per-record",
-        "4",
-        "--months",
-        "1",
-        "--end-date",
-        "2025-06-30",
-    )
+    cli_ok(cli, "load-sample-data", *SMALL_SAMPLE)
     worker = start_worker()
     env = worker_env(tmp_path, redis_url, search_url, index_prefix)
     proc = subprocess.run(

@@ -32,6 +32,17 @@ def cli_args(url, prefix, *args):
     return [sys.executable, "-m", "invenio_community_stats", "--search-host", url, "--index-prefix", prefix, *args]
 
 
+def migrate_view_through(proxy, prefix, env):
+    """``migrate-events --event-types view`` in batches of 10, against the proxy (finished run)."""
+    return subprocess.run(
+        cli_args(proxy.url, prefix, "migrate-events", "--event-types", "view", "--batch-size", "10", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def live_month(search, prefix, n=40):
     """Records and `n` views of the current month, as invenio-stats wrote them."""
     now = datetime.now(timezone.utc)
@@ -106,15 +117,7 @@ def test_back_pressure_and_dropped_connections_are_retried_without_loss(
             proxy.arm("POST", r"/_bulk", do="status", status=429)
         else:
             proxy.arm("POST", r"/_bulk", do="drop")
-        run = subprocess.run(
-            cli_args(
-                proxy.url, index_prefix, "migrate-events", "--event-types", "view", "--batch-size", "10", "--json"
-            ),
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = migrate_view_through(proxy, index_prefix, cli_env)
         assert proxy.fired.is_set()
     assert run.returncode == 0, run.stderr
     assert ids(search, f"{legacy_name}-v2.0.0") == expected
@@ -179,15 +182,7 @@ def test_a_month_stopped_by_an_error_records_why_and_a_rerun_resumes_it(cli_env,
     legacy_name, expected = live_month(search, index_prefix, n=30)
     with FaultProxy(search_url) as proxy:
         proxy.arm("POST", r"^/_search", body_contains='"pit"', nth=2, do="status", status=400)
-        run = subprocess.run(
-            cli_args(
-                proxy.url, index_prefix, "migrate-events", "--event-types", "view", "--batch-size", "10", "--json"
-            ),
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = migrate_view_through(proxy, index_prefix, cli_env)
         assert proxy.fired.is_set(), proxy.requests
     assert run.returncode == 1, run.stdout + run.stderr
     assert "injected by the test proxy" in run.stderr, run.stderr

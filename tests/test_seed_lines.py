@@ -6,8 +6,6 @@ test's own holding the communities and records the lines name, with its own PID 
 The lines are read from the seed at test time when ``../shared`` is present, else from
 ``tests/data/seed_command_lines.json`` (recorded by ``scripts/record-seed-lines``)."""
 
-import importlib.machinery
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 
 import invenio_rdm as rdm
 from conftest import run_cli
+from helpers import load_script
 
 HERE = Path(__file__).resolve().parent
 SEED = HERE.parent.parent / "shared" / "seed" / "process-management.md"
@@ -36,12 +35,7 @@ RECORD_IDS = ("abc123", "def456", "ghi789")
 
 def _recorder():
     """``scripts/record-seed-lines`` as a module (one extraction, used by the script and here)."""
-    path = HERE.parent / "scripts" / "record-seed-lines"
-    loader = importlib.machinery.SourceFileLoader("record_seed_lines", str(path))
-    spec = importlib.util.spec_from_loader("record_seed_lines", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_script("record-seed-lines")
 
 
 def seed_lines():
@@ -52,10 +46,19 @@ def seed_lines():
 
 
 def test_the_recorded_lines_are_the_seeds():
-    """The recorded copy (used on a plain clone) is still the seed's."""
-    if not SEED.exists():
-        pytest.skip("../shared/seed is not present (plain clone): the recorded lines are used")
-    assert json.loads(RECORDED.read_text())["lines"] == _recorder().command_lines(SEED.read_text())
+    """The recorded copy (used on a plain clone) is what the recorder wrote: its content
+    digest holds. Beside ../shared, it is also still the seed's (same source digest, same
+    lines)."""
+    recorded = json.loads(RECORDED.read_text())
+    digests = load_script("recorded_data.py")
+    assert digests.digest(recorded["lines"]) == recorded["content_sha256"], (
+        "edited by hand: run scripts/record-seed-lines"
+    )
+    if SEED.exists():
+        assert recorded["lines"] == _recorder().command_lines(SEED.read_text())
+        assert recorded["source_sha256"] == digests.files_digest([SEED]), (
+            "the seed changed: run scripts/record-seed-lines"
+        )
 
 
 def test_the_seed_has_the_lines_we_expect():

@@ -722,6 +722,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_search_answered_by_only_some_shards_is_incomplete_but_a_write_is_not_checked() {
+        let partial = serde_json::json!({"_shards": {"total": 2, "successful": 1, "failed": 1,
+            "failures": [{"shard": 1, "reason": {"type": "node_not_connected_exception", "reason": "node left"}}]},
+            "hits": {"hits": []}});
+        assert_eq!(
+            shard_failure(&partial).as_deref(),
+            Some("1 of 2 shards did not answer (node left); a node is not available")
+        );
+        let whole = serde_json::json!({"_shards": {"total": 2, "successful": 2, "failed": 0}});
+        assert_eq!(shard_failure(&whole), None);
+        let msearch = serde_json::json!({"responses": [whole, partial]});
+        assert!(shard_failure(&msearch).is_some());
+        assert!(is_read(Method::Post, "x/_search?ignore_unavailable=true"));
+        assert!(is_read(Method::Post, "x/_count"));
+        assert!(is_read(Method::Post, "_msearch"));
+        assert!(is_read(
+            Method::Post,
+            "x/_search/point_in_time?keep_alive=5m"
+        ));
+        assert!(!is_read(Method::Delete, "_search/point_in_time"));
+        // A write whose replica copy failed succeeded on the primary: not a read.
+        assert!(!is_read(Method::Put, "x/_doc/1"));
+        assert!(!is_read(Method::Post, "_bulk"));
+    }
+
+    #[test]
     fn unreachable_host_is_a_connection_error_naming_the_host_not_the_password() {
         let settings =
             SearchSettings::from_json(&crate::settings::tests::settings_json(serde_json::json!({
