@@ -273,12 +273,12 @@ def run_ours_step(result, run, agg_type=None, unavailable="not available"):
     return ours
 
 
-def aggregate_command(host, prefix, agg_types, *extra):
-    """Our `aggregate` over the bench year, without bookmarks, with its JSON report."""
+def aggregate_command(host, prefix, agg_types, *extra, end=data.END):
+    """Our `aggregate` over the bench's days (to ``end``), without bookmarks, with its JSON report."""
     cmd = [CLI, "--search-host", host, "--index-prefix", prefix, "aggregate"]
     for t in agg_types:
         cmd += ["--aggregation-type", t]
-    cmd += ["--start-date", data.START.isoformat(), "--end-date", data.END.isoformat(), "--ignore-bookmark", "--json"]
+    cmd += ["--start-date", data.START.isoformat(), "--end-date", end.isoformat(), "--ignore-bookmark", "--json"]
     return cmd + list(extra)
 
 

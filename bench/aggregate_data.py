@@ -208,8 +208,16 @@ def cumulate(ws):
     return out
 
 
-def generate(host, prefix, n_events, n_records, n_communities, seed=SEED, batch=5000, in_flight=2, log=print):
-    """(Re)creates the bench data under ``prefix``; returns (seconds, documents, truth)."""
+def last_day(n_days=N_DAYS):
+    """The last day of ``n_days`` days from START."""
+    return START + dt.timedelta(days=n_days - 1)
+
+
+def generate(
+    host, prefix, n_events, n_records, n_communities, seed=SEED, batch=5000, in_flight=2, log=print, n_days=N_DAYS
+):
+    """(Re)creates the bench data under ``prefix`` (``n_days`` days from START); returns
+    (seconds, documents, truth)."""
 
     t0 = time.perf_counter()
     delete(host, f"{prefix}*")
@@ -245,7 +253,7 @@ def generate(host, prefix, n_events, n_records, n_communities, seed=SEED, batch=
             for f in r["files"]
         ]
     visitors = [f"{rng.getrandbits(224):056x}" for _ in range(max(10, n_events // 5))]
-    n_days, day_strs = N_DAYS, DAY_STRS
+    day_strs = [d.isoformat() for d in days(START, last_day(n_days))]
     hms = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
     # truth[key] = [views per day], [downloads per day], [volume per day]
     truth = {k: [[0] * n_days, [0] * n_days, [0] * n_days] for k in ["global", *comms]}
@@ -328,6 +336,7 @@ def generate(host, prefix, n_events, n_records, n_communities, seed=SEED, batch=
         "records": n_records,
         "communities": n_communities,
         "seed": seed,
+        "days": n_days,
         "count": n,
         "truth": truth,
     }
@@ -398,14 +407,15 @@ def write_communities(host, prefix, comms):
         raise SystemExit(f"writing communities failed: {json.dumps(r)[:400]}")
 
 
-def cached(host, prefix, n_events, n_records, n_communities, seed=SEED):
+def cached(host, prefix, n_events, n_records, n_communities, seed=SEED, n_days=N_DAYS):
     """The truth if ``prefix`` already holds exactly this data set, else None."""
     m = read_meta(host, prefix)
-    if m is None or (m.get("events"), m.get("records"), m.get("communities"), m.get("seed")) != (
+    if m is None or (m.get("events"), m.get("records"), m.get("communities"), m.get("seed"), m.get("days")) != (
         n_events,
         n_records,
         n_communities,
         seed,
+        n_days,
     ):
         return None
     http("POST", f"{host}/{event_indices(prefix)}/_refresh")

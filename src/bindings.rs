@@ -319,6 +319,13 @@ fn index_template_names() -> Vec<&'static str> {
     templates::names()
 }
 
+/// The usage event fields the usage delta reads (bench/: its point-in-time floor reads the
+/// same).
+#[pyfunction]
+fn usage_event_fields() -> Vec<String> {
+    crate::aggregation::usage_fold::source_fields()
+}
+
 /// Diagnostics for bench/: the mean seconds of one progress write into a status file
 /// (read, merge, temp file, fsync, rename, directory fsync, under the write lock), over
 /// `writes` writes into a throw-away job `bench-status-write` in `pid_dir`.
@@ -496,6 +503,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(destroy_indices, m)?)?;
     m.add_function(wrap_pyfunction!(index_template, m)?)?;
     m.add_function(wrap_pyfunction!(index_template_names, m)?)?;
+    m.add_function(wrap_pyfunction!(usage_event_fields, m)?)?;
     m.add_function(wrap_pyfunction!(aggregators, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;
     m.add_function(wrap_pyfunction!(start_background, m)?)?;

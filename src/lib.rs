@@ -1,6 +1,13 @@
 //! Rust core of invenio-community-stats: search access, the batch jobs, and the
 //! background process manager. `bindings` is the only module that knows about Python.
 
+/// mimalloc for the core's own allocations: the batch loops parse and drop millions of
+/// small JSON values. Measured on the usage delta of bench/aggregate_scale.py (1M events,
+/// 101 communities): glibc's malloc and free took about 30 % of the client's samples, and
+/// the peak RSS fell from 418 to 307 MiB with mimalloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod aggregation;
 pub mod bulk;
 pub mod cancel;

@@ -65,6 +65,9 @@ def index_template(name: str, prefix: str) -> str:
 def index_template_names() -> list[str]:
     """The names of our index templates."""
 
+def usage_event_fields() -> list[str]:
+    """The usage event fields the usage delta reads."""
+
 def aggregators() -> list[tuple[str, str]]:
     """The aggregators in run order: (name, read kind)."""
 

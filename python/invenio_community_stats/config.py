@@ -39,7 +39,8 @@ COMMUNITY_STATS_CATCHUP_DAYS = 365
 (the run says so)."""
 
 COMMUNITY_STATS_AGGREGATION_CONCURRENCY = 4
-"""Days aggregated concurrently (searches in flight) per community."""
+"""Spans of days whose usage events are read concurrently (searches in flight) by the usage
+delta, which does every community in one pass."""
 
 COMMUNITY_STATS_AGGREGATION_LOCK_TTL = 600
 """Seconds the aggregation lock (a document in OpenSearch) lives without renewal; a running

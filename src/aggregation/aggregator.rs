@@ -28,6 +28,12 @@ impl Aggregator {
         Aggregator::UsageSnapshot,
     ];
 
+    /// True if every community is done in one pass over the sources (the usage delta);
+    /// else community by community.
+    pub fn shares_pass(self) -> bool {
+        matches!(self, Aggregator::UsageDelta)
+    }
+
     /// The name operators and bookmarks use (the reference's names).
     pub fn name(self) -> &'static str {
         match self {

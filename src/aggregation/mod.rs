@@ -57,7 +57,7 @@ pub struct AggregateOptions {
     pub opt_in: bool,
     /// Most days per community and run.
     pub catchup_days: u32,
-    /// Days searched concurrently per community.
+    /// Spans of days read concurrently by the usage delta.
     pub concurrency: usize,
     /// Lock lifetime without renewal, in seconds.
     pub lock_ttl_seconds: u64,
@@ -86,7 +86,8 @@ pub struct CommunityReport {
     pub bookmark: Option<String>,
     /// Why nothing or less was done (no events, catch-up limit, ...).
     pub note: Option<String>,
-    /// Seconds spent.
+    /// Seconds spent (the usage delta's communities share one pass, timed in the
+    /// aggregator's report: here only the community's bookkeeping).
     pub duration_seconds: f64,
 }
 
@@ -165,11 +166,26 @@ impl CommunityOutcome {
         day: NaiveDate,
         doc: &Value,
     ) -> Result<bool> {
+        let doc = serde_json::to_vec(doc).expect("a JSON value serialises");
+        self.write_day_raw(ctx, pipeline, aggregator, community_id, day, doc)
+            .await
+    }
+
+    /// [`Self::write_day`] with the document already serialised (one JSON line).
+    pub async fn write_day_raw(
+        &mut self,
+        ctx: &AggContext,
+        pipeline: &mut BulkPipeline,
+        aggregator: Aggregator,
+        community_id: &str,
+        day: NaiveDate,
+        doc: Vec<u8>,
+    ) -> Result<bool> {
         let index = ctx
             .client
             .index(&format!("{}-{}", aggregator.index(), day.format("%Y")));
         pipeline
-            .add(
+            .add_raw(
                 &index,
                 &format!("{community_id}-{}", day.format("%Y-%m-%d")),
                 doc,
@@ -188,7 +204,7 @@ pub struct AggContext {
     pub client: SearchClient,
     /// Progress (days done / days to do).
     pub progress: Progress,
-    /// Days searched concurrently.
+    /// Spans of days read concurrently by the usage delta.
     pub concurrency: usize,
     /// Top-list length.
     pub top_n: usize,
@@ -464,6 +480,30 @@ async fn run_locked(
             .map(|(f, t)| (t - f).num_days() as u64 + 1)
             .sum();
         ctx.progress.set_total(ctx.progress.processed() + to_do);
+        // The usage delta does every community in one pass over the events.
+        let mut shared = match aggregator {
+            Aggregator::UsageDelta => {
+                let ranges: Vec<usage_delta::CommunityRange> = plans
+                    .iter()
+                    .filter_map(|(cid, p)| {
+                        let (from, to) = p.as_ref().ok()?.range?;
+                        Some(usage_delta::CommunityRange {
+                            community_id: cid.clone(),
+                            from,
+                            to,
+                        })
+                    })
+                    .collect();
+                let outcomes = usage_delta::run_all(ctx, &ranges).await?;
+                ranges
+                    .into_iter()
+                    .map(|r| r.community_id)
+                    .zip(outcomes)
+                    .collect()
+            }
+            _ => std::collections::HashMap::new(),
+        };
+        let mut cancelled_at = None;
         for (cid, plan) in plans {
             let t0 = Instant::now();
             let mut cr = CommunityReport {
@@ -490,12 +530,16 @@ async fn run_locked(
             if plan.capped {
                 report.incomplete.push(format!("{aggregator} {cid}"));
             }
-            ctx.progress
-                .set_task(format!("{aggregator}: {cid} {from}..{to}"));
             log::info!("{aggregator}: {cid} {from}..{to}");
             let first = plan.first.unwrap_or(from);
+            if !aggregator.shares_pass() {
+                ctx.progress
+                    .set_task(format!("{aggregator}: {cid} {from}..{to}"));
+            }
             let outcome = match aggregator {
-                Aggregator::UsageDelta => usage_delta::run_community(ctx, &cid, from, to).await,
+                Aggregator::UsageDelta => shared
+                    .remove(&cid)
+                    .ok_or_else(|| Error::Data(format!("{cid} missing from the shared pass"))),
                 Aggregator::RecordsDelta => records_delta::run_community(ctx, &cid, from, to).await,
                 Aggregator::RecordsSnapshot => {
                     snapshot::run_community::<records_snapshot::RecordsState>(
@@ -548,11 +592,18 @@ async fn run_locked(
             let interrupted = outcome.interrupted;
             push(&mut agg, cr, t0);
             if interrupted {
-                report.aggregators.push(agg);
-                return Err(Error::Cancelled(format!(
-                    "{aggregator} stopped at {cid}; the bookmarks are saved, a re-run continues"
-                )));
+                cancelled_at.get_or_insert(cid);
+                // A shared pass has run for every community: record them all.
+                if !aggregator.shares_pass() {
+                    break;
+                }
             }
+        }
+        if let Some(cid) = cancelled_at {
+            report.aggregators.push(agg);
+            return Err(Error::Cancelled(format!(
+                "{aggregator} stopped at {cid}; the bookmarks are saved, a re-run continues"
+            )));
         }
         // The next aggregator reads what this one wrote.
         ctx.client

@@ -5,7 +5,7 @@
 //! approximate their distinct counts, while reading a day's events costs milliseconds.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashSet;
 
@@ -21,6 +21,7 @@ use crate::dates::parse_timestamp;
 pub fn source_fields() -> Vec<String> {
     let mut fields: Vec<String> = [
         "timestamp",
+        "community_ids",
         "visitor_id",
         "recid",
         "parent_recid",
@@ -63,23 +64,69 @@ fn text(v: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
+/// One subcount's items of an event: the ids, and the names of elements without an id.
+type ItemKeys<'a> = (BTreeSet<Cow<'a, str>>, BTreeSet<Cow<'a, str>>);
+
+/// The values of an event that every counter it reaches counts, read once per event.
+#[derive(Debug)]
+pub struct EventKeys<'a> {
+    visitor: Option<Cow<'a, str>>,
+    record: Option<Cow<'a, str>>,
+    parent: Option<Cow<'a, str>>,
+    file: Option<Cow<'a, str>>,
+    size: f64,
+    download: bool,
+    /// Per subcount (in [`USAGE_SUBCOUNTS`] order): the ids (with the event's value at
+    /// the subcount's base, for the label) and the names of elements without an id.
+    items: Vec<ItemKeys<'a>>,
+    values: Vec<&'a Value>,
+}
+
+impl<'a> EventKeys<'a> {
+    /// Reads one event (`_source`) of the given type.
+    pub fn of(event: &'a Value, download: bool) -> Self {
+        let values: Vec<&'a Value> = USAGE_SUBCOUNTS.iter().map(|s| &event[s.base]).collect();
+        Self {
+            visitor: text(&event["visitor_id"]),
+            record: text(&event["recid"]),
+            parent: text(&event["parent_recid"]),
+            file: if download {
+                text(&event["file_id"])
+            } else {
+                None
+            },
+            size: if download {
+                event["size"].as_f64().unwrap_or(0.0)
+            } else {
+                0.0
+            },
+            download,
+            items: USAGE_SUBCOUNTS
+                .iter()
+                .zip(&values)
+                .map(|(sub, value)| event_items(sub, value))
+                .collect(),
+            values,
+        }
+    }
+}
+
 impl<'a> Counter<'a> {
-    fn add(&mut self, event: &'a Value, download: bool) {
+    fn add(&mut self, keys: &EventKeys<'a>) {
         self.events += 1;
-        if let Some(v) = text(&event["visitor_id"]) {
-            self.visitors.insert(v);
-        }
-        if let Some(v) = text(&event["recid"]) {
-            self.records.insert(v);
-        }
-        if let Some(v) = text(&event["parent_recid"]) {
-            self.parents.insert(v);
-        }
-        if download {
-            if let Some(v) = text(&event["file_id"]) {
-                self.files.insert(v);
+        let put = |set: &mut FxHashSet<Cow<'a, str>>, v: &Option<Cow<'a, str>>| {
+            if let Some(v) = v {
+                if !set.contains(v.as_ref()) {
+                    set.insert(v.clone());
+                }
             }
-            self.volume += event["size"].as_f64().unwrap_or(0.0);
+        };
+        put(&mut self.visitors, &keys.visitor);
+        put(&mut self.records, &keys.record);
+        put(&mut self.parents, &keys.parent);
+        if keys.download {
+            put(&mut self.files, &keys.file);
+            self.volume += keys.size;
         }
     }
 
@@ -131,21 +178,19 @@ struct SubcountDay<'a> {
 #[derive(Default, Debug)]
 pub struct DayFold<'a> {
     totals: PairCounter<'a>,
-    subcounts: HashMap<&'static str, SubcountDay<'a>>,
+    /// Per subcount, in [`USAGE_SUBCOUNTS`] order (empty until the first item).
+    subcounts: Vec<SubcountDay<'a>>,
 }
 
 /// The items an event holds for one subcount: ids (with the event's value at `base`, for the
 /// label) and names of elements without an id. Each counted once per event.
-fn event_items<'a>(
-    sub: &Subcount,
-    value: &'a Value,
-) -> (BTreeSet<Cow<'a, str>>, BTreeSet<Cow<'a, str>>) {
+fn event_items<'a>(sub: &Subcount, value: &'a Value) -> ItemKeys<'a> {
     let mut ids = BTreeSet::new();
     let mut names = BTreeSet::new();
-    let elements: Vec<&Value> = match value {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
+    let elements: &[Value] = match value {
+        Value::Array(a) => a,
+        Value::Null => &[],
+        other => std::slice::from_ref(other),
     };
     for e in elements {
         match sub.label {
@@ -173,29 +218,41 @@ fn event_items<'a>(
 }
 
 impl<'a> DayFold<'a> {
-    /// Adds one event (`_source`) of the day.
-    pub fn add(&mut self, event: &'a Value, download: bool) {
-        self.totals.side(download).add(event, download);
-        for sub in USAGE_SUBCOUNTS {
-            let value = &event[sub.base];
-            if value.is_null() {
-                continue;
-            }
-            let (ids, names) = event_items(sub, value);
-            let day = self.subcounts.entry(sub.key).or_default();
+    /// Adds one event of the day (its keys, see [`EventKeys::of`]).
+    pub fn add(&mut self, keys: &EventKeys<'a>) {
+        let download = keys.download;
+        self.totals.side(download).add(keys);
+        if self.subcounts.is_empty() {
+            self.subcounts
+                .resize_with(USAGE_SUBCOUNTS.len(), Default::default);
+        }
+        for (k, sub) in USAGE_SUBCOUNTS.iter().enumerate() {
+            let (ids, names) = &keys.items[k];
+            let day = &mut self.subcounts[k];
             for id in ids {
-                let entry = day.by_id.entry(id).or_insert_with_key(|id| {
-                    (label_from_source(sub, value, id), PairCounter::default())
-                });
-
-                entry.1.side(download).add(event, download);
+                let counter = match day.by_id.get_mut(id.as_ref()) {
+                    Some(entry) => &mut entry.1,
+                    None => {
+                        let label = label_from_source(sub, keys.values[k], id);
+                        &mut day
+                            .by_id
+                            .entry(id.clone())
+                            .or_insert((label, PairCounter::default()))
+                            .1
+                    }
+                };
+                counter.side(download).add(keys);
             }
             for name in names {
-                day.by_name
-                    .entry(name)
-                    .or_default()
-                    .side(download)
-                    .add(event, download);
+                match day.by_name.get_mut(name.as_ref()) {
+                    Some(counter) => counter.side(download).add(keys),
+                    None => day
+                        .by_name
+                        .entry(name.clone())
+                        .or_default()
+                        .side(download)
+                        .add(keys),
+                }
             }
         }
     }
@@ -205,9 +262,9 @@ impl<'a> DayFold<'a> {
     /// already counted under its id).
     pub fn finish(self) -> (Pair, Items) {
         let mut items = Items::new();
-        for sub in USAGE_SUBCOUNTS {
+        for (k, sub) in USAGE_SUBCOUNTS.iter().enumerate() {
             let mut these = BTreeMap::new();
-            if let Some(day) = self.subcounts.get(sub.key) {
+            if let Some(day) = self.subcounts.get(k) {
                 for (id, (label, counter)) in &day.by_id {
                     these.insert(
                         id.to_string(),
@@ -245,23 +302,12 @@ impl<'a> DayFold<'a> {
     }
 }
 
-/// Folds events into their UTC days (events without a parseable timestamp are skipped).
-pub fn fold_events<'a>(
-    days: &mut BTreeMap<NaiveDate, DayFold<'a>>,
-    events: &'a [Value],
-    download: bool,
-) {
-    for hit in events {
-        let event = &hit["_source"];
-        let Some(day) = event["timestamp"]
-            .as_str()
-            .and_then(parse_timestamp)
-            .map(|t| t.date_naive())
-        else {
-            continue;
-        };
-        days.entry(day).or_default().add(event, download);
-    }
+/// The UTC day of an event (`_source`), if its timestamp parses.
+pub fn event_day(event: &Value) -> Option<NaiveDate> {
+    event["timestamp"]
+        .as_str()
+        .and_then(parse_timestamp)
+        .map(|t| t.date_naive())
 }
 
 #[cfg(test)]
@@ -285,8 +331,13 @@ mod tests {
             ),
             hit(json!({"timestamp": "2025-06-05T00:00:00", "visitor_id": "b", "recid": "r1"})),
         ];
-        let mut days = BTreeMap::new();
-        fold_events(&mut days, &events, true);
+        let mut days: BTreeMap<NaiveDate, DayFold> = BTreeMap::new();
+        for hit in &events {
+            let event = &hit["_source"];
+            days.entry(event_day(event).unwrap())
+                .or_default()
+                .add(&EventKeys::of(event, true));
+        }
         assert_eq!(days.len(), 2);
         let (totals, items) = days
             .remove(&NaiveDate::from_ymd_opt(2025, 6, 4).unwrap())
