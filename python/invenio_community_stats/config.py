@@ -39,8 +39,9 @@ COMMUNITY_STATS_CATCHUP_DAYS = 365
 (the run says so)."""
 
 COMMUNITY_STATS_AGGREGATION_CONCURRENCY = 4
-"""Spans of days whose usage events are read concurrently (searches in flight) by the usage
-delta, which does every community in one pass."""
+"""How much one aggregation run does at a time: the usage delta (every community in one
+pass) reads this many spans of days concurrently; the other aggregators run this many
+communities concurrently (each community's days stay in order)."""
 
 COMMUNITY_STATS_AGGREGATION_LOCK_TTL = 600
 """Seconds the aggregation lock (a document in OpenSearch) lives without renewal; a running

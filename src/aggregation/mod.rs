@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use futures::StreamExt;
 use opensearch::http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -57,7 +58,8 @@ pub struct AggregateOptions {
     pub opt_in: bool,
     /// Most days per community and run.
     pub catchup_days: u32,
-    /// Spans of days read concurrently by the usage delta.
+    /// Spans of days read concurrently by the usage delta; communities run concurrently
+    /// by the other aggregators.
     pub concurrency: usize,
     /// Lock lifetime without renewal, in seconds.
     pub lock_ttl_seconds: u64,
@@ -204,7 +206,7 @@ pub struct AggContext {
     pub client: SearchClient,
     /// Progress (days done / days to do).
     pub progress: Progress,
-    /// Spans of days read concurrently by the usage delta.
+    /// Spans of days (usage delta) or communities (the others) done concurrently.
     pub concurrency: usize,
     /// Top-list length.
     pub top_n: usize,
@@ -503,7 +505,8 @@ async fn run_locked(
             }
             _ => std::collections::HashMap::new(),
         };
-        let mut cancelled_at = None;
+        // Each community's run (its plan first); several at a time, reported in order.
+        let mut entries = Vec::new();
         for (cid, plan) in plans {
             let t0 = Instant::now();
             let mut cr = CommunityReport {
@@ -517,43 +520,51 @@ async fn run_locked(
                     log::error!("{aggregator} {cid}: {e}");
                     cr.errors = 1;
                     cr.error_details.push(e.to_string());
-                    push(&mut agg, cr, t0);
+                    entries.push(Entry::Done(cr, t0));
                     continue;
                 }
             };
             cr.note = plan.note.clone();
             cr.bookmark = plan.bookmark.map(day_start);
             let Some((from, to)) = plan.range else {
-                push(&mut agg, cr, t0);
+                entries.push(Entry::Done(cr, t0));
                 continue;
             };
             if plan.capped {
                 report.incomplete.push(format!("{aggregator} {cid}"));
             }
             log::info!("{aggregator}: {cid} {from}..{to}");
-            let first = plan.first.unwrap_or(from);
-            if !aggregator.shares_pass() {
-                ctx.progress
-                    .set_task(format!("{aggregator}: {cid} {from}..{to}"));
-            }
-            let outcome = match aggregator {
-                Aggregator::UsageDelta => shared
-                    .remove(&cid)
-                    .ok_or_else(|| Error::Data(format!("{cid} missing from the shared pass"))),
-                Aggregator::RecordsDelta => records_delta::run_community(ctx, &cid, from, to).await,
-                Aggregator::RecordsSnapshot => {
-                    snapshot::run_community::<records_snapshot::RecordsState>(
-                        ctx, aggregator, &cid, first, from, to,
-                    )
-                    .await
+            entries.push(match shared.remove(&cid) {
+                Some(outcome) => Entry::Ran(cr, t0, Ok(outcome)),
+                None if aggregator.shares_pass() => Entry::Ran(
+                    cr,
+                    t0,
+                    Err(Error::Data(format!("{cid} missing from the shared pass"))),
+                ),
+                None => Entry::ToRun {
+                    cr,
+                    t0,
+                    from,
+                    to,
+                    first: plan.first.unwrap_or(from),
+                },
+            });
+        }
+        let mut runs = futures::stream::iter(entries)
+            .map(|entry| run_entry(ctx, aggregator, entry))
+            .buffered(ctx.concurrency);
+        let mut cancelled_at = None;
+        while let Some(entry) = runs.next().await {
+            let (mut cr, t0, outcome) = match entry {
+                Entry::Done(cr, t0) => {
+                    push(&mut agg, cr, t0);
+                    continue;
                 }
-                Aggregator::UsageSnapshot => {
-                    snapshot::run_community::<usage_snapshot::RunningState>(
-                        ctx, aggregator, &cid, first, from, to,
-                    )
-                    .await
-                }
+                Entry::Ran(cr, t0, outcome) => (cr, t0, outcome),
+                // Not started: the job was cancelled first.
+                Entry::ToRun { .. } => continue,
             };
+            let cid = cr.community_id.clone();
             let outcome = match outcome {
                 Ok(o) => o,
                 Err(e) if matches!(e, Error::Cancelled(_)) => return Err(e),
@@ -589,16 +600,14 @@ async fn run_locked(
                 bookmarks::set(&ctx.client, aggregator, &cid, *last).await?;
                 cr.bookmark = Some(day_start(*last));
             }
-            let interrupted = outcome.interrupted;
             push(&mut agg, cr, t0);
-            if interrupted {
+            if outcome.interrupted {
+                // The communities under way stop after their day in hand and are recorded;
+                // none starts after the cancel.
                 cancelled_at.get_or_insert(cid);
-                // A shared pass has run for every community: record them all.
-                if !aggregator.shares_pass() {
-                    break;
-                }
             }
         }
+        drop(runs);
         if let Some(cid) = cancelled_at {
             report.aggregators.push(agg);
             return Err(Error::Cancelled(format!(
@@ -615,6 +624,63 @@ async fn run_locked(
         report.aggregators.push(agg);
     }
     Ok(())
+}
+
+/// One community's place in an aggregator's run: reported as planned (nothing to do or a
+/// planning error), run (its outcome), or still to run.
+enum Entry {
+    Done(CommunityReport, Instant),
+    Ran(CommunityReport, Instant, Result<CommunityOutcome>),
+    ToRun {
+        cr: CommunityReport,
+        t0: Instant,
+        from: NaiveDate,
+        to: NaiveDate,
+        first: NaiveDate,
+    },
+}
+
+/// Runs an entry still to run (unless the job is cancelled: then it is returned as it is).
+async fn run_entry(ctx: &AggContext, aggregator: Aggregator, entry: Entry) -> Entry {
+    let Entry::ToRun {
+        cr,
+        t0,
+        from,
+        to,
+        first,
+    } = entry
+    else {
+        return entry;
+    };
+    if ctx.client.cancel_token().is_cancelled() {
+        return Entry::ToRun {
+            cr,
+            t0,
+            from,
+            to,
+            first,
+        };
+    }
+    let cid = cr.community_id.as_str();
+    ctx.progress
+        .set_task(format!("{aggregator}: {cid} {from}..{to}"));
+    let outcome = match aggregator {
+        Aggregator::UsageDelta => Err(Error::Data(format!("{cid} missing from the shared pass"))),
+        Aggregator::RecordsDelta => records_delta::run_community(ctx, cid, from, to).await,
+        Aggregator::RecordsSnapshot => {
+            snapshot::run_community::<records_snapshot::RecordsState>(
+                ctx, aggregator, cid, first, from, to,
+            )
+            .await
+        }
+        Aggregator::UsageSnapshot => {
+            snapshot::run_community::<usage_snapshot::RunningState>(
+                ctx, aggregator, cid, first, from, to,
+            )
+            .await
+        }
+    };
+    Entry::Ran(cr, t0, outcome)
 }
 
 fn push(agg: &mut AggregatorReport, mut cr: CommunityReport, t0: Instant) {
