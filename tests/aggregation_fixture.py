@@ -202,3 +202,12 @@ def expected_daily(events, community):
                 m.update({"unique_files": len(a["files"]), "total_volume": sums[day][kind][1]})
             out[day][kind] = m
     return out
+
+
+def write_scenario(search, prefix):
+    """The scenario under ``prefix``: our templates, the communities and the events; returns the events."""
+    install_templates(search, prefix)
+    write_communities(search, prefix)
+    events = scenario_events()
+    write_events(search, prefix, events)
+    return events

@@ -17,8 +17,8 @@ from aggregation_fixture import (
     expected_daily,
     install_templates,
     scenario_events,
-    write_communities,
     write_events,
+    write_scenario,
 )
 from helpers import js
 
@@ -42,11 +42,7 @@ def bookmark(search, prefix, aggregator, community):
 
 @pytest.fixture
 def scenario(search, index_prefix):
-    install_templates(search, index_prefix)
-    write_communities(search, index_prefix)
-    events = scenario_events()
-    write_events(search, index_prefix, events)
-    return events
+    return write_scenario(search, index_prefix)
 
 
 def test_usage_scenario_exact_figures(cli, search, index_prefix, scenario):

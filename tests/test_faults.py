@@ -129,20 +129,11 @@ AGGREGATION_BULKS = 3
 AGGREGATION_ARGS = ["aggregate", "--community-id", "alpha", "--community-id", "global", "--end-date", "2025-06-16"]
 
 
-def aggregation_scenario(search, index_prefix):
-    """The aggregation fixture's events and communities under ``index_prefix``; the events."""
-    from aggregation_fixture import install_templates, scenario_events, write_communities, write_events
-
-    install_templates(search, index_prefix)
-    write_communities(search, index_prefix)
-    events = scenario_events()
-    write_events(search, index_prefix, events)
-    return events
-
-
 def test_the_aggregation_fault_points_are_every_bulk_write(cli_env, search, search_url, index_prefix):
     """The test below kills the run after each of its bulk writes: there are that many."""
-    aggregation_scenario(search, index_prefix)
+    from aggregation_fixture import write_scenario
+
+    write_scenario(search, index_prefix)
     with FaultProxy(search_url) as proxy:
         run = subprocess.run(
             cli_args(proxy.url, index_prefix, *AGGREGATION_ARGS), env=cli_env, capture_output=True, text=True
@@ -161,9 +152,9 @@ def test_an_aggregation_killed_after_any_bulk_is_finished_exactly_by_a_rerun(
     (its holder ran here and is gone) and ends with the exact figures."""
     from collections import defaultdict
 
-    from aggregation_fixture import COMMUNITY_A, expected_daily
+    from aggregation_fixture import COMMUNITY_A, expected_daily, write_scenario
 
-    events = aggregation_scenario(search, index_prefix)
+    events = write_scenario(search, index_prefix)
     args = AGGREGATION_ARGS
     with FaultProxy(search_url) as proxy:
         job = subprocess.Popen(
