@@ -59,6 +59,14 @@ pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
 /// `+02:00` or `+0200` offsets, minutes or hours only. A time without an offset is UTC.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     let t = text.trim();
+    match parse_stored_form(t) {
+        Some(naive) => Some(Utc.from_utc_datetime(&naive)),
+        None => parse_any_form(t),
+    }
+}
+
+/// [`parse_timestamp`] of a trimmed text by chrono's parsers, one form after another.
+fn parse_any_form(t: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.with_timezone(&Utc));
     }
@@ -91,7 +99,54 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 /// (`strict_date_hour_minute_second`): UTC, to the second (fractions dropped). `None` when
 /// it cannot be read.
 pub fn utc_seconds(text: &str) -> Option<String> {
-    parse_timestamp(text).map(second_timestamp)
+    let t = text.trim();
+    if parse_stored_form(t).is_some() {
+        // Already UTC to the second, after any fraction: the first 19 characters.
+        return Some(t[..19].to_string());
+    }
+    parse_any_form(t).map(second_timestamp)
+}
+
+/// The form InvenioRDM stores event timestamps in, `YYYY-MM-DDTHH:MM:SS` with an optional
+/// fraction (1 to 9 digits) and an optional `Z`, read without chrono's format parser: it
+/// was about a tenth of a migration's client CPU, trying four formats per event. `None`
+/// for any other form (the general path reads those) or an invalid date or time.
+fn parse_stored_form(t: &str) -> Option<NaiveDateTime> {
+    let b = t.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let rest = &b[19..];
+    let rest = rest.strip_suffix(b"Z").unwrap_or(rest);
+    let fraction = match rest {
+        [] => &[][..],
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => digits,
+        _ => return None,
+    };
+    let number = |digits: &[u8]| -> Option<u32> {
+        digits.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let nanos = number(fraction)? * 10u32.pow(9 - fraction.len() as u32);
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(number(&b[0..4])?).ok()?,
+        number(&b[5..7])?,
+        number(&b[8..10])?,
+    )?;
+    let time = NaiveTime::from_hms_nano_opt(
+        number(&b[11..13])?,
+        number(&b[14..16])?,
+        number(&b[17..19])?,
+        nanos,
+    )?;
+    Some(date.and_time(time))
 }
 
 /// The first day an EDTF date or interval stands for: `2020` -> 2020-01-01, `2020-10` ->
@@ -215,6 +270,58 @@ pub fn push_digits(out: &mut String, value: u32, width: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stored_form_reads_as_the_general_parsers_read_it() {
+        let texts = [
+            "2025-03-05T12:34:56",
+            "2025-03-05T12:34:56Z",
+            "2025-03-05T12:34:56.1",
+            "2025-03-05T12:34:56.123456",
+            "2025-03-05T12:34:56.123456789Z",
+            "2024-02-29T23:59:59.999",
+            "1999-12-31T00:00:00",
+        ];
+        for t in texts {
+            let fast = parse_stored_form(t).map(|n| Utc.from_utc_datetime(&n));
+            assert!(fast.is_some(), "{t}");
+            assert_eq!(fast, parse_any_form(t), "{t}");
+            assert_eq!(
+                utc_seconds(t),
+                parse_any_form(t).map(second_timestamp),
+                "{t}"
+            );
+        }
+        // Not the stored form (or not valid): left to the general parsers.
+        let others = [
+            "2025-03-05T12:34:56+02:00",
+            "2025-03-05T12:34:56.5-0130",
+            "2025-03-05T12:34",
+            "2025-03-05",
+            "2025-02-30T00:00:00",
+            "2025-13-01T00:00:00",
+            "2025-03-05T24:00:00",
+            "2025-03-05T23:59:60",
+            "2025-03-05T12:34:56.",
+            "2025-03-05T12:34:56.1234567890",
+            "2025-03-05T12:34:5x",
+            "+025-03-05T12:34:56",
+            "2025-03-05 12:34:56",
+            "2025-03-05T12:34:56ZZ",
+        ];
+        for t in others {
+            assert_eq!(parse_stored_form(t), None, "{t}");
+            assert_eq!(
+                utc_seconds(t),
+                parse_any_form(t).map(second_timestamp),
+                "{t}"
+            );
+        }
+        assert_eq!(
+            utc_seconds(" 2025-03-05T12:34:56.7Z "),
+            Some("2025-03-05T12:34:56".into())
+        );
+    }
 
     #[test]
     fn every_form_of_strict_date_optional_time_becomes_utc_seconds() {

@@ -4,10 +4,12 @@
 use std::time::{Duration, Instant};
 
 use opensearch::http::Method;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::search::SearchClient;
+use crate::search::{Reply, SearchClient, Shards};
 
 /// Opens a point in time on every shard of `index` (never a partial one: its reads would
 /// silently miss the absent shards), waiting within the retry budget for shards that are
@@ -52,6 +54,49 @@ fn pit_lost(e: &Error) -> bool {
                     || reason.contains("no node found for id"))
         }
         _ => false,
+    }
+}
+
+/// A hit of a page read with a point in time: its sort value is where the next page starts.
+pub trait PageHit: DeserializeOwned + Send {
+    /// The hit's `sort` value.
+    fn sort_value(&self) -> Value;
+}
+
+impl PageHit for Value {
+    fn sort_value(&self) -> Value {
+        self["sort"].clone()
+    }
+}
+
+/// A page of a point-in-time search.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "H: PageHit"))]
+struct PageReply<H> {
+    #[serde(default)]
+    pit_id: Option<String>,
+    #[serde(default)]
+    _shards: Shards,
+    #[serde(default)]
+    hits: PageHits<H>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "H: PageHit"))]
+struct PageHits<H> {
+    #[serde(default = "Vec::new")]
+    hits: Vec<H>,
+}
+
+impl<H> Default for PageHits<H> {
+    fn default() -> Self {
+        Self { hits: Vec::new() }
+    }
+}
+
+impl<H: PageHit> Reply for PageReply<H> {
+    fn shard_failure(&self) -> Option<String> {
+        self._shards.failure()
     }
 }
 
@@ -149,6 +194,11 @@ impl PitReader {
 
     /// The next page of hits (`_id`, `_source`, `sort`), or `None` at the end.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Value>>> {
+        self.next_page_of::<Value>().await
+    }
+
+    /// [`Self::next_page`] with hits of type `H` (e.g. sources kept as raw text).
+    pub async fn next_page_of<H: PageHit>(&mut self) -> Result<Option<Vec<H>>> {
         if self.done {
             return Ok(None);
         }
@@ -172,7 +222,7 @@ impl PitReader {
         let mut reply = loop {
             let failure = match self
                 .client
-                .json_once(Method::Post, "_search", Some(&body))
+                .json_once_as::<PageReply<H>>(Method::Post, "_search", Some(&body))
                 .await
             {
                 Ok(Some(r)) => break r,
@@ -211,19 +261,15 @@ impl PitReader {
             self.pit_id = Some(new_id);
             self.owns_pit = true;
         };
-        if let Some(new_id) = reply["pit_id"].as_str() {
-            self.pit_id = Some(new_id.to_string());
+        if let Some(new_id) = reply.pit_id.take() {
+            self.pit_id = Some(new_id);
         }
-        // Taken, not cloned: a page of big documents is not held twice.
-        let hits = match reply["hits"]["hits"].take() {
-            Value::Array(hits) => hits,
-            _ => Vec::new(),
-        };
+        let hits = reply.hits.hits;
         if hits.len() < self.page_size {
             self.done = true;
         }
         if let Some(last) = hits.last() {
-            self.after = Some(last["sort"].clone());
+            self.after = Some(last.sort_value());
         }
         if hits.is_empty() {
             return Ok(None);

@@ -75,6 +75,12 @@ pub struct SearchSettings {
     /// The largest bulk request body sent (bytes); a request the server or a proxy refuses
     /// as too large (HTTP 413) is split in two and resent.
     pub bulk_max_bytes: u64,
+    /// `SEARCH_CLIENT_CONFIG`'s `http_compress` (opensearch-py's default: off): let the
+    /// nodes gzip their replies. Off, every request asks for them plain (`Accept-Encoding:
+    /// identity`): on a near network, compressing costs the nodes and unpacking costs us
+    /// more than the bytes saved. Request bodies are sent plain either way.
+    #[serde(default)]
+    pub http_compress: bool,
 }
 
 impl fmt::Debug for SearchSettings {
@@ -96,6 +102,7 @@ impl fmt::Debug for SearchSettings {
             .field("timeout_seconds", &self.timeout_seconds)
             .field("retry_seconds", &self.retry_seconds)
             .field("bulk_max_bytes", &self.bulk_max_bytes)
+            .field("http_compress", &self.http_compress)
             .finish()
     }
 }

@@ -31,6 +31,7 @@ class FaultProxy:
         target = urllib.parse.urlsplit(target_url)
         self.target = (target.hostname, target.port)
         self.requests = []  # (method, path) of every request seen, in order
+        self.encodings = []  # (Accept-Encoding asked, Content-Encoding of the reply) of each
         self.fired = threading.Event()
         self._lock = threading.Lock()
         self._rule = None
@@ -63,6 +64,13 @@ class FaultProxy:
                     self.close_connection = True
                     return
                 status, headers, payload = proxy._forward(self.command, self.path, self.headers, body)
+                with proxy._lock:
+                    proxy.encodings.append(
+                        (
+                            self.headers.get("Accept-Encoding"),
+                            next((v for k, v in headers if k.lower() == "content-encoding"), None),
+                        )
+                    )
                 if action and action["do"] == "kill":
                     os.kill(action["pid"], signal.SIGKILL)
                     proxy.fired.set()

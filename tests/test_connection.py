@@ -150,3 +150,31 @@ def test_a_dead_host_in_the_list_is_set_aside_and_the_next_one_answers(cli, cli_
     down = cli("info", env=dict(cli_env, INVENIO_SEARCH_HOSTS=repr([dead, other])))
     (line,) = [x for x in down.stderr.splitlines() if x.startswith("Error:")]
     assert down.returncode == 1 and dead in line and other in line, down.stderr
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_replies_are_compressed_only_when_http_compress_asks(cli, cli_env, search_url, index_prefix, compress):
+    """As with opensearch-py: plain replies by default (compressing costs the node, unpacking
+    costs us); ``SEARCH_CLIENT_CONFIG = {"http_compress": True}`` lets the node gzip them, and
+    the job reads them the same."""
+    from fault_proxy import FaultProxy
+
+    with FaultProxy(search_url) as proxy:
+        env = dict(
+            cli_env,
+            INVENIO_SEARCH_HOSTS=repr([proxy.url]),
+            INVENIO_SEARCH_CLIENT_CONFIG=repr({"http_compress": compress}),
+        )
+        loaded = cli("load-sample-data", "--records", "20", "--events-per-record", "2", "--months", "1", env=env)
+        assert loaded.returncode == 0, loaded.stderr
+        report = cli("aggregate", "-c", "global", "--end-date", "2030-01-01", "--json", env=env)
+        assert report.returncode == 0 and json.loads(report.stdout)["errors"] == 0, report.stderr
+        assert all(a["documents"] > 0 for a in json.loads(report.stdout)["aggregators"]), report.stdout
+    asked = {a for a, _ in proxy.encodings}
+    got = {e for _, e in proxy.encodings}
+    assert len(proxy.encodings) > 10
+    if compress:
+        assert all(a and "gzip" in a for a in asked), asked
+        assert "gzip" in got, got
+    else:
+        assert asked == {"identity"} and got == {None}, (asked, got)

@@ -203,6 +203,7 @@ def build_settings(
         "timeout_seconds": timeout,
         "retry_seconds": float(retry_seconds),
         "bulk_max_bytes": int(COMMUNITY_STATS_BULK_MAX_BYTES if bulk_max_bytes is None else bulk_max_bytes),
+        "http_compress": bool(client_config.get("http_compress", False)),
     }
 
 

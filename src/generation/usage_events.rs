@@ -323,12 +323,10 @@ async fn window_end_of_first_run(
         "max_records": options.max_records,
     }))
     .expect("JSON");
-    let mut sha = sha1_smol::Sha1::new();
-    sha.update(key.as_bytes());
     let path = format!(
         "{}/_doc/usage-events-{}",
         client.index(STATE_INDEX),
-        sha.digest()
+        crate::events::sha1_hex(&[key.as_bytes()])
     );
     if let Some(found) = client.json_opt(Method::Get, &path, None).await? {
         if let Some(end) = found["_source"]["window_end"]

@@ -28,7 +28,7 @@
 use opensearch::http::Method;
 use serde_json::{json, Value};
 
-use super::documents::{enrich_page, verify_sample};
+use super::documents::{enrich_page, verify_sample, SourceHit};
 use super::month::MonthRun;
 use super::state::{self, MonthRecord, MonthState};
 use super::MonthPlan;
@@ -149,6 +149,10 @@ pub async fn copy_seq_range(
                 break;
             };
             page.retain(|h| !skip(h));
+            let page = page
+                .iter()
+                .map(SourceHit::from_value)
+                .collect::<Result<Vec<_>>>()?;
             for ((id, doc), hit) in enrich_page(client, cache, &page, records_missing)
                 .await?
                 .into_iter()
@@ -156,7 +160,7 @@ pub async fn copy_seq_range(
             {
                 let target = match destination {
                     Destination::Index(name) => name,
-                    Destination::SameIndex => hit["_index"].as_str().unwrap_or(index),
+                    Destination::SameIndex => hit.index.as_deref().unwrap_or(index),
                 };
                 pipeline.add_raw(target, &id, doc).await?;
             }

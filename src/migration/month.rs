@@ -11,7 +11,7 @@ use opensearch::http::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::documents::{enrich_page, verify_sample};
+use super::documents::{enrich_page, verify_sample, SourceHit};
 use super::live;
 use super::state::{self, MonthRecord, MonthState};
 use super::{MigrationOptions, MonthPlan};
@@ -358,13 +358,13 @@ impl<'a> MonthRun<'a> {
         // One reader per slice, reading ahead while pages are enriched and written; each
         // slice's pages arrive in its sort order.
         let (page_tx, mut pages) =
-            tokio::sync::mpsc::channel::<Result<(usize, Vec<Value>)>>(2 * slices);
+            tokio::sync::mpsc::channel::<Result<(usize, Vec<SourceHit>)>>(2 * slices);
         let mut read_ahead = tokio::task::JoinSet::new();
         for (slice, mut reader) in readers.into_iter().enumerate() {
             let page_tx = page_tx.clone();
             read_ahead.spawn(async move {
                 loop {
-                    let (item, more) = match reader.next_page().await {
+                    let (item, more) = match reader.next_page_of::<SourceHit>().await {
                         Ok(Some(page)) => (Ok((slice, page)), true),
                         Ok(None) => break,
                         Err(e) => (Err(e), false),
@@ -405,7 +405,7 @@ impl<'a> MonthRun<'a> {
                     pending_docs += page.len() as u64;
                     // Checkpoints are UTC seconds (floored), so that they compare as text
                     // and a resumed `gte` query includes the event they name.
-                    if let Some(ts) = page.last().and_then(|h| h["_source"]["timestamp"].as_str()).and_then(utc_seconds) {
+                    if let Some(ts) = page.last().and_then(|h| h.str_field("timestamp")).and_then(|t| utc_seconds(&t)) {
                         pending_checkpoints[*slice] = Some(ts);
                     }
                 }
