@@ -2,7 +2,8 @@
 ``python bench/processes.py``. Prints, in one run:
 
 * ``process-status`` and ``list-processes --all`` over a PID directory with 1,000 jobs'
-  status files: wall time per call, and the time added over a bare Python interpreter start;
+  status files (``BENCH_JOBS=200`` for another count): wall time per call, and the time
+  added over a bare Python interpreter start;
   inside an instance, what ``invenio community-stats process-status`` adds over
   ``invenio --help``;
 * cancel-to-exit latency of a job that checkpoints on SIGTERM (our jobs' behaviour);
@@ -26,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import proc_status_kib  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
+JOBS = int(os.environ.get("BENCH_JOBS", "1000"))  # finished jobs' files in the PID directory
 CLI = shutil.which("community-stats") or None
 
 
@@ -63,16 +65,16 @@ def main():
     work = tempfile.mkdtemp(prefix="cs-bench-proc-")
     pid_dir = os.path.join(work, "run")
     try:
-        make_status_files(pid_dir, 1000)
+        make_status_files(pid_dir, JOBS)
         entry = [CLI] if CLI else [sys.executable, "-m", "invenio_community_stats"]
         bare_med, bare_min = timed([sys.executable, "-c", "pass"])
-        st_med, st_min = timed([*entry, "process-status", "bench-job-0500", "--pid-dir", pid_dir])
+        st_med, st_min = timed([*entry, "process-status", f"bench-job-{JOBS // 2:04d}", "--pid-dir", pid_dir])
         st_json_med, _ = timed(
-            [*entry, "process-status", "bench-job-0500", "--pid-dir", pid_dir, "--json", "--show-log"]
+            [*entry, "process-status", f"bench-job-{JOBS // 2:04d}", "--pid-dir", pid_dir, "--json", "--show-log"]
         )
         ls_med, ls_min = timed([*entry, "list-processes", "--all", "--pid-dir", pid_dir])
         lsj_med, _ = timed([*entry, "list-processes", "--all", "--pid-dir", pid_dir, "--json"])
-        print(f"Status files in the PID directory: 1000 (median of {RUNS} runs, ms)")
+        print(f"Status files in the PID directory: {JOBS} (median of {RUNS} runs, ms)")
         print(f"  bare python -c pass                 {bare_med:7.1f}")
         print(
             f"  process-status NAME                 {st_med:7.1f}   "
@@ -80,11 +82,11 @@ def main():
         )
         print(f"  process-status NAME --json --show-log {st_json_med:5.1f}   added: {st_json_med - bare_med:6.1f} ms")
         print(
-            f"  list-processes --all (1000 rows)    {ls_med:7.1f}   "
+            f"  list-processes --all ({JOBS:4d} rows)    {ls_med:7.1f}   "
             f"added over bare start: {ls_med - bare_med:6.1f} ms (target < 50)"
         )
         print(
-            f"  list-processes --all --json (1000)  {lsj_med:7.1f}   "
+            f"  list-processes --all --json ({JOBS:4d})  {lsj_med:7.1f}   "
             f"added over bare start: {lsj_med - bare_med:6.1f} ms"
         )
 
@@ -101,7 +103,8 @@ def main():
             help_med, _ = timed([invenio, "--help"], env=env)
             shell_med, _ = timed([invenio, "shell", "--help"], env=env)
             inv_med, _ = timed(
-                [invenio, "community-stats", "process-status", "bench-job-0500", "--pid-dir", pid_dir], env=env
+                [invenio, "community-stats", "process-status", f"bench-job-{JOBS // 2:04d}", "--pid-dir", pid_dir],
+                env=env,
             )
             print(f"  invenio --help (invenio-app)        {help_med:7.1f}")
             print(f"  invenio shell --help                {shell_med:7.1f}")

@@ -234,6 +234,8 @@ pub fn second_timestamp(t: DateTime<Utc>) -> String {
 
 /// Appends [`second_timestamp`] to `out`.
 pub fn push_second_timestamp(out: &mut String, t: DateTime<Utc>) {
+    // The naive UTC value: each accessor of a `DateTime` applies the (zero) offset again.
+    let t = t.naive_utc();
     let year = t.year();
     if !(0..=9999).contains(&year) {
         out.push_str(&format!(

@@ -87,6 +87,10 @@ def test_migration_enriches_verifies_and_switches_atomically(cli, search, sample
     assert errors == [] and n == len(view_ids)
     status = js(cli("migration-status", "--json"))
     assert {(r["state"], r["read_alias"]) for r in status} == {("done", "target")}
+    # Created with refresh off for the copy, each target is back at its refresh interval.
+    settings = search.ok("GET", f"{p}events-stats-*-v2.0.0/_settings/index.refresh_interval")
+    assert len(settings) == 6
+    assert {s["settings"]["index"]["refresh_interval"] for s in settings.values()} == {"5s"}
     again = js(cli("migrate-events", "--json"))
     assert again["written"] == 0 and again["done"] == 6
 

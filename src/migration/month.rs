@@ -92,18 +92,26 @@ async fn set_refresh(client: &SearchClient, index: &str, interval: &str) -> Resu
     Ok(())
 }
 
-/// Creates the target (from the v2 template) and takes it out of the read alias before it
-/// holds a single document; on resume, makes sure it is still out.
-async fn prepare_target(client: &SearchClient, target: &str, alias: &str) -> Result<()> {
-    if !client.exists(target).await? {
-        client.json(Method::Put, target, Some(&json!({}))).await?;
+/// Creates the target (from the v2 template, not refreshed until the copy ends) and takes it
+/// out of the read alias before it holds a single document; on resume, makes sure it is
+/// still out. Returns whether it created the target.
+async fn prepare_target(client: &SearchClient, target: &str, alias: &str) -> Result<bool> {
+    let created = !client.exists(target).await?;
+    if created {
+        // Refresh off from the start: one settings update (a cluster state change) less per
+        // month than turning it off after creating the index.
+        let body = json!({"settings": {"index": {"refresh_interval": COPY_REFRESH}}});
+        client.json(Method::Put, target, Some(&body)).await?;
     }
     if client.in_alias(target, alias).await? {
         let body = json!({"actions": [{"remove": {"index": target, "alias": alias}}]});
         client.json(Method::Post, "_aliases", Some(&body)).await?;
     }
-    Ok(())
+    Ok(created)
 }
+
+/// The target's refresh interval while the copy writes into it (off).
+const COPY_REFRESH: &str = "-1";
 
 /// One month of one event type being migrated in this run: what its steps share.
 pub(crate) struct MonthRun<'a> {
@@ -221,7 +229,7 @@ impl<'a> MonthRun<'a> {
             let state = self.record.state;
             return self.outcome(state, None).await;
         }
-        prepare_target(self.client, &self.plan.target, &self.alias).await?;
+        let created = prepare_target(self.client, &self.plan.target, &self.alias).await?;
         // A month whose switchover began (writes rerouted to the target) must finish it, live or not.
         let live = is_live(&self.plan.month) || live::is_rerouted(self.client, self.plan).await?;
         if self.record.seq_watermark.is_none() {
@@ -232,7 +240,7 @@ impl<'a> MonthRun<'a> {
             state,
             message,
             cancelled,
-        } = self.copy().await?
+        } = self.copy(created).await?
         {
             self.record.state = state;
             self.record.error = Some(message.clone());
@@ -320,9 +328,11 @@ impl<'a> MonthRun<'a> {
     /// The copy: each point-in-time slice read from its checkpoint in timestamp order,
     /// pages enriched and written while the next ones are read; every few pages, once their
     /// documents are acknowledged, the slices' checkpoints move and the state is saved.
-    async fn copy(&mut self) -> Result<CopyEnd> {
+    async fn copy(&mut self, target_created: bool) -> Result<CopyEnd> {
         let (client, plan, options) = (self.client, self.plan, self.options);
-        set_refresh(client, &plan.target, "-1").await?;
+        if !target_created {
+            set_refresh(client, &plan.target, COPY_REFRESH).await?;
+        }
         self.progress
             .set_task(format!("{} {}: copying", plan.event_type, plan.month));
         // The slices are fixed when the month's copy starts: a resume reads with the layout

@@ -313,6 +313,9 @@ impl SearchClient {
         let mut delay = Duration::from_millis(200);
         let what = describe(method, path);
         let url_path = format!("/{}", path.trim_start_matches('/'));
+        // Shared, not copied, by each attempt and by the HTTP client (a `Vec` body was
+        // copied twice per attempt: a bulk request is megabytes).
+        let body = body.map(bytes::Bytes::from);
         loop {
             let mut unreachable: Vec<(String, String)> = Vec::new();
             let mut pressure: Option<(String, String)> = None;
