@@ -288,3 +288,32 @@ impl PitReader {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_answered_by_only_some_shards_is_not_used() {
+        let whole: PageReply<Value> = serde_json::from_value(json!({
+            "pit_id": "p2", "_shards": {"total": 2, "failed": 0},
+            "hits": {"hits": [{"_id": "a", "sort": [1]}]},
+        }))
+        .unwrap();
+        assert_eq!(whole.shard_failure(), None);
+        assert_eq!(whole.pit_id.as_deref(), Some("p2"));
+        assert_eq!(whole.hits.hits[0].sort_value(), json!([1]));
+        let partial: PageReply<Value> = serde_json::from_value(json!({
+            "_shards": {"total": 2, "failed": 1, "failures": [{"reason": {"reason": "node left"}}]},
+            "hits": {"hits": []},
+        }))
+        .unwrap();
+        assert!(partial
+            .shard_failure()
+            .unwrap()
+            .contains("1 of 2 shards did not answer (node left)"));
+        // A reply without hits reads as an empty page.
+        let empty: PageReply<Value> = serde_json::from_value(json!({})).unwrap();
+        assert!(empty.hits.hits.is_empty() && empty.shard_failure().is_none());
+    }
+}

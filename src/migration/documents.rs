@@ -111,10 +111,14 @@ impl SourceHit {
 
     /// A string field of the event (`None` when absent or not a string).
     pub fn str_field(&self, name: &str) -> Option<String> {
-        let fields = self.fields().ok()?;
-        let (_, raw) = fields.iter().find(|(k, _)| k == name)?;
-        raw_str(raw).map(Cow::into_owned)
+        str_field(&self.fields().ok()?, name)
     }
+}
+
+/// The field `name` of parsed fields, when it is a string.
+fn str_field(fields: &[(Cow<'_, str>, &RawValue)], name: &str) -> Option<String> {
+    let (_, raw) = fields.iter().find(|(k, _)| k == name)?;
+    raw_str(raw).map(Cow::into_owned)
 }
 
 /// An object's fields with their values as raw JSON text.
@@ -232,13 +236,9 @@ pub(crate) async fn enrich_page(
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let events: Vec<Vec<(Cow<'_, str>, &RawValue)>> =
         page.iter().map(SourceHit::fields).collect::<Result<_>>()?;
-    let field = |fields: &[(Cow<'_, str>, &RawValue)], name: &str| -> Option<String> {
-        let (_, raw) = fields.iter().find(|(k, _)| k == name)?;
-        raw_str(raw).map(Cow::into_owned)
-    };
     let keys: Vec<(Option<String>, Option<String>)> = events
         .iter()
-        .map(|f| (field(f, "recid"), field(f, "timestamp")))
+        .map(|f| (str_field(f, "recid"), str_field(f, "timestamp")))
         .collect();
     let recids: Vec<String> = keys.iter().filter_map(|(r, _)| r.clone()).collect();
     cache.fetch(client, &recids).await?;
@@ -328,5 +328,8 @@ mod tests {
             ("e2", Some("i"))
         );
         assert_eq!(from_tree.str_field("recid").as_deref(), Some("r2"));
+        // A source that is not an object is an error naming the event, not a panic.
+        let odd: SourceHit = serde_json::from_str(r#"{"_id": "e3", "_source": [1]}"#).unwrap();
+        assert!(matches!(odd.fields(), Err(Error::Data(m)) if m.contains("e3")));
     }
 }

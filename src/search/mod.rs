@@ -13,8 +13,6 @@ use opensearch::http::headers::{HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::Method;
 use opensearch::OpenSearch;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cancel::CancelToken;
@@ -24,6 +22,7 @@ use crate::settings::SearchSettings;
 mod replies;
 use replies::{connection_reason, permanent_tls_failure, shards_unavailable};
 pub use replies::{error_reason, parse_bulk_text, parse_error};
+pub(crate) use replies::{Reply, Shards};
 
 /// How long a host that could not be reached is set aside (tried only when every other
 /// host is set aside too).
@@ -692,65 +691,6 @@ fn is_read(method: Method, path: &str) -> bool {
             .any(|end| path.ends_with(end))
 }
 
-/// Why a search's reply is incomplete: shards that failed (in the reply or, for
-/// `_msearch`, in any of its replies), named with the first failure's reason.
-fn shard_failure(reply: &Value) -> Option<String> {
-    let one = |r: &Value| -> Option<String> { Shards::deserialize(&r["_shards"]).ok()?.failure() };
-    match reply["responses"].as_array() {
-        Some(responses) => responses.iter().find_map(one),
-        None => one(reply),
-    }
-}
-
-/// A reply's `_shards`: how many shards answered.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Shards {
-    #[serde(default)]
-    total: u64,
-    #[serde(default)]
-    failed: u64,
-    #[serde(default)]
-    failures: Vec<Value>,
-}
-
-impl Shards {
-    /// What went wrong when some shards did not answer (`None` when all did).
-    pub(crate) fn failure(&self) -> Option<String> {
-        if self.failed == 0 {
-            return None;
-        }
-        let reason = self
-            .failures
-            .first()
-            .and_then(|f| f["reason"]["reason"].as_str())
-            .unwrap_or("no reason given");
-        Some(format!(
-            "{} of {} shards did not answer ({reason}); a node is not available",
-            self.failed, self.total
-        ))
-    }
-}
-
-/// A reply the client parses: a JSON tree, or a typed reply that says whether every shard
-/// answered.
-pub(crate) trait Reply: DeserializeOwned {
-    /// What an empty body reads as (`None`: an empty body is not this reply).
-    fn empty() -> Option<Self> {
-        None
-    }
-    /// Why the reply of a read is incomplete, when some shards did not answer.
-    fn shard_failure(&self) -> Option<String>;
-}
-
-impl Reply for Value {
-    fn empty() -> Option<Self> {
-        Some(Value::Null)
-    }
-    fn shard_failure(&self) -> Option<String> {
-        shard_failure(self)
-    }
-}
-
 /// A 404 where the caller needs the thing.
 fn not_found(what: String) -> Error {
     Error::Search {
@@ -788,6 +728,7 @@ fn method_name(method: Method) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::replies::shard_failure;
     use super::*;
 
     #[test]
