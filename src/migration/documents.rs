@@ -331,5 +331,10 @@ mod tests {
         // A source that is not an object is an error naming the event, not a panic.
         let odd: SourceHit = serde_json::from_str(r#"{"_id": "e3", "_source": [1]}"#).unwrap();
         assert!(matches!(odd.fields(), Err(Error::Data(m)) if m.contains("e3")));
+        // A hit read as a tree without its source (a catch-up's page) is an error, not a panic.
+        assert!(matches!(
+            SourceHit::from_value(&json!({"_id": "e4"})),
+            Err(Error::Data(m)) if m.contains("_source")
+        ));
     }
 }
