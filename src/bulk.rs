@@ -67,9 +67,9 @@ pub fn encode_action(op: BulkOp, index: &str, id: &str) -> Vec<u8> {
         BulkOp::Index => b"{\"index\":{\"_index\":",
         BulkOp::Create => b"{\"create\":{\"_index\":",
     });
-    serde_json::to_writer(&mut out, index).expect("serialises");
+    crate::events::push_json_str(&mut out, index);
     out.extend_from_slice(b",\"_id\":");
-    serde_json::to_writer(&mut out, id).expect("serialises");
+    crate::events::push_json_str(&mut out, id);
     out.extend_from_slice(b"}}");
     out
 }

@@ -18,7 +18,9 @@ use crate::bulk::{BulkOp, BulkPipeline};
 use crate::dates::{check_range, end_of_day, parse_day_opt, parse_timestamp, start_of_day};
 use crate::enrich::{current_communities, record_fields, Membership, RecordInfo};
 use crate::error::{Error, Result};
-use crate::events::{derived_bucket_id, legacy_event, EventType, FileRef, Visitor};
+use crate::events::{
+    derived_bucket_id, legacy_event, push_json_str_array, EventType, FileRef, Visitor,
+};
 use crate::pit::PitReader;
 use crate::progress::Progress;
 use crate::rng::SeededRng;
@@ -504,17 +506,17 @@ pub async fn generate(
                 }
                 if !files.is_empty() {
                     for ts in stratified(&mut rng, from, window_end, options.events_per_record) {
-                        let file = files[rng.below(files.len() as u64) as usize].clone();
+                        let file = &files[rng.below(files.len() as u64) as usize];
                         emit.push((EventType::Download, ts, Some(file)));
                     }
                 }
                 for (event_type, ts, file) in emit {
                     let v = visitor(&mut rng);
-                    let (id, event) = legacy_event(event_type, ts, recid, parent, &v, file.as_ref(), ts);
+                    let (id, event) = legacy_event(event_type, ts, recid, parent, &v, file, ts);
                     // Serialised straight into the bulk body; enriched events get the
                     // record's serialised fields and their day's communities spliced in.
                     let mut doc = Vec::with_capacity(512 + fields.as_ref().map(|f| f.fields_json.len()).unwrap_or(0));
-                    serde_json::to_writer(&mut doc, &event).expect("serialises");
+                    event.write_json(&mut doc);
                     if let Some(fields) = &fields {
                         doc.pop(); // the closing brace
                         if !fields.fields_json.is_empty() {
@@ -522,7 +524,7 @@ pub async fn generate(
                             doc.extend_from_slice(&fields.fields_json);
                         }
                         doc.extend_from_slice(b",\"community_ids\":");
-                        serde_json::to_writer(&mut doc, &membership.communities_on(recid, ts.date_naive(), &fallback)).expect("serialises");
+                        push_json_str_array(&mut doc, &membership.communities_on(recid, ts.date_naive(), &fallback));
                         doc.push(b'}');
                     }
                     match event_type {
