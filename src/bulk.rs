@@ -349,6 +349,21 @@ impl BulkPipeline {
         Ok(())
     }
 
+    /// Drops the documents buffered but not yet sent and waits for the requests under way:
+    /// how a generator stops when cancelled (its re-run makes the dropped documents again,
+    /// with the same `_id`s), so that a cancel waits for at most `max_in_flight` requests,
+    /// not for a buffer of many batches. Returns how many documents were dropped.
+    pub async fn discard_unsent(&mut self) -> Result<usize> {
+        let dropped = self.buffered;
+        self.buffers.clear();
+        self.buffered = 0;
+        self.buffered_bytes = 0;
+        while !self.tasks.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(dropped)
+    }
+
     /// Totals of the acknowledged requests so far.
     pub fn totals(&self) -> &BulkTotals {
         &self.totals

@@ -12,8 +12,8 @@ use crate::pit::PitReader;
 use crate::search::SearchClient;
 
 /// Ends a generator's loop: closes the point in time and waits for every queued write,
-/// whether the loop succeeded, failed or was cancelled (acknowledged work is never dropped);
-/// then returns the loop's error, if any, or the write totals.
+/// whether the loop succeeded or failed (a cancelled loop has already dropped what it had
+/// not sent: `stop_if_cancelled`); then returns the loop's error, if any, or the write totals.
 pub(crate) async fn finish(
     reader: PitReader,
     pipeline: BulkPipeline,
@@ -25,14 +25,17 @@ pub(crate) async fn finish(
     totals
 }
 
-/// When the job was asked to stop: wait for what is queued, then stop with `message`.
+/// When the job was asked to stop: wait for the requests under way, drop the documents not
+/// yet sent (every generated document has a deterministic `_id` and is written create-only,
+/// so the re-run writes exactly the missing ones), then stop with `message`.
 pub(crate) async fn stop_if_cancelled(
     client: &SearchClient,
     pipeline: &mut BulkPipeline,
     message: impl FnOnce() -> String,
 ) -> Result<()> {
     if client.cancel_token().is_cancelled() {
-        pipeline.drain().await?;
+        let dropped = pipeline.discard_unsent().await?;
+        log::info!("cancelled: {dropped} generated documents not yet sent are left to the re-run");
         return Err(Error::Cancelled(message()));
     }
     Ok(())

@@ -453,7 +453,8 @@ pub async fn generate(
     .await?;
     // Events of one record spread over every month of the window: buffers per monthly index
     // (up to 24 batches in all, a few MB) so that each request is one full batch for one
-    // index; three requests in flight. A cancel waits for that much to be written (< 1 s).
+    // index; three requests in flight. A cancel waits for those three, not for the buffer
+    // (`stop_if_cancelled` drops it: the re-run makes the same documents again).
     let mut pipeline = BulkPipeline::new(client.clone(), BulkOp::Create, options.batch_size, 3)
         .with_buffer_limit(24 * options.batch_size);
     let mut index_names: std::collections::HashMap<(i32, u32, bool), String> =
