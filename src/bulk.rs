@@ -67,11 +67,41 @@ pub fn encode_action(op: BulkOp, index: &str, id: &str) -> Vec<u8> {
         BulkOp::Index => b"{\"index\":{\"_index\":",
         BulkOp::Create => b"{\"create\":{\"_index\":",
     });
-    crate::events::push_json_str(&mut out, index);
+    push_json_str(&mut out, index);
     out.extend_from_slice(b",\"_id\":");
-    crate::events::push_json_str(&mut out, id);
+    push_json_str(&mut out, id);
     out.extend_from_slice(b"}}");
     out
+}
+
+/// Appends `text` as a JSON string, byte for byte as serde_json writes it: copied as it is
+/// when nothing in it needs escaping (the ids, digests and timestamps events are made of),
+/// else escaped by serde_json.
+pub fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    // Without a short cut, so that the compiler checks many bytes at once.
+    let needs_escaping = text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escaping {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, text).expect("a string serialises");
+    }
+}
+
+/// Appends a JSON array of strings, as serde_json writes it.
+pub fn push_json_str_array(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, item);
+    }
+    out.push(b']');
 }
 
 /// The `_id` named in an action line (for failure reasons).
@@ -343,6 +373,11 @@ impl BulkPipeline {
     /// Waits until everything queued so far is acknowledged (a checkpoint boundary).
     pub async fn drain(&mut self) -> Result<()> {
         self.dispatch().await?;
+        self.wait_in_flight().await
+    }
+
+    /// Waits for the requests under way.
+    async fn wait_in_flight(&mut self) -> Result<()> {
         while !self.tasks.is_empty() {
             self.join_one().await?;
         }
@@ -358,9 +393,7 @@ impl BulkPipeline {
         self.buffers.clear();
         self.buffered = 0;
         self.buffered_bytes = 0;
-        while !self.tasks.is_empty() {
-            self.join_one().await?;
-        }
+        self.wait_in_flight().await?;
         Ok(dropped)
     }
 
@@ -373,5 +406,31 @@ impl BulkPipeline {
     pub async fn finish(mut self) -> Result<BulkTotals> {
         self.drain().await?;
         Ok(self.totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_what_serde_writes() {
+        let odd = "https://example.org/?q=\"quoted\"\\back\nline\u{1}\u{7f}é中";
+        for text in ["", "plain-id_1", odd] {
+            let mut ours = Vec::new();
+            push_json_str(&mut ours, text);
+            assert_eq!(ours, serde_json::to_vec(text).unwrap());
+        }
+        let mut ours = Vec::new();
+        push_json_str_array(&mut ours, &["a".into(), odd.into(), String::new()]);
+        assert_eq!(ours, serde_json::to_vec(&["a", odd, ""]).unwrap());
+        let mut empty = Vec::new();
+        push_json_str_array(&mut empty, &[]);
+        assert_eq!(empty, b"[]");
+        let action = encode_action(BulkOp::Create, "ev-2024-01", "id\"1");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&action).unwrap(),
+            serde_json::json!({"create": {"_index": "ev-2024-01", "_id": "id\"1"}})
+        );
     }
 }

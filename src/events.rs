@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Timelike, Utc};
 
+use crate::bulk::push_json_str;
 use crate::dates::{push_digits, push_second_timestamp, second_timestamp};
 use serde_json::Value;
 
@@ -62,36 +63,6 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-}
-
-/// Appends `text` as a JSON string, byte for byte as serde_json writes it: copied as it is
-/// when nothing in it needs escaping (the ids, digests and timestamps events are made of),
-/// else escaped by serde_json.
-pub fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    // Without a short cut, so that the compiler checks many bytes at once.
-    let needs_escaping = text.bytes().fold(false, |any, b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if !needs_escaping {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, text).expect("a string serialises");
-    }
-}
-
-/// Appends a JSON array of strings, as serde_json writes it.
-pub fn push_json_str_array(out: &mut Vec<u8>, items: &[String]) {
-    out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        push_json_str(out, item);
-    }
-    out.push(b']');
 }
 
 /// The SHA-1 of the concatenated parts (with the CPU's SHA instructions where it has them:
@@ -490,12 +461,6 @@ mod tests {
                 }
             }
         }
-        let mut ours = Vec::new();
-        push_json_str_array(&mut ours, &["a".into(), odd.into(), String::new()]);
-        assert_eq!(ours, serde_json::to_vec(&["a", odd, ""]).unwrap());
-        let mut empty = Vec::new();
-        push_json_str_array(&mut empty, &[]);
-        assert_eq!(empty, b"[]");
     }
 
     #[test]

@@ -14,13 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{finish, records_query, stop_if_cancelled};
-use crate::bulk::{BulkOp, BulkPipeline};
+use crate::bulk::{push_json_str_array, BulkOp, BulkPipeline};
 use crate::dates::{check_range, end_of_day, parse_day_opt, parse_timestamp, start_of_day};
 use crate::enrich::{current_communities, record_fields, Membership, RecordInfo};
 use crate::error::{Error, Result};
-use crate::events::{
-    derived_bucket_id, legacy_event, push_json_str_array, EventType, FileRef, Visitor,
-};
+use crate::events::{derived_bucket_id, legacy_event, EventType, FileRef, Visitor};
 use crate::pit::PitReader;
 use crate::progress::Progress;
 use crate::rng::SeededRng;

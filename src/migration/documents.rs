@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::bulk::{push_json_str, push_json_str_array};
 use crate::dates::{parse_timestamp, utc_seconds};
 use crate::enrich::{RecordCache, RecordInfo};
 use crate::error::{Error, Result};
@@ -202,7 +203,7 @@ fn splice_document(
         if k == "community_ids" || replaced.contains(&k.as_ref()) {
             continue;
         }
-        serde_json::to_writer(&mut doc, k.as_ref()).expect("serialises");
+        push_json_str(&mut doc, k);
         doc.push(b':');
         // The legacy mapping takes any `strict_date_optional_time` (fractions, `Z`,
         // offsets, a bare date); the v2 mapping only UTC seconds.
@@ -220,7 +221,7 @@ fn splice_document(
         doc.push(b',');
     }
     doc.extend_from_slice(b"\"community_ids\":");
-    serde_json::to_writer(&mut doc, communities).expect("serialises");
+    push_json_str_array(&mut doc, communities);
     doc.push(b'}');
     doc
 }
